@@ -1,0 +1,11 @@
+// The migration history, in order. Names are stored in kysely_migration: never rename one.
+import type { Migration } from 'kysely'
+import * as users from './0001_users.js'
+import * as oidcIdentity from './0002_oidc_identity.js'
+import * as sessionRevocation from './0003_session_revocation.js'
+
+export const migrations: Record<string, Migration> = {
+  '0001_users': users,
+  '0002_oidc_identity': oidcIdentity,
+  '0003_session_revocation': sessionRevocation
+}

@@ -1,0 +1,96 @@
+// The composition root: config → database → sessions → gateway routes → proxy. Nothing else lives here.
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import formbody from '@fastify/formbody'
+import type { Config } from './config/index.js'
+import type { Db } from './db/index.js'
+import { UserRepository } from './db/users.js'
+import { Sessions } from './session/index.js'
+import { RevocationList } from './session/revocations.js'
+import { localLoginRoutes } from './auth/local/routes.js'
+import { logoutRoutes } from './auth/logout.js'
+import { opsRoutes } from './ops/routes.js'
+import { Metrics } from './ops/metrics.js'
+import { proxyRoutes } from './proxy/index.js'
+import { normalizeRequestTarget, isBrowserNavigation } from './proxy/access.js'
+import { messagePage } from './pages/layout.js'
+import { setPageSecurityHeaders } from './pages/security-headers.js'
+
+export interface AppOptions {
+  config: Config
+  db: Db
+  /** Where requests go: UPSTREAM_URL, or the demo upstream's address in development. */
+  upstream: URL
+  /** A pino logger (see logger.ts); none: silent. */
+  logger?: FastifyBaseLogger
+  /** How often the revocation list is re-read (ms). */
+  revocationRefreshMs?: number
+}
+
+export interface Gateway {
+  app: FastifyInstance
+  users: UserRepository
+  metrics: Metrics
+  close: () => Promise<void>
+}
+
+const INVALID_TARGET = '/_authgate/invalid-request-target'
+
+export async function buildApp (options: AppOptions): Promise<Gateway> {
+  const { config, db, upstream } = options
+  const app = Fastify({
+    ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
+    // A hop count trusts that many proxies nearest to us (what proxy-addr does with a number).
+    trustProxy: typeof config.trustProxy === 'number' ? (_address: string, hop: number) => hop < (config.trustProxy as number) : config.trustProxy,
+    bodyLimit: 64 * 1024,
+    // One normalised URL, decided before routing: the same one is access-checked and proxied.
+    rewriteUrl: (req) => {
+      const target = normalizeRequestTarget(req.url ?? '')
+      return target === undefined ? INVALID_TARGET : target.path + target.search
+    },
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 2048 }
+  })
+
+  const metrics = new Metrics()
+  const users = new UserRepository(db)
+  const revocations = new RevocationList(users, app.log, options.revocationRefreshMs)
+  await revocations.start()
+  const sessions = new Sessions({ secretKeys: config.secretKeys, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations)
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
+    if (status === 500) request.log.error({ err: error }, 'request failed')
+    else request.log.info({ code: error.code, status }, error.message)
+    const message = status === 500 ? 'Something went wrong in the sign-in gateway.' : error.message
+    if (isBrowserNavigation(request.method, request.headers.accept)) {
+      setPageSecurityHeaders(reply)
+      return reply.code(status).type('text/html; charset=utf-8').send(messagePage({ appName: config.appName, title: status === 500 ? 'Error' : 'Bad request', message, link: { href: '/', text: 'Back' } }))
+    }
+    return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request', message })
+  })
+
+  await app.register(formbody)
+  await sessions.register(app)
+
+  // The gateway's own pages and machinery, with the page security headers.
+  await app.register(async (gateway) => {
+    gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply) })
+    gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
+    await localLoginRoutes(gateway, { config, users, sessions, metrics })
+    await logoutRoutes(gateway, { sessions })
+    await opsRoutes(gateway, { db, metrics, revocations })
+    gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
+  })
+
+  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, metrics }) })
+
+  return {
+    app,
+    users,
+    metrics,
+    close: async () => {
+      revocations.stop()
+      await app.close()
+    }
+  }
+}

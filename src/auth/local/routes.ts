@@ -1,0 +1,108 @@
+// GET/POST /login: the login page (for every AUTH_METHOD) and the local sign-in form.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../../config/index.js'
+import type { UserRepository } from '../../db/users.js'
+import { normalizeUsername } from '../../db/users.js'
+import type { Sessions } from '../../session/index.js'
+import { loginPage } from '../../pages/login.js'
+import { safeNextPath } from '../next-url.js'
+import { verifyPassword } from './password.js'
+import { LoginThrottle } from './throttle.js'
+import type { Metrics } from '../../ops/metrics.js'
+
+export interface LocalLoginDeps {
+  config: Config
+  users: UserRepository
+  sessions: Sessions
+  metrics: Metrics
+}
+
+interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unknown, next?: unknown }
+
+/** What a username may be: what TimeTracker accepts, and nothing that could confuse a header or a log. */
+export function isValidUsername (username: string): boolean {
+  return /^[\p{L}\p{N}][\p{L}\p{N}._@+-]{0,63}$/u.test(username)
+}
+
+export const MESSAGES = {
+  invalidCredentials: 'Invalid username or password.',
+  invalidUsername: 'Enter a username of letters, digits and . _ @ + - (at most 64 characters).',
+  csrf: 'This form has expired. Please try again.',
+  disabled: 'This account is disabled. Contact your administrator.',
+  registrationClosed: 'This username is not registered, and new accounts are not created automatically. Contact your administrator.',
+  localDisabled: 'Sign-in with a username is not enabled here; use single sign-on.',
+  throttled: (seconds: number) => `Too many failed sign-in attempts. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`
+}
+
+export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDeps): Promise<void> {
+  const { config, users, sessions, metrics } = deps
+  const throttle = new LoginThrottle({ maxFailures: 10, windowSeconds: 15 * 60 })
+  const localEnabled = config.authMethod !== 'oidc'
+  const sso = config.oidc !== undefined ? { buttonText: config.oidc.buttonText } : undefined
+
+  const render = (request: FastifyRequest, reply: FastifyReply, status: number, next: string, extra: { error?: string, username?: string } = {}): FastifyReply =>
+    reply.code(status).type('text/html; charset=utf-8').send(loginPage({
+      appName: config.appName,
+      next,
+      csrfToken: sessions.csrfToken(request, reply),
+      showLocalForm: localEnabled,
+      askPassword: config.localAuth === 'password',
+      sso,
+      ...extra
+    }))
+
+  app.get<{ Querystring: { next?: string } }>('/login', async (request, reply) => {
+    const next = safeNextPath(request.query.next)
+    if (sessions.read(request) !== undefined) return await reply.redirect(next, 302)
+    if (!localEnabled) return await reply.redirect('/login/oidc?next=' + encodeURIComponent(next), 302)
+    return render(request, reply, 200, next)
+  })
+
+  app.post<{ Body: LoginForm }>('/login', { bodyLimit: 16 * 1024 }, async (request, reply) => {
+    const form: LoginForm = typeof request.body === 'object' && request.body !== null ? request.body : {}
+    const next = safeNextPath(form.next)
+    if (!localEnabled) return await reply.code(403).type('text/html; charset=utf-8').send(loginPage({ appName: config.appName, next, csrfToken: '', showLocalForm: false, askPassword: false, sso, error: MESSAGES.localDisabled }))
+    if (!sessions.isCsrfValid(request, form.csrf_token)) {
+      metrics.loginFailures.inc('csrf')
+      return render(request, reply, 403, next, { error: MESSAGES.csrf })
+    }
+    const rawUsername = typeof form.username === 'string' ? form.username : ''
+    const username = normalizeUsername(rawUsername)
+    if (!isValidUsername(username)) return render(request, reply, 400, next, { error: MESSAGES.invalidUsername, username: rawUsername.slice(0, 64) })
+
+    const throttleKeys = ['ip:' + request.ip, 'user:' + username]
+    const wait = throttle.retryAfter(throttleKeys)
+    if (wait > 0) {
+      metrics.loginFailures.inc('throttled')
+      reply.header('retry-after', String(wait))
+      return render(request, reply, 429, next, { error: MESSAGES.throttled(wait), username })
+    }
+    const refuse = (status: number, reason: string, error: string): FastifyReply => {
+      throttle.recordFailure(throttleKeys)
+      metrics.loginFailures.inc(reason)
+      request.log.info({ username, reason }, 'local sign-in refused')
+      return render(request, reply, status, next, { error, username })
+    }
+
+    let user = await users.findByUsername(username)
+    if (config.localAuth === 'password') {
+      const password = typeof form.password === 'string' ? form.password : ''
+      // verifyPassword spends the same work for unknown users, so timing does not reveal who exists.
+      if (!(await verifyPassword(password, user?.passwordHash)) || user === undefined) return refuse(401, 'invalid-credentials', MESSAGES.invalidCredentials)
+    } else if (user === undefined) {
+      if (!config.allowSelfRegister) return refuse(403, 'not-registered', MESSAGES.registrationClosed)
+      user = (await users.create({ username, isAdmin: config.adminUsernames.includes(username) })).user
+      request.log.info({ username, admin: user.isAdmin }, 'user created at first sign-in')
+    }
+    if (!user.isActive) return refuse(403, 'disabled', MESSAGES.disabled)
+
+    // ADMIN_USERNAMES promotes at sign-in (as TimeTracker); removing a name does not demote, the CLI does.
+    const promote = config.adminUsernames.includes(user.username) && !user.isAdmin
+    user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
+    throttle.recordSuccess(throttleKeys)
+    sessions.start(request, user, 'local')
+    metrics.logins.inc('local')
+    request.log.info({ username: user.username, admin: user.isAdmin }, 'signed in (local)')
+    return await reply.redirect(next, 303)
+  })
+}

@@ -1,0 +1,23 @@
+// GET/POST /logout: end the gateway session. OIDC sessions may continue at the IdP's end-session
+// endpoint (see auth/oidc); everything else lands on the login page.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Sessions } from '../session/index.js'
+import type { SessionPayload } from '../session/session.js'
+
+export interface LogoutDeps {
+  sessions: Sessions
+  /** Where an ended session of this kind goes next (the IdP's end-session URL), if anywhere special. */
+  endSessionRedirect?: (session: SessionPayload, request: FastifyRequest) => Promise<string | undefined>
+}
+
+export async function logoutRoutes (app: FastifyInstance, deps: LogoutDeps): Promise<void> {
+  const logout = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const session = deps.sessions.read(request)
+    deps.sessions.end(request)
+    if (session !== undefined) request.log.info({ username: session.u, method: session.m }, 'signed out')
+    const target = session !== undefined && deps.endSessionRedirect !== undefined ? await deps.endSessionRedirect(session, request) : undefined
+    return await reply.redirect(target ?? '/login', 303)
+  }
+  app.get('/logout', logout)
+  app.post('/logout', { bodyLimit: 16 * 1024 }, logout)
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The `authgate` executable (package bin).
+import { run, UsageError } from './index.js'
+
+run(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: Error) => {
+  process.stderr.write(`authgate: ${err instanceof UsageError ? err.message : `error: ${err.message}`}\n`)
+  process.exitCode = err instanceof UsageError ? 2 : 1
+})

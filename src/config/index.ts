@@ -1,0 +1,299 @@
+// Configuration: read once at startup from the environment (and ./.env), validated into one typed
+// object. Every problem is collected so the operator sees them all in one message, not one per restart.
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parse as parseDotenv } from 'dotenv'
+import { isLoopbackHost } from './net.js'
+import { loadOrCreateDevSecrets } from './dev-secrets.js'
+
+export type AuthMethod = 'local' | 'oidc' | 'both'
+export type LocalAuth = 'username' | 'password'
+/** Which client-supplied X-Forwarded-* we believe: none, all, the last N hops, or peers in these CIDRs. */
+export type TrustProxy = boolean | number | string[]
+
+export interface OidcConfig {
+  issuer: URL
+  clientId: string
+  clientSecret: string
+  redirectUri: URL
+  scopes: string
+  usernameClaim: string
+  fullNameClaim: string
+  emailClaim: string
+  groupsClaim: string
+  adminGroup: string | undefined
+  adminEmails: string[]
+  postLogoutRedirectUri: URL | undefined
+  buttonText: string
+}
+
+export interface Config {
+  production: boolean
+  host: string
+  port: number
+  publicUrl: URL | undefined
+  /** undefined: serve the embedded demo upstream (development only). */
+  upstreamUrl: URL | undefined
+  /** Current key first, then the previous ones still accepted for decryption. */
+  secretKeys: string[]
+  headerSigningSecret: string
+  databaseUrl: string
+  authMethod: AuthMethod
+  localAuth: LocalAuth
+  allowSelfRegister: boolean
+  adminUsernames: string[]
+  oidc: OidcConfig | undefined
+  sessionCookieSecure: boolean
+  sessionMaxAge: number
+  trustProxy: TrustProxy
+  skipAuthPaths: string[]
+  logLevel: string
+  appName: string
+  dataDir: string
+  /** Names of secrets generated for development, to be logged as a warning. */
+  generatedSecrets: string[]
+}
+
+export interface ConfigProblem { name: string, message: string }
+
+export class ConfigError extends Error {
+  constructor (readonly problems: ConfigProblem[]) {
+    super('Invalid configuration:\n' + problems.map((p) => `  - ${p.name}: ${p.message}`).join('\n'))
+    this.name = 'ConfigError'
+  }
+}
+
+export type Env = Record<string, string | undefined>
+
+export interface LoadOptions {
+  /** Directory holding .env and the default ./data (the working directory). */
+  cwd?: string
+  /** Read ./.env (default true); tests turn it off to stay hermetic. */
+  dotenv?: boolean
+}
+
+const SECRET_NAMES = ['SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'HEADER_SIGNING_SECRET', 'OIDC_CLIENT_SECRET',
+  'IDENTITY_JWT_KEY', 'IDENTITY_JWT_KEY_PREVIOUS', 'DATABASE_URL']
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const MIN_SECRET_LENGTH = 32
+
+/** Merge process env over .env, then resolve every `<NAME>_FILE` (an explicit value wins a conflict check). */
+export function readEnvironment (env: Env, options: LoadOptions = {}): { values: Env, problems: ConfigProblem[] } {
+  const cwd = options.cwd ?? process.cwd()
+  const problems: ConfigProblem[] = []
+  let fromFile: Env = {}
+  if (options.dotenv !== false) {
+    try {
+      fromFile = parseDotenv(readFileSync(resolve(cwd, '.env')))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        problems.push({ name: '.env', message: `cannot be read (${(err as Error).message})` })
+      }
+    }
+  }
+  const values: Env = { ...fromFile, ...env }
+  for (const name of SECRET_NAMES) {
+    const filePath = values[`${name}_FILE`]
+    if (filePath === undefined || filePath === '') continue
+    if (values[name] !== undefined && values[name] !== '') {
+      problems.push({ name: `${name}_FILE`, message: `set together with ${name}; set only one of them` })
+      continue
+    }
+    try {
+      values[name] = readFileSync(resolve(cwd, filePath), 'utf8').replace(/\r?\n$/, '')
+    } catch (err) {
+      problems.push({ name: `${name}_FILE`, message: `cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'error'}); point it at a readable file holding the secret` })
+    }
+  }
+  return { values, problems }
+}
+
+export function loadConfig (env: Env = process.env, options: LoadOptions = {}): Config {
+  const cwd = options.cwd ?? process.cwd()
+  const { values, problems } = readEnvironment(env, options)
+  const get = (name: string): string | undefined => {
+    const v = values[name]?.trim()
+    return v === undefined || v === '' ? undefined : v
+  }
+  const fail = (name: string, message: string): undefined => { problems.push({ name, message }); return undefined }
+
+  const production = get('NODE_ENV') === 'production'
+
+  const port = parseIntIn(get('PORT') ?? '8080', 0, 65535) ?? fail('PORT', 'must be an integer from 0 to 65535')
+  const host = get('HOST') ?? '0.0.0.0'
+
+  const publicUrl = optionalUrl('PUBLIC_URL', get('PUBLIC_URL'), ['http:', 'https:'], fail)
+  if (publicUrl !== undefined && (publicUrl.pathname !== '/' || publicUrl.search !== '' || publicUrl.hash !== '')) {
+    fail('PUBLIC_URL', 'must be an origin only, e.g. https://tt.example.com (authgate serves the whole host)')
+  }
+  const upstreamUrl = optionalUrl('UPSTREAM_URL', get('UPSTREAM_URL'), ['http:', 'https:'], fail)
+  if (production && upstreamUrl === undefined) {
+    fail('UPSTREAM_URL', 'is required when NODE_ENV=production (the demo upstream is for development only); e.g. http://timetracker:8080')
+  }
+
+  const authMethod = oneOf('AUTH_METHOD', get('AUTH_METHOD') ?? 'local', ['local', 'oidc', 'both'] as const, fail)
+  const localAuth = oneOf('LOCAL_AUTH', get('LOCAL_AUTH') ?? 'username', ['username', 'password'] as const, fail)
+  const allowSelfRegister = parseBool('ALLOW_SELF_REGISTER', get('ALLOW_SELF_REGISTER') ?? 'true', fail)
+  const adminUsernames = list(get('ADMIN_USERNAMES') ?? 'admin').map((u) => u.toLowerCase())
+
+  const sessionMaxAge = parseIntIn(get('SESSION_MAX_AGE') ?? '86400', 60, 400 * 86400) ??
+    fail('SESSION_MAX_AGE', 'must be a whole number of seconds from 60 to 34560000 (400 days)')
+  const secureDefault = production || publicUrl?.protocol === 'https:'
+  const sessionCookieSecure = parseBool('SESSION_COOKIE_SECURE', get('SESSION_COOKIE_SECURE') ?? String(secureDefault), fail)
+
+  const trustProxy = parseTrustProxy(get('TRUST_PROXY') ?? 'false', fail)
+  const skipAuthPaths = parseSkipAuthPaths(get('SKIP_AUTH_PATHS'), fail)
+
+  const logLevel = get('LOG_LEVEL') ?? 'info'
+  if (!LOG_LEVELS.includes(logLevel)) fail('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`)
+
+  const databaseUrl = get('DATABASE_URL') ?? 'sqlite:./data/authgate.db'
+  if (!/^sqlite:.+/.test(databaseUrl) && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    fail('DATABASE_URL', 'must be sqlite:<path> (e.g. sqlite:./data/authgate.db) or postgres://user:password@host:5432/db')
+  }
+
+  const dataDir = resolve(cwd, 'data')
+  const generatedSecrets: string[] = []
+  let secretKey = get('SECRET_KEY')
+  let headerSigningSecret = get('HEADER_SIGNING_SECRET')
+  if (!production && (secretKey === undefined || headerSigningSecret === undefined) && problems.length === 0) {
+    // Development only: a stable generated secret, so restarts keep sessions and the demo verifies.
+    const dev = loadOrCreateDevSecrets(dataDir)
+    if (secretKey === undefined) { secretKey = dev.SECRET_KEY; generatedSecrets.push('SECRET_KEY') }
+    if (headerSigningSecret === undefined) { headerSigningSecret = dev.HEADER_SIGNING_SECRET; generatedSecrets.push('HEADER_SIGNING_SECRET') }
+  }
+  checkSecret('SECRET_KEY', secretKey, fail)
+  checkSecret('HEADER_SIGNING_SECRET', headerSigningSecret, fail)
+  const previousKeys = list(get('SECRET_KEY_PREVIOUS') ?? '')
+  for (const key of previousKeys) checkSecret('SECRET_KEY_PREVIOUS', key, fail)
+
+  const oidc = authMethod === 'oidc' || authMethod === 'both' ? parseOidc(get, fail) : undefined
+
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  return {
+    production,
+    host,
+    port: port!,
+    publicUrl,
+    upstreamUrl,
+    secretKeys: [secretKey!, ...previousKeys],
+    headerSigningSecret: headerSigningSecret!,
+    databaseUrl,
+    authMethod: authMethod!,
+    localAuth: localAuth!,
+    allowSelfRegister: allowSelfRegister!,
+    adminUsernames,
+    oidc,
+    sessionCookieSecure: sessionCookieSecure!,
+    sessionMaxAge: sessionMaxAge!,
+    trustProxy: trustProxy!,
+    skipAuthPaths: skipAuthPaths ?? [],
+    logLevel,
+    appName: get('APP_NAME') ?? 'authgate',
+    dataDir,
+    generatedSecrets
+  }
+}
+
+type Fail = (name: string, message: string) => undefined
+
+function parseOidc (get: (name: string) => string | undefined, fail: Fail): OidcConfig | undefined {
+  const required = ['OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_REDIRECT_URI']
+  let missing = false
+  for (const name of required) {
+    if (get(name) === undefined) { fail(name, 'is required when AUTH_METHOD is oidc or both'); missing = true }
+  }
+  const issuer = optionalUrl('OIDC_ISSUER', get('OIDC_ISSUER'), ['http:', 'https:'], fail)
+  if (issuer !== undefined && issuer.protocol === 'http:' && !isLoopbackHost(issuer.hostname)) {
+    fail('OIDC_ISSUER', 'must use https:// (http:// is accepted only for localhost, 127.0.0.0/8 and ::1)')
+  }
+  const redirectUri = optionalUrl('OIDC_REDIRECT_URI', get('OIDC_REDIRECT_URI'), ['http:', 'https:'], fail)
+  if (redirectUri !== undefined && redirectUri.pathname !== '/auth/oidc/callback') {
+    fail('OIDC_REDIRECT_URI', 'must end in /auth/oidc/callback, e.g. https://tt.example.com/auth/oidc/callback')
+  }
+  const postLogoutRedirectUri = optionalUrl('OIDC_POST_LOGOUT_REDIRECT_URI', get('OIDC_POST_LOGOUT_REDIRECT_URI'), ['http:', 'https:'], fail)
+  const scopes = get('OIDC_SCOPES') ?? 'openid profile email'
+  if (!scopes.split(/\s+/).includes('openid')) fail('OIDC_SCOPES', 'must include openid')
+  if (missing || issuer === undefined || redirectUri === undefined) return undefined
+  return {
+    issuer,
+    clientId: get('OIDC_CLIENT_ID')!,
+    clientSecret: get('OIDC_CLIENT_SECRET')!,
+    redirectUri,
+    scopes,
+    usernameClaim: get('OIDC_USERNAME_CLAIM') ?? 'preferred_username',
+    fullNameClaim: get('OIDC_FULL_NAME_CLAIM') ?? 'name',
+    emailClaim: get('OIDC_EMAIL_CLAIM') ?? 'email',
+    groupsClaim: get('OIDC_GROUPS_CLAIM') ?? 'groups',
+    adminGroup: get('OIDC_ADMIN_GROUP'),
+    adminEmails: list(get('OIDC_ADMIN_EMAILS') ?? '').map((e) => e.toLowerCase()),
+    postLogoutRedirectUri,
+    buttonText: get('OIDC_BUTTON_TEXT') ?? 'Sign in with SSO'
+  }
+}
+
+function list (value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+}
+
+function parseIntIn (value: string, min: number, max: number): number | undefined {
+  if (!/^\d+$/.test(value)) return undefined
+  const n = Number(value)
+  return n >= min && n <= max ? n : undefined
+}
+
+function parseBool (name: string, value: string, fail: Fail): boolean | undefined {
+  const v = value.toLowerCase()
+  if (['true', '1', 'yes', 'on'].includes(v)) return true
+  if (['false', '0', 'no', 'off'].includes(v)) return false
+  return fail(name, 'must be true or false')
+}
+
+function oneOf<T extends string> (name: string, value: string, allowed: readonly T[], fail: Fail): T | undefined {
+  const v = value.toLowerCase()
+  return (allowed as readonly string[]).includes(v) ? v as T : fail(name, `must be one of ${allowed.join(', ')}`)
+}
+
+function optionalUrl (name: string, value: string | undefined, protocols: string[], fail: Fail): URL | undefined {
+  if (value === undefined) return undefined
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return fail(name, `is not a valid URL; use the form ${protocols[protocols.length - 1]}//host[:port]`)
+  }
+  if (!protocols.includes(url.protocol)) return fail(name, `must start with ${protocols.map((p) => p + '//').join(' or ')}`)
+  if (url.username !== '' || url.password !== '') return fail(name, 'must not contain credentials')
+  return url
+}
+
+function checkSecret (name: string, value: string | undefined, fail: Fail): void {
+  if (value === undefined) {
+    fail(name, `is required when NODE_ENV=production; generate one with: openssl rand -base64 48 (or set ${name}_FILE)`)
+  } else if (value.length < MIN_SECRET_LENGTH) {
+    fail(name, `must be at least ${MIN_SECRET_LENGTH} characters; generate one with: openssl rand -base64 48`)
+  }
+}
+
+function parseTrustProxy (value: string, fail: Fail): TrustProxy | undefined {
+  const v = value.toLowerCase()
+  if (v === 'true' || v === 'false') return v === 'true'
+  if (/^\d+$/.test(v)) return Number(v)
+  const cidrs = list(value)
+  const cidr = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]+)(\/\d{1,3})?$/i
+  if (cidrs.length > 0 && cidrs.every((c) => cidr.test(c))) return cidrs
+  return fail('TRUST_PROXY', 'must be true, false, a hop count, or comma-separated addresses/CIDRs such as 10.0.0.0/8,127.0.0.1')
+}
+
+function parseSkipAuthPaths (value: string | undefined, fail: Fail): string[] | undefined {
+  const paths = list(value ?? '')
+  for (const p of paths) {
+    // Prefixes are compared with the normalised request path, so they must be normalised themselves.
+    if (!p.startsWith('/') || p.includes('//') || /(^|\/)\.\.?(\/|$)/.test(p) || /[%\\?#]/.test(p)) {
+      return fail('SKIP_AUTH_PATHS', `"${p}" must be a plain path prefix starting with /, without . or .. segments, %, \\, ? or #`)
+    }
+    if (p === '/') return fail('SKIP_AUTH_PATHS', '"/" would disable authentication for everything; list narrower prefixes')
+  }
+  return paths
+}

@@ -1,0 +1,50 @@
+// Database factory: one Kysely instance on SQLite (embedded default) or PostgreSQL, chosen by URL.
+import { mkdirSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import SQLite from 'better-sqlite3'
+import pg from 'pg'
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import type { Database } from './schema.js'
+
+export type { Database } from './schema.js'
+export type Dialect = 'sqlite' | 'postgres'
+
+export interface Db {
+  kysely: Kysely<Database>
+  dialect: Dialect
+  close: () => Promise<void>
+}
+
+export interface OpenOptions {
+  cwd?: string
+  /** PostgreSQL schema to use (tests give each file its own). */
+  schema?: string
+}
+
+export function openDatabase (url: string, options: OpenOptions = {}): Db {
+  if (url.startsWith('sqlite:')) {
+    const target = url.slice('sqlite:'.length)
+    const file = target === ':memory:' ? target : resolve(options.cwd ?? process.cwd(), target)
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    const sqlite = new SQLite(file, { timeout: 10_000 })
+    // WAL lets readers proceed during a write; busy_timeout makes a second instance wait, not fail.
+    sqlite.pragma('journal_mode = WAL')
+    sqlite.pragma('foreign_keys = ON')
+    const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+    return { kysely, dialect: 'sqlite', close: async () => { await kysely.destroy() } }
+  }
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    ...(options.schema !== undefined ? { options: `-c search_path=${options.schema}` } : {})
+  })
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => {})
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  return { kysely, dialect: 'postgres', close: async () => { await kysely.destroy() } }
+}
+
+/** Redact the password in a database URL before it reaches a log line. */
+export function describeDatabaseUrl (url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
+}

@@ -1,0 +1,27 @@
+import type { ColumnType, Generated } from 'kysely'
+
+// Timestamps are written as ISO-8601 strings on both dialects (PostgreSQL casts them to timestamptz);
+// PostgreSQL reads them back as Date, SQLite as string: the repository normalises.
+type Timestamp = ColumnType<Date | string, string, string>
+// Flags are written as 1/0, which both SQLite integers and PostgreSQL booleans accept.
+type Flag = ColumnType<boolean | number, number, number>
+
+export interface UsersTable {
+  id: Generated<number>
+  username: string
+  full_name: string | null
+  email: string | null
+  is_admin: Flag
+  is_active: Flag
+  password_hash: string | null
+  oidc_issuer: string | null
+  oidc_sub: string | null
+  created_at: Timestamp
+  last_login_at: Timestamp | null
+  /** Sessions issued before this instant are no longer accepted (`authgate sessions revoke`). */
+  sessions_revoked_at: Timestamp | null
+}
+
+export interface Database {
+  users: UsersTable
+}

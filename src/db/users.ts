@@ -1,0 +1,146 @@
+// The user store: every query the gateway and the CLI make on the users table, on either dialect.
+import type { Selectable, Updateable } from 'kysely'
+import type { Db } from './index.js'
+import type { UsersTable } from './schema.js'
+
+export interface User {
+  id: number
+  username: string
+  fullName: string | null
+  email: string | null
+  isAdmin: boolean
+  isActive: boolean
+  passwordHash: string | null
+  oidcIssuer: string | null
+  oidcSub: string | null
+  createdAt: Date
+  lastLoginAt: Date | null
+  sessionsRevokedAt: Date | null
+}
+
+export interface NewUser {
+  username: string
+  isAdmin?: boolean
+  passwordHash?: string | null
+  fullName?: string | null
+  email?: string | null
+  oidcIssuer?: string | null
+  oidcSub?: string | null
+}
+
+const flag = (value: boolean): number => value ? 1 : 0
+const toDate = (value: Date | string): Date => value instanceof Date ? value : new Date(value)
+const toDateOrNull = (value: Date | string | null): Date | null => value === null ? null : toDate(value)
+
+export function toUser (row: Selectable<UsersTable>): User {
+  return {
+    id: Number(row.id),
+    username: row.username,
+    fullName: row.full_name,
+    email: row.email,
+    isAdmin: Boolean(row.is_admin),
+    isActive: Boolean(row.is_active),
+    passwordHash: row.password_hash,
+    oidcIssuer: row.oidc_issuer,
+    oidcSub: row.oidc_sub,
+    createdAt: toDate(row.created_at),
+    lastLoginAt: toDateOrNull(row.last_login_at),
+    sessionsRevokedAt: toDateOrNull(row.sessions_revoked_at)
+  }
+}
+
+/** Usernames are compared and stored trimmed and lower-cased, as TimeTracker does. */
+export function normalizeUsername (input: string): string {
+  return input.normalize('NFC').trim().toLowerCase()
+}
+
+export class UserRepository {
+  constructor (private readonly db: Db) {}
+
+  async findByUsername (username: string): Promise<User | undefined> {
+    const row = await this.db.kysely.selectFrom('users').selectAll().where('username', '=', normalizeUsername(username)).executeTakeFirst()
+    return row === undefined ? undefined : toUser(row)
+  }
+
+  async findById (id: number): Promise<User | undefined> {
+    const row = await this.db.kysely.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+    return row === undefined ? undefined : toUser(row)
+  }
+
+  async list (): Promise<User[]> {
+    const rows = await this.db.kysely.selectFrom('users').selectAll().orderBy('username').execute()
+    return rows.map(toUser)
+  }
+
+  /**
+   * Insert a user; when the username already exists (a concurrent first login, say) the existing row
+   * is returned with `created: false` rather than an error.
+   */
+  async create (user: NewUser): Promise<{ user: User, created: boolean }> {
+    const username = normalizeUsername(user.username)
+    const inserted = await this.db.kysely.insertInto('users').values({
+      username,
+      is_admin: flag(user.isAdmin ?? false),
+      is_active: 1,
+      password_hash: user.passwordHash ?? null,
+      full_name: user.fullName ?? null,
+      email: user.email ?? null,
+      oidc_issuer: user.oidcIssuer ?? null,
+      oidc_sub: user.oidcSub ?? null,
+      created_at: new Date().toISOString()
+    }).onConflict((oc) => oc.column('username').doNothing()).returningAll().executeTakeFirst()
+    if (inserted !== undefined) return { user: toUser(inserted), created: true }
+    const existing = await this.findByUsername(username)
+    if (existing === undefined) throw new Error('user insert conflicted but no row was found')
+    return { user: existing, created: false }
+  }
+
+  async setPasswordHash (username: string, passwordHash: string): Promise<boolean> {
+    return await this.updateByUsername(username, { password_hash: passwordHash })
+  }
+
+  /** Disabling also revokes, so re-enabling later does not revive sessions from before. */
+  async setActive (username: string, active: boolean): Promise<boolean> {
+    return await this.updateByUsername(username, active ? { is_active: 1 } : { is_active: 0, sessions_revoked_at: new Date().toISOString() })
+  }
+
+  async setAdmin (username: string, admin: boolean): Promise<boolean> {
+    return await this.updateByUsername(username, { is_admin: flag(admin) })
+  }
+
+  /** Refuse every session of this user issued up to now (they sign in again). */
+  async revokeSessions (username: string, at: Date = new Date()): Promise<boolean> {
+    return await this.updateByUsername(username, { sessions_revoked_at: at.toISOString() })
+  }
+
+  async recordLogin (id: number, changes: { isAdmin?: boolean } = {}): Promise<User> {
+    const row = await this.db.kysely.updateTable('users')
+      .set({
+        last_login_at: new Date().toISOString(),
+        ...(changes.isAdmin !== undefined ? { is_admin: flag(changes.isAdmin) } : {})
+      })
+      .where('id', '=', id).returningAll().executeTakeFirstOrThrow()
+    return toUser(row)
+  }
+
+  /**
+   * Users whose sessions must be refused before their own expiry: disabled users (all sessions) and
+   * users with a revocation instant. Read periodically, so the request path never queries.
+   */
+  async sessionCutoffs (): Promise<Map<number, number>> {
+    const rows = await this.db.kysely.selectFrom('users').select(['id', 'is_active', 'sessions_revoked_at'])
+      .where((eb) => eb.or([eb('is_active', '=', 0), eb('sessions_revoked_at', 'is not', null)]))
+      .execute()
+    const cutoffs = new Map<number, number>()
+    for (const row of rows) {
+      const revokedAt = row.sessions_revoked_at === null ? 0 : Math.floor(toDate(row.sessions_revoked_at).getTime() / 1000)
+      cutoffs.set(Number(row.id), Boolean(row.is_active) ? revokedAt : Number.POSITIVE_INFINITY)
+    }
+    return cutoffs
+  }
+
+  private async updateByUsername (username: string, set: Updateable<UsersTable>): Promise<boolean> {
+    const result = await this.db.kysely.updateTable('users').set(set).where('username', '=', normalizeUsername(username)).executeTakeFirst()
+    return Number(result.numUpdatedRows) > 0
+  }
+}

@@ -1,0 +1,91 @@
+// The identity headers of SPEC §5: which incoming headers are stripped, how values are encoded, and
+// the HMAC-SHA256 "v1" signature. Pure functions: the proxy, forward-auth and tests all use these.
+import { createHmac } from 'node:crypto'
+
+export interface Identity {
+  username: string
+  isAdmin: boolean
+  email: string | null
+  fullName: string | null
+  groups: string[]
+}
+
+export const SIGNED_HEADERS = ['x-user', 'x-admin', 'x-email', 'x-full-name', 'x-groups'] as const
+export const TIMESTAMP_HEADER = 'x-auth-timestamp'
+export const SIGNATURE_HEADER = 'x-auth-signature'
+/** The optional JWT assertion (IDENTITY_JWT); stripped like the others so it can never be forged. */
+export const ASSERTION_HEADER = 'x-identity-assertion'
+
+const GATEWAY_HEADERS = new Set<string>([...SIGNED_HEADERS, TIMESTAMP_HEADER, SIGNATURE_HEADER, ASSERTION_HEADER])
+
+/**
+ * True for every spelling a server or framework might read as one of our headers: case-insensitive,
+ * with `_` and `.` read as `-` (WSGI turns `X-User` and `X_User` into the same HTTP_X_USER).
+ */
+export function isGatewayHeader (name: string): boolean {
+  return GATEWAY_HEADERS.has(name.toLowerCase().replace(/[_.]/g, '-'))
+}
+
+export type HeaderMap = Record<string, string | string[] | undefined>
+
+/** A copy of `headers` without any variant of the gateway's identity headers. */
+export function stripGatewayHeaders<T extends HeaderMap> (headers: T): T {
+  const out: HeaderMap = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (!isGatewayHeader(name)) out[name] = value
+  }
+  return out as T
+}
+
+/** UTF-8 percent-encoding exactly as encodeURIComponent (Python: quote(s, safe="-_.!~*'()")). */
+export function encodeHeaderValue (value: string): string {
+  // encodeURIComponent throws on lone surrogates; replace them so a hostile claim cannot cause a 500.
+  return encodeURIComponent(value.toWellFormed())
+}
+
+export type IdentityHeaders = Record<'x-user' | 'x-admin' | 'x-email' | 'x-full-name' | 'x-groups' | 'x-auth-timestamp' | 'x-auth-signature', string>
+
+/** The signed values of an identity, encoded as they are sent (without timestamp and signature). */
+export function encodeIdentity (identity: Identity): Record<typeof SIGNED_HEADERS[number], string> {
+  return {
+    'x-user': encodeHeaderValue(identity.username),
+    'x-admin': identity.isAdmin ? 'true' : 'false',
+    'x-email': encodeHeaderValue(identity.email ?? ''),
+    'x-full-name': encodeHeaderValue(identity.fullName ?? ''),
+    'x-groups': identity.groups.map(encodeHeaderValue).join(',')
+  }
+}
+
+/** The string that is signed: seven lines, no trailing newline (SPEC §5). */
+export function canonicalString (timestamp: string, encoded: Record<typeof SIGNED_HEADERS[number], string>): string {
+  return ['v1', timestamp, encoded['x-user'], encoded['x-admin'], encoded['x-email'], encoded['x-full-name'], encoded['x-groups']].join('\n')
+}
+
+export function signCanonical (secret: string, canonical: string): string {
+  return 'v1=' + createHmac('sha256', secret).update(canonical, 'utf8').digest('hex')
+}
+
+/** The complete header set for one identity, signed at `nowSeconds`. */
+export function signIdentity (identity: Identity, secret: string, nowSeconds: number = Math.floor(Date.now() / 1000)): IdentityHeaders {
+  const encoded = encodeIdentity(identity)
+  const timestamp = String(nowSeconds)
+  return { ...encoded, 'x-auth-timestamp': timestamp, 'x-auth-signature': signCanonical(secret, canonicalString(timestamp, encoded)) }
+}
+
+/**
+ * Signs identities for the proxy. The encoded values are computed once per identity object and the
+ * HMAC once per identity per second, so a busy session costs a map lookup per request.
+ */
+export class IdentitySigner {
+  private readonly cache = new WeakMap<Identity, { second: number, headers: IdentityHeaders }>()
+
+  constructor (private readonly secret: string) {}
+
+  headersFor (identity: Identity, nowSeconds: number = Math.floor(Date.now() / 1000)): IdentityHeaders {
+    const cached = this.cache.get(identity)
+    if (cached !== undefined && cached.second === nowSeconds) return cached.headers
+    const headers = signIdentity(identity, this.secret, nowSeconds)
+    this.cache.set(identity, { second: nowSeconds, headers })
+    return headers
+  }
+}

@@ -1,0 +1,65 @@
+// Process entry: configuration, database and migrations, the app, listening, and a clean shutdown.
+import { ConfigError, loadConfig } from './config/index.js'
+import { describeDatabaseUrl, openDatabase } from './db/index.js'
+import { migrateToLatest } from './db/migrate.js'
+import { buildApp } from './app.js'
+import { startDemoUpstream, type DemoUpstream } from './demo/upstream.js'
+import { createLogger } from './logger.js'
+
+async function main (): Promise<void> {
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`authgate: cannot start.\n${err.message}\nSee env.example and README.md#configuration.\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+  const log = createLogger(config.logLevel)
+  if (config.generatedSecrets.length > 0) {
+    log.warn({ secrets: config.generatedSecrets, file: `${config.dataDir}/dev-secrets.json` }, 'development secrets generated and stored in ./data; set them explicitly (and NODE_ENV=production) before any real use')
+  }
+  if (config.authMethod !== 'oidc' && config.localAuth === 'username') {
+    log.warn('LOCAL_AUTH=username: anyone who can reach this port can sign in as any user by typing a name; use LOCAL_AUTH=password or AUTH_METHOD=oidc beyond a trusted network')
+  }
+
+  const db = openDatabase(config.databaseUrl)
+  const applied = await migrateToLatest(db)
+  log.info({ database: describeDatabaseUrl(config.databaseUrl), applied }, 'database ready')
+
+  let demo: DemoUpstream | undefined
+  let upstream = config.upstreamUrl
+  if (upstream === undefined) {
+    demo = await startDemoUpstream(config.headerSigningSecret)
+    upstream = demo.url
+    log.warn({ demo: demo.url.href }, 'UPSTREAM_URL is not set: serving the built-in DEMO upstream (development only)')
+  }
+
+  const gateway = await buildApp({ config, db, upstream, logger: log })
+  await gateway.app.listen({ port: config.port, host: config.host })
+  log.info({ upstream: upstream.origin, authMethod: config.authMethod, localAuth: config.localAuth }, `authgate listening on http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}`)
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal }, 'shutting down')
+    const force = setTimeout(() => { process.exit(1) }, 10_000)
+    force.unref()
+    void (async () => {
+      await gateway.close()
+      await demo?.close()
+      await db.close()
+      process.exit(0)
+    })()
+  }
+  process.on('SIGTERM', () => { stop('SIGTERM') })
+  process.on('SIGINT', () => { stop('SIGINT') })
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`authgate: failed to start: ${err.message}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,63 @@
+// The headers that cross the gateway, in both directions. Pure: given the client's headers and what
+// the gateway knows, the exact header set the upstream receives (and the reverse for responses).
+import { stripGatewayHeaders, type HeaderMap, type IdentityHeaders } from '../identity/headers.js'
+import { isGatewayCookie } from '../session/index.js'
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) and proxy-only headers: never copied from one side to the other.
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']
+// Replaced with what the gateway itself knows; a client's own values are never passed on.
+const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip']
+
+const cookieName = (pair: string): string => {
+  const eq = pair.indexOf('=')
+  return (eq < 0 ? pair : pair.slice(0, eq)).trim()
+}
+
+/** The Cookie header without the gateway's own cookies (undefined when nothing is left). */
+export function removeGatewayCookies (cookie: string | string[] | undefined): string | undefined {
+  if (cookie === undefined) return undefined
+  const kept = (Array.isArray(cookie) ? cookie.join('; ') : cookie).split(';')
+    .map((c) => c.trim())
+    .filter((c) => c !== '' && !isGatewayCookie(cookieName(c)))
+  return kept.length === 0 ? undefined : kept.join('; ')
+}
+
+export interface ForwardContext {
+  /** Signed identity headers, or undefined for SKIP_AUTH_PATHS requests. */
+  identity: IdentityHeaders | Record<string, string> | undefined
+  /** Client chain, nearest last, already filtered by TRUST_PROXY. */
+  forwardedFor: string[]
+  proto: string
+  host: string
+  /** Keep `Upgrade`/`Connection: upgrade` (WebSocket handshakes). */
+  upgrade?: boolean
+}
+
+export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext): HeaderMap {
+  const headers = stripGatewayHeaders(incoming)
+  // Names listed in Connection are hop-by-hop for this message too.
+  const listed = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((s) => s.trim()) : []
+  for (const name of [...HOP_BY_HOP, ...FORWARDING, ...listed]) {
+    if (ctx.upgrade === true && (name === 'upgrade' || name === 'connection')) continue
+    delete headers[name]
+  }
+  const cookie = removeGatewayCookies(incoming.cookie)
+  if (cookie === undefined) delete headers.cookie
+  else headers.cookie = cookie
+  headers['x-forwarded-for'] = ctx.forwardedFor.join(', ')
+  headers['x-forwarded-proto'] = ctx.proto
+  headers['x-forwarded-host'] = ctx.host
+  if (ctx.identity !== undefined) Object.assign(headers, ctx.identity)
+  return headers
+}
+
+/** Response headers from the upstream: it may not set or clear the gateway's cookies. */
+export function clientResponseHeaders (headers: HeaderMap): HeaderMap {
+  const setCookie = headers['set-cookie']
+  if (setCookie === undefined) return headers
+  const kept = (Array.isArray(setCookie) ? setCookie : [setCookie]).filter((c) => !isGatewayCookie(cookieName(c)))
+  const out = { ...headers }
+  if (kept.length === 0) delete out['set-cookie']
+  else out['set-cookie'] = kept
+  return out
+}

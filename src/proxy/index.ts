@@ -1,0 +1,111 @@
+// Everything that is not a gateway route goes to the upstream: identified, access-checked, stripped
+// of forged identity, signed, and streamed through a deliberately sized connection pool.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import httpProxy from '@fastify/http-proxy'
+import { Pool } from 'undici'
+import type { Config } from '../config/index.js'
+import type { Sessions } from '../session/index.js'
+import { sessionIdentity } from '../session/session.js'
+import { signIdentity, type IdentityHeaders } from '../identity/headers.js'
+import { messagePage } from '../pages/layout.js'
+import type { Metrics } from '../ops/metrics.js'
+import { isBrowserNavigation, isSkipAuthPath, loginLocation, normalizeRequestTarget } from './access.js'
+import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Signed identity headers for this request (undefined: forwarded without identity). */
+    identityHeaders: IdentityHeaders | undefined
+  }
+}
+
+export interface ProxyDeps {
+  config: Config
+  upstream: URL
+  sessions: Sessions
+  metrics: Metrics
+}
+
+/** Upstream connections kept open: enough for concurrent long-polls and bursts, bounded for the upstream's sake. */
+export const UPSTREAM_CONNECTIONS = 128
+
+export function createUpstreamPool (upstream: URL): Pool {
+  return new Pool(upstream.origin, {
+    connections: UPSTREAM_CONNECTIONS,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    // Long-polling and streaming responses may legitimately stay open: no body timeout. Headers
+    // must arrive within 5 minutes, which covers any long-poll interval.
+    headersTimeout: 300_000,
+    bodyTimeout: 0,
+    connect: { rejectUnauthorized: true }
+  })
+}
+
+export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'protocol' | 'host'>, config: Config): { forwardedFor: string[], proto: string, host: string } {
+  // request.ips honours TRUST_PROXY: the socket peer plus only the trusted X-Forwarded-For hops.
+  const chain = request.ips !== undefined ? [...request.ips].reverse() : [request.ip]
+  return {
+    forwardedFor: chain,
+    proto: config.publicUrl !== undefined ? config.publicUrl.protocol.slice(0, -1) : request.protocol,
+    host: config.publicUrl !== undefined ? config.publicUrl.host : request.host
+  }
+}
+
+export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
+  const { config, upstream, sessions, metrics } = deps
+  app.decorateRequest('identityHeaders', undefined)
+
+  /** Runs before anything reaches the upstream: identity, or the skip-auth rule, or a refusal. */
+  async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    // request.url is already normalised (see the server's rewriteUrl); this cannot fail here.
+    const target = normalizeRequestTarget(request.url)!
+    if (isSkipAuthPath(target.path, config.skipAuthPaths)) {
+      metrics.requests.inc('skip-auth')
+      return
+    }
+    const session = sessions.read(request)
+    if (session !== undefined) {
+      request.identityHeaders = signIdentity(sessionIdentity(session), config.headerSigningSecret)
+      metrics.requests.inc('authenticated')
+      return
+    }
+    metrics.requests.inc('unauthenticated')
+    if (isBrowserNavigation(request.method, request.headers.accept)) {
+      await reply.redirect(loginLocation(target), 302)
+      return
+    }
+    await reply.code(401).header('cache-control', 'no-store').send({ error: 'unauthenticated' })
+  }
+
+  await app.register(httpProxy, {
+    upstream: upstream.href,
+    prefix: '/',
+    undici: createUpstreamPool(upstream),
+    preHandler: authorize,
+    replyOptions: {
+      rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, {
+        identity: request.identityHeaders,
+        ...forwardContext(request, config)
+      }) as typeof headers,
+      rewriteHeaders: (headers) => clientResponseHeaders(headers) as typeof headers,
+      onError: (reply, { error }) => {
+        const timeout = /timeout/i.test((error as { code?: string }).code ?? '') || /timeout/i.test(error.name)
+        metrics.upstreamErrors.inc(timeout ? 'timeout' : 'unreachable')
+        reply.log.warn({ err: error.message, code: (error as { code?: string }).code }, 'upstream request failed')
+        const status = timeout ? 504 : 502
+        if (reply.sent) return
+        if (isBrowserNavigation(reply.request.method, reply.request.headers.accept)) {
+          void reply.code(status).type('text/html; charset=utf-8').send(messagePage({
+            appName: config.appName,
+            title: timeout ? 'The application is taking too long' : 'The application is not reachable',
+            message: 'The sign-in gateway could not get an answer from the application behind it. Try again in a moment.',
+            link: { href: reply.request.url, text: 'Try again' }
+          }))
+        } else {
+          void reply.code(status).send({ error: timeout ? 'upstream_timeout' : 'bad_gateway' })
+        }
+      }
+    }
+  })
+}

@@ -1,0 +1,87 @@
+// Sessions for the whole gateway: the encrypted cookie (@fastify/secure-session), its name and
+// attributes, the CSRF cookie of the gateway's forms, and the one place that decides "signed in".
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import secureSession from '@fastify/secure-session'
+import { deriveKey } from './keys.js'
+import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from './csrf.js'
+import { isSessionCurrent, newSessionPayload, parseSessionPayload, type LoginMethod, type SessionPayload, type SessionUser } from './session.js'
+import type { RevocationList } from './revocations.js'
+
+declare module '@fastify/secure-session' {
+  interface SessionData { s: SessionPayload }
+}
+
+export interface SessionSettings {
+  secretKeys: string[]
+  secure: boolean
+  maxAge: number
+}
+
+/** `__Host-` when Secure: the browser then refuses the cookie from subdomains and other paths. */
+export function cookieNames (secure: boolean): { session: string, csrf: string, oidcPrefix: string } {
+  const prefix = secure ? '__Host-authgate' : 'authgate'
+  return { session: prefix, csrf: `${prefix}_csrf`, oidcPrefix: `${prefix}_oidc_` }
+}
+
+/** Every cookie the gateway sets, in any configuration: never forwarded to the upstream. */
+export function isGatewayCookie (name: string): boolean {
+  return /^(__Host-)?authgate(_|$)/.test(name)
+}
+
+export class Sessions {
+  readonly names: ReturnType<typeof cookieNames>
+  private readonly csrfKey: Buffer
+
+  constructor (private readonly settings: SessionSettings, private readonly revocations: RevocationList) {
+    this.names = cookieNames(settings.secure)
+    this.csrfKey = deriveKey(settings.secretKeys[0]!, 'csrf-v1')
+  }
+
+  async register (app: FastifyInstance): Promise<void> {
+    await app.register(secureSession, {
+      sessionName: 'session',
+      cookieName: this.names.session,
+      // The first key encrypts; all of them decrypt (SECRET_KEY_PREVIOUS during rotation).
+      key: this.settings.secretKeys.map((secret) => deriveKey(secret, 'session-cookie-v1')),
+      expiry: this.settings.maxAge,
+      cookie: this.cookieOptions(this.settings.maxAge)
+    })
+  }
+
+  cookieOptions (maxAge: number): { path: string, httpOnly: boolean, secure: boolean, sameSite: 'lax', maxAge: number } {
+    return { path: '/', httpOnly: true, secure: this.settings.secure, sameSite: 'lax', maxAge }
+  }
+
+  /** The current session of this request, or undefined: absent, undecryptable, malformed, expired or revoked. */
+  read (request: FastifyRequest, now = Math.floor(Date.now() / 1000)): SessionPayload | undefined {
+    const payload = parseSessionPayload(request.session?.get('s'))
+    if (payload === undefined) return undefined
+    return isSessionCurrent(payload, now, this.settings.maxAge, this.revocations.cutoffFor(payload.uid)) ? payload : undefined
+  }
+
+  /** Replace whatever the browser had with a new session (a fresh cookie: no fixation). */
+  start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string } = {}): SessionPayload {
+    const payload = newSessionPayload(user, method, this.settings.maxAge, Math.floor(Date.now() / 1000), extra)
+    request.session.regenerate()
+    request.session.set('s', payload)
+    return payload
+  }
+
+  end (request: FastifyRequest): void {
+    request.session.delete()
+  }
+
+  /** The CSRF token for this browser's forms, setting the browser's CSRF cookie when it has none. */
+  csrfToken (request: FastifyRequest, reply: FastifyReply): string {
+    let secret = request.cookies[this.names.csrf]
+    if (secret === undefined || !/^[\w-]{43}$/.test(secret)) {
+      secret = newCsrfSecret()
+      reply.setCookie(this.names.csrf, secret, { path: '/', httpOnly: true, secure: this.settings.secure, sameSite: 'lax' })
+    }
+    return csrfTokenFor(this.csrfKey, secret)
+  }
+
+  isCsrfValid (request: FastifyRequest, token: unknown): boolean {
+    return isCsrfTokenValid(this.csrfKey, request.cookies[this.names.csrf], token)
+  }
+}

@@ -1,0 +1,82 @@
+// The signed-in session: what the encrypted cookie holds, and the rules that decide whether a
+// decrypted cookie is still a session. Anything unexpected reads as "not signed in".
+import type { Identity } from '../identity/headers.js'
+
+export type LoginMethod = 'local' | 'oidc'
+
+/** Cookie payload (short keys: it travels with every request and must stay far below 4 KB). */
+export interface SessionPayload {
+  v: 1
+  /** user id */
+  uid: number
+  u: string
+  a: boolean
+  e: string | null
+  n: string | null
+  g: string[]
+  /** issued at / absolute expiry, Unix seconds */
+  iat: number
+  exp: number
+  m: LoginMethod
+  /** OIDC: the ID token, when small enough to keep, for RP-initiated logout's id_token_hint */
+  idt?: string
+}
+
+export interface SessionUser {
+  id: number
+  username: string
+  isAdmin: boolean
+  email: string | null
+  fullName: string | null
+  groups?: string[]
+}
+
+export function newSessionPayload (user: SessionUser, method: LoginMethod, maxAge: number, now: number, extra: { idToken?: string } = {}): SessionPayload {
+  return {
+    v: 1,
+    uid: user.id,
+    u: user.username,
+    a: user.isAdmin,
+    e: user.email,
+    n: user.fullName,
+    g: user.groups ?? [],
+    iat: now,
+    exp: now + maxAge,
+    m: method,
+    ...(extra.idToken !== undefined ? { idt: extra.idToken } : {})
+  }
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string'
+const isNullableString = (v: unknown): v is string | null => v === null || typeof v === 'string'
+const isSeconds = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0
+
+/** Narrow a decrypted value to a payload; a payload of another shape or version is rejected. */
+export function parseSessionPayload (value: unknown): SessionPayload | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  const p = value as Record<string, unknown>
+  if (p.v !== 1 || !isSeconds(p.uid) || !isString(p.u) || p.u === '' || typeof p.a !== 'boolean' ||
+    !isNullableString(p.e) || !isNullableString(p.n) || !Array.isArray(p.g) || !p.g.every(isString) ||
+    !isSeconds(p.iat) || !isSeconds(p.exp) || (p.m !== 'local' && p.m !== 'oidc') ||
+    (p.idt !== undefined && !isString(p.idt))) {
+    return undefined
+  }
+  return p as unknown as SessionPayload
+}
+
+/**
+ * Whether a well-formed payload is still a session at `now`: not expired, not issued in the future
+ * beyond clock skew, not longer-lived than the configured maximum, and not revoked since it was issued.
+ * `revokedBefore` is the user's cutoff (sessions issued at or before it are refused; Infinity: disabled).
+ */
+export function isSessionCurrent (p: SessionPayload, now: number, maxAge: number, revokedBefore: number | undefined): boolean {
+  if (p.exp <= now) return false
+  if (p.iat > now + 60) return false
+  if (p.exp - p.iat > maxAge) return false
+  if (revokedBefore !== undefined && p.iat <= revokedBefore) return false
+  return true
+}
+
+export function sessionIdentity (p: SessionPayload): Identity {
+  return { username: p.u, isAdmin: p.a, email: p.e, fullName: p.n, groups: p.g }
+}
