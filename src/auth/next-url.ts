@@ -5,7 +5,7 @@ const FALLBACK = '/'
 const MAX_LENGTH = 2048
 const BASE = 'http://authgate.invalid'
 /** Gateway routes are never a destination (a redirect back to /login after login would loop). */
-const GATEWAY_PATHS = /^\/(login|logout|auth\/|_authgate\/)/
+const GATEWAY_PATHS = /^\/(login|logout)([/?#]|$)|^\/(auth|_authgate)\//
 
 export function safeNextPath (input: unknown): string {
   if (typeof input !== 'string' || input.length === 0 || input.length > MAX_LENGTH) return FALLBACK
@@ -17,8 +17,10 @@ export function safeNextPath (input: unknown): string {
   const [pathPart = ''] = input.split(/[?#]/, 1)
   // userinfo-looking paths ("/@evil.com", "/x:y@evil") are never needed by an application link
   if (pathPart.includes('@')) return FALLBACK
-  // encoded separators, dots, controls, percent signs (double encoding) and malformed escapes
-  if (/%(?![0-9a-f]{2})|%(2f|5c|2e|25|0[0-9a-f]|1[0-9a-f]|7f)/i.test(input)) return FALLBACK
+  // malformed escapes and encoded control characters anywhere; in the path also encoded separators,
+  // dots and percent signs (double encoding), which a server may decode into another path
+  if (/%(?![0-9a-f]{2})|%(0[0-9a-f]|1[0-9a-f]|7f)/i.test(input)) return FALLBACK
+  if (/%(2f|5c|2e|25)/i.test(pathPart)) return FALLBACK
   let url: URL
   try {
     url = new URL(BASE + input)

@@ -1,0 +1,83 @@
+// Starts the real gateway (buildApp, the composition root) on an ephemeral loopback port, with its
+// own temporary directory and, on PostgreSQL, its own schema, so test files can run in parallel.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import pg from 'pg'
+import { loadConfig, type Config, type Env } from '../../src/config/index.js'
+import { openDatabase, type Db } from '../../src/db/index.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { buildApp, type Gateway } from '../../src/app.js'
+
+export const SECRET_KEY = 'test-secret-key-0123456789abcdefghijklmnop'
+export const HEADER_SIGNING_SECRET = 'test-header-signing-secret-0123456789abcdef'
+
+export interface TestGateway extends Gateway {
+  url: string
+  config: Config
+  db: Db
+  dir: string
+}
+
+export interface StartOptions {
+  /** Upstream URL (default: UPSTREAM_URL from env). */
+  upstream?: string
+  /** Open this database instead of a fresh SQLite file in the temp dir. */
+  db?: Db
+  revocationRefreshMs?: number
+}
+
+export async function startGateway (env: Env = {}, options: StartOptions = {}): Promise<TestGateway> {
+  const dir = mkdtempSync(join(tmpdir(), 'authgate-test-'))
+  const config = loadConfig({
+    SECRET_KEY,
+    HEADER_SIGNING_SECRET,
+    UPSTREAM_URL: options.upstream ?? 'http://127.0.0.1:9',
+    DATABASE_URL: 'sqlite:./authgate.db',
+    LOG_LEVEL: 'silent',
+    ...env
+  }, { cwd: dir, dotenv: false })
+  const db = options.db ?? openDatabase(config.databaseUrl, { cwd: dir })
+  await migrateToLatest(db)
+  const gateway = await buildApp({ config, db, upstream: config.upstreamUrl!, revocationRefreshMs: options.revocationRefreshMs })
+  await gateway.app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = gateway.app.server.address() as AddressInfo
+  return {
+    ...gateway,
+    url: `http://127.0.0.1:${port}`,
+    config,
+    db,
+    dir,
+    close: async () => {
+      await gateway.close()
+      if (options.db === undefined) await db.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** PostgreSQL for tests: TEST_DATABASE_URL, or undefined (tests then skip with a notice). */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL
+
+/** A fresh schema on the test PostgreSQL, dropped by `drop()`. */
+export async function createPostgresSchema (): Promise<{ url: string, schema: string, open: () => Db, drop: () => Promise<void> }> {
+  if (TEST_DATABASE_URL === undefined) throw new Error('TEST_DATABASE_URL is not set')
+  const schema = 'authgate_test_' + randomBytes(6).toString('hex')
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
+  await admin.connect()
+  await admin.query(`create schema ${schema}`)
+  await admin.end()
+  return {
+    url: TEST_DATABASE_URL,
+    schema,
+    open: () => openDatabase(TEST_DATABASE_URL, { schema }),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: TEST_DATABASE_URL })
+      await c.connect()
+      await c.query(`drop schema if exists ${schema} cascade`)
+      await c.end()
+    }
+  }
+}
