@@ -12,8 +12,9 @@ import { opsRoutes } from './ops/routes.js'
 import { Metrics } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
 import { normalizeRequestTarget, isBrowserNavigation } from './proxy/access.js'
-import { messagePage } from './pages/layout.js'
+import { brandOf, messagePage } from './pages/layout.js'
 import { setPageSecurityHeaders } from './pages/security-headers.js'
+import { staticRoutes } from './pages/static.js'
 
 export interface AppOptions {
   config: Config
@@ -51,6 +52,9 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     routerOptions: { maxParamLength: 2048 }
   })
 
+  // A LOGO_URL on another origin must be allowed to load on every gateway page.
+  const imgSources = config.logo?.origin !== undefined ? [config.logo.origin] : []
+  const brand = brandOf(config)
   const metrics = new Metrics()
   const users = new UserRepository(db)
   const revocations = new RevocationList(users, app.log, options.revocationRefreshMs)
@@ -63,8 +67,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     else request.log.info({ code: error.code, status }, error.message)
     const message = status === 500 ? 'Something went wrong in the sign-in gateway.' : error.message
     if (isBrowserNavigation(request.method, request.headers.accept)) {
-      setPageSecurityHeaders(reply)
-      return reply.code(status).type('text/html; charset=utf-8').send(messagePage({ appName: config.appName, title: status === 500 ? 'Error' : 'Bad request', message, link: { href: '/', text: 'Back' } }))
+      setPageSecurityHeaders(reply, [], imgSources)
+      return reply.code(status).type('text/html; charset=utf-8').send(messagePage({ ...brand, title: status === 500 ? 'Error' : 'Bad request', message, link: { href: '/', text: 'Back' } }))
     }
     return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request', message })
   })
@@ -74,15 +78,16 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
 
   // The gateway's own pages and machinery, with the page security headers.
   await app.register(async (gateway) => {
-    gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply) })
+    gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     await localLoginRoutes(gateway, { config, users, sessions, metrics })
     await logoutRoutes(gateway, { sessions })
     await opsRoutes(gateway, { db, metrics, revocations })
+    await staticRoutes(gateway, { logo: config.logo })
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
-  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, metrics }) })
+  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, metrics, imgSources }) })
 
   return {
     app,

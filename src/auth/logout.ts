@@ -1,8 +1,11 @@
 // GET/POST /logout: end the gateway session. OIDC sessions may continue at the IdP's end-session
-// endpoint (see auth/oidc); everything else lands on the login page.
+// endpoint (see auth/oidc); everything else lands on the login page, which then says "You have signed
+// out" (/login?signed_out=1: a fixed notice, so a crafted link to it can say nothing else).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Sessions } from '../session/index.js'
 import type { SessionPayload } from '../session/session.js'
+
+export const SIGNED_OUT_LOCATION = '/login?signed_out=1'
 
 export interface LogoutDeps {
   sessions: Sessions
@@ -16,7 +19,7 @@ export async function logoutRoutes (app: FastifyInstance, deps: LogoutDeps): Pro
     deps.sessions.end(request)
     if (session !== undefined) request.log.info({ username: session.u, method: session.m }, 'signed out')
     const target = session !== undefined && deps.endSessionRedirect !== undefined ? await deps.endSessionRedirect(session, request) : undefined
-    return await reply.redirect(target ?? '/login', 303)
+    return await reply.redirect(target ?? SIGNED_OUT_LOCATION, 303)
   }
   app.get('/logout', logout)
   app.post('/logout', { bodyLimit: 16 * 1024 }, logout)

@@ -21,10 +21,11 @@ export function demoPage (request: IncomingMessage, secret: string): string {
   return page({
     title: 'Demo upstream',
     appName: 'authgate demo',
-    body: html`<h1>Demo upstream</h1>
-<p class="muted">This is authgate's built-in demo application, not yours. Set UPSTREAM_URL to protect your own.</p>
+    wide: true,
+    body: html`<h1>${result.ok ? html`Hello, ${result.identity.fullName ?? result.identity.username}` : 'Demo upstream'}</h1>
+<p class="lead">This is authgate's built-in demo application, not yours. Set UPSTREAM_URL to protect your own.</p>
 ${verdict}
-<table><tbody>${rows}</tbody></table>
+<table><caption class="visually-hidden">Headers the application received</caption><tbody>${rows}</tbody></table>
 <form method="post" action="/logout"><button class="button secondary" type="submit">Sign out</button></form>`
   })
 }

@@ -1,5 +1,4 @@
-// /_authgate/*: health for orchestrators, readiness with reasons, metrics, the gateway's assets.
-import { readFileSync } from 'node:fs'
+// /_authgate/*: health for orchestrators, readiness with reasons, metrics.
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import type { Db } from '../db/index.js'
@@ -15,8 +14,6 @@ export interface OpsDeps {
   /** More readiness checks (the OIDC provider's discovery, for one). */
   readinessChecks?: ReadinessCheck[]
 }
-
-const stylesheet = readFileSync(new URL('../pages/assets/authgate.css', import.meta.url))
 
 export async function opsRoutes (app: FastifyInstance, deps: OpsDeps): Promise<void> {
   app.get('/_authgate/healthz', async (_request, reply) => await reply.header('cache-control', 'no-store').send({ status: 'ok' }))
@@ -53,9 +50,6 @@ export async function opsRoutes (app: FastifyInstance, deps: OpsDeps): Promise<v
 
   app.get('/_authgate/metrics', async (_request, reply) =>
     await reply.type('text/plain; version=0.0.4').header('cache-control', 'no-store').send(deps.metrics.render()))
-
-  app.get('/_authgate/static/authgate.css', async (_request, reply) =>
-    await reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').header('x-content-type-options', 'nosniff').send(stylesheet))
 }
 
 async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {

@@ -1,26 +1,41 @@
+// The one frame of every gateway page (login, errors, signed out, upstream failures) and of the demo
+// upstream: a centred card with the operator's name and logo. No scripts, one same-origin stylesheet.
 import { html, type SafeHtml } from './html.js'
 
 export const STYLESHEET_PATH = '/_authgate/static/authgate.css'
 
-export interface PageOptions {
-  title: string
+/** What the operator brands the pages with: APP_NAME and LOGO_URL / LOGO_FILE. */
+export interface Brand {
   appName: string
-  body: SafeHtml
+  /** The logo's <img src>; none: the name alone. */
+  logo?: string | undefined
 }
 
-export function page ({ title, appName, body }: PageOptions): string {
+export function brandOf (config: { appName: string, logo?: { src: string } | undefined }): Brand {
+  return { appName: config.appName, logo: config.logo?.src }
+}
+
+export interface PageOptions extends Brand {
+  title: string
+  body: SafeHtml
+  /** A wider card, for pages with tables (the demo upstream). */
+  wide?: boolean
+}
+
+export function page ({ title, appName, logo, body, wide }: PageOptions): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
+<meta name="referrer" content="no-referrer">
 <title>${title} · ${appName}</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
 </head>
 <body>
-<main>
-<div class="brand"><strong>${appName}</strong></div>
+<main class="card${wide === true ? ' wide' : ''}">
+<header class="brand">${logo !== undefined ? html`<img src="${logo}" alt="" height="40">` : ''}<span class="app-name">${appName}</span></header>
 ${body}
 </main>
 <footer>Protected by authgate</footer>
@@ -29,20 +44,28 @@ ${body}
 `.value
 }
 
-export interface MessagePageOptions {
-  appName: string
+/** An inline message: errors are announced at once (alert), notices politely (status). */
+export function messageBox (tone: 'error' | 'info', text: string, id?: string): SafeHtml {
+  return tone === 'error'
+    ? html`<div class="alert" role="alert"${id !== undefined ? html` id="${id}"` : ''}><span class="visually-hidden">Error: </span>${text}</div>`
+    : html`<div class="notice" role="status"${id !== undefined ? html` id="${id}"` : ''}>${text}</div>`
+}
+
+export interface MessagePageOptions extends Brand {
   title: string
   message: string
+  /** error (default): something failed; info: a plain outcome such as "signed out". */
+  tone?: 'error' | 'info'
   link?: { href: string, text: string }
 }
 
 /** The one look for error, logged-out and upstream-failure pages. */
-export function messagePage ({ appName, title, message, link }: MessagePageOptions): string {
+export function messagePage ({ title, message, tone, link, ...brand }: MessagePageOptions): string {
   return page({
+    ...brand,
     title,
-    appName,
     body: html`<h1>${title}</h1>
-<p role="alert">${message}</p>
+${messageBox(tone ?? 'error', message)}
 ${link !== undefined ? html`<p><a class="button" href="${link.href}">${link.text}</a></p>` : ''}`
   })
 }

@@ -1,8 +1,9 @@
+// The login page for every AUTH_METHOD: the SSO button, the local form, or both; with at most one
+// message (an error, or a notice such as "signed out"). Plain HTML forms: works without JavaScript.
 import { html } from './html.js'
-import { page } from './layout.js'
+import { messageBox, page, type Brand } from './layout.js'
 
-export interface LoginPageOptions {
-  appName: string
+export interface LoginPageOptions extends Brand {
   next: string
   csrfToken: string
   showLocalForm: boolean
@@ -10,34 +11,49 @@ export interface LoginPageOptions {
   sso: { buttonText: string } | undefined
   username?: string
   error?: string
+  /** A non-error message, e.g. "You have signed out." */
+  notice?: string
 }
 
 export function loginPage (o: LoginPageOptions): string {
   const ssoHref = '/login/oidc?next=' + encodeURIComponent(o.next)
-  const error = o.error !== undefined
-    ? html`<div class="alert" role="alert" id="login-error"><span class="visually-hidden">Error: </span>${o.error}</div>`
-    : ''
+  const hasError = o.error !== undefined
+  // The inputs point at the error so a screen reader reads it with the field that has focus.
+  const invalid = hasError ? html` aria-invalid="true" aria-describedby="login-error"` : ''
+  // Focus where the next keystroke belongs: the password when the username is already filled in.
+  const focusPassword = o.askPassword && o.username !== undefined && o.username !== ''
+  const message = hasError
+    ? messageBox('error', o.error!, 'login-error')
+    : o.notice !== undefined ? messageBox('info', o.notice, 'login-notice') : ''
   const form = o.showLocalForm
     ? html`<form method="post" action="/login" novalidate>
 <input type="hidden" name="csrf_token" value="${o.csrfToken}">
 <input type="hidden" name="next" value="${o.next}">
+<div class="field">
 <label for="username">Username</label>
-<input type="text" id="username" name="username" value="${o.username ?? ''}" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus${o.error !== undefined ? html` aria-describedby="login-error"` : ''}>
-${o.askPassword ? html`<label for="password">Password</label>
-<input type="password" id="password" name="password" autocomplete="current-password" required>` : ''}
+<input type="text" id="username" name="username" value="${o.username ?? ''}" autocomplete="username" autocapitalize="none" spellcheck="false" required${focusPassword ? '' : html` autofocus`}${invalid}>
+</div>
+${o.askPassword
+        ? html`<div class="field">
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required${focusPassword ? html` autofocus` : ''}${invalid}>
+</div>`
+        : ''}
 <button class="button" type="submit">Sign in</button>
 </form>`
     : ''
   const sso = o.sso !== undefined
-    ? html`<p><a class="button${o.showLocalForm ? ' secondary' : ''}" href="${ssoHref}">${o.sso.buttonText}</a></p>`
+    ? html`<p><a class="button${o.showLocalForm ? ' secondary' : ''}" id="sso" href="${ssoHref}">${o.sso.buttonText}</a></p>`
     : ''
   return page({
-    title: 'Sign in',
     appName: o.appName,
+    logo: o.logo,
+    title: 'Sign in',
     body: html`<h1>Sign in</h1>
-${error}
+<p class="lead">to continue to ${o.appName}</p>
+${message}
 ${sso}
-${o.sso !== undefined && o.showLocalForm ? html`<div class="divider">or</div>` : ''}
+${o.sso !== undefined && o.showLocalForm ? html`<div class="divider" role="separator" aria-label="or">or</div>` : ''}
 ${form}`
   })
 }

@@ -1,13 +1,25 @@
-import type { FastifyReply } from 'fastify'
+/**
+ * Headers for every page the gateway itself serves (never for proxied responses). The pages have no
+ * scripts at all and load only the gateway's own stylesheet and images, so the policy can be strict:
+ * nothing inline, nothing from elsewhere, except the origins listed (a form posting to the IdP, a
+ * LOGO_URL on another host).
+ */
+/** Any Fastify reply (the proxy's replies are typed for HTTP/2 as well). */
+interface HeaderTarget { headers: (values: Record<string, string>) => unknown }
 
-/** Headers for every page the gateway itself serves (never for proxied responses). */
-export function setPageSecurityHeaders (reply: FastifyReply, formActions: string[] = []): void {
+export function setPageSecurityHeaders (reply: HeaderTarget, formActions: string[] = [], imgSources: string[] = []): void {
   reply.headers({
-    'content-security-policy': ["default-src 'none'", "style-src 'self'", "img-src 'self' data:", `form-action 'self'${formActions.map((a) => ' ' + a).join('')}`, "frame-ancestors 'none'", "base-uri 'none'"].join('; '),
+    'content-security-policy': contentSecurityPolicy(formActions, imgSources),
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',
     'referrer-policy': 'no-referrer',
     'cross-origin-opener-policy': 'same-origin',
     'cache-control': 'no-store'
   })
+}
+
+export function contentSecurityPolicy (formActions: string[] = [], imgSources: string[] = []): string {
+  const extra = (sources: string[]): string => sources.map((s) => ' ' + s).join('')
+  return ["default-src 'none'", "style-src 'self'", `img-src 'self' data:${extra(imgSources)}`, `form-action 'self'${extra(formActions)}`,
+    "frame-ancestors 'none'", "base-uri 'none'"].join('; ')
 }

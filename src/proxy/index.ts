@@ -7,7 +7,8 @@ import type { Config } from '../config/index.js'
 import type { Sessions } from '../session/index.js'
 import { sessionIdentity } from '../session/session.js'
 import { signIdentity, type IdentityHeaders } from '../identity/headers.js'
-import { messagePage } from '../pages/layout.js'
+import { brandOf, messagePage } from '../pages/layout.js'
+import { setPageSecurityHeaders } from '../pages/security-headers.js'
 import type { Metrics } from '../ops/metrics.js'
 import { isBrowserNavigation, isSkipAuthPath, loginLocation, normalizeRequestTarget } from './access.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
@@ -24,6 +25,8 @@ export interface ProxyDeps {
   upstream: URL
   sessions: Sessions
   metrics: Metrics
+  /** Extra image origins for the gateway's own error pages (a LOGO_URL elsewhere). */
+  imgSources?: string[]
 }
 
 /** Upstream connections kept open: enough for concurrent long-polls and bursts, bounded for the upstream's sake. */
@@ -96,8 +99,10 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
         const status = timeout ? 504 : 502
         if (reply.sent) return
         if (isBrowserNavigation(reply.request.method, reply.request.headers.accept)) {
+          // Our page, not the upstream's: it gets the gateway pages' headers (CSP and the rest).
+          setPageSecurityHeaders(reply, [], deps.imgSources)
           void reply.code(status).type('text/html; charset=utf-8').send(messagePage({
-            appName: config.appName,
+            ...brandOf(config),
             title: timeout ? 'The application is taking too long' : 'The application is not reachable',
             message: 'The sign-in gateway could not get an answer from the application behind it. Try again in a moment.',
             link: { href: reply.request.url, text: 'Try again' }

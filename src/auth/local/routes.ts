@@ -5,6 +5,7 @@ import type { UserRepository } from '../../db/users.js'
 import { normalizeUsername } from '../../db/users.js'
 import type { Sessions } from '../../session/index.js'
 import { loginPage } from '../../pages/login.js'
+import { brandOf } from '../../pages/layout.js'
 import { safeNextPath } from '../next-url.js'
 import { verifyPassword } from './password.js'
 import { LoginThrottle } from './throttle.js'
@@ -31,8 +32,27 @@ export const MESSAGES = {
   disabled: 'This account is disabled. Contact your administrator.',
   registrationClosed: 'This username is not registered, and new accounts are not created automatically. Contact your administrator.',
   localDisabled: 'Sign-in with a username is not enabled here; use single sign-on.',
-  throttled: (seconds: number) => `Too many failed sign-in attempts. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`
+  throttled: (seconds: number) => `Too many failed sign-in attempts. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`,
+  providerUnavailable: 'Single sign-on is not available right now: the identity provider did not answer. Try again in a moment.',
+  ssoFailed: 'Single sign-on did not complete. Please try again.',
+  signedOut: 'You have signed out.'
 }
+
+/**
+ * What other routes may ask the login page to say, by redirecting to /login?error=<key> (or
+ * /login?signed_out=1). Keys, never text: a crafted link can only show one of these fixed messages.
+ */
+export const LOGIN_ERRORS = {
+  sso_unavailable: MESSAGES.providerUnavailable,
+  sso_failed: MESSAGES.ssoFailed
+} as const
+export type LoginErrorKey = keyof typeof LOGIN_ERRORS
+
+export function loginErrorLocation (key: LoginErrorKey, next = '/'): string {
+  return `/login?error=${key}${next !== '/' ? '&next=' + encodeURIComponent(next) : ''}`
+}
+
+interface LoginQuery { next?: string, error?: string, signed_out?: string }
 
 export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDeps): Promise<void> {
   const { config, users, sessions, metrics } = deps
@@ -40,9 +60,11 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
   const localEnabled = config.authMethod !== 'oidc'
   const sso = config.oidc !== undefined ? { buttonText: config.oidc.buttonText } : undefined
 
-  const render = (request: FastifyRequest, reply: FastifyReply, status: number, next: string, extra: { error?: string, username?: string } = {}): FastifyReply =>
+  const brand = brandOf(config)
+
+  const render = (request: FastifyRequest, reply: FastifyReply, status: number, next: string, extra: { error?: string, notice?: string, username?: string } = {}): FastifyReply =>
     reply.code(status).type('text/html; charset=utf-8').send(loginPage({
-      appName: config.appName,
+      ...brand,
       next,
       csrfToken: sessions.csrfToken(request, reply),
       showLocalForm: localEnabled,
@@ -51,17 +73,23 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
       ...extra
     }))
 
-  app.get<{ Querystring: { next?: string } }>('/login', async (request, reply) => {
+  app.get<{ Querystring: LoginQuery }>('/login', async (request, reply) => {
     const next = safeNextPath(request.query.next)
     if (sessions.read(request) !== undefined) return await reply.redirect(next, 302)
-    if (!localEnabled) return await reply.redirect('/login/oidc?next=' + encodeURIComponent(next), 302)
-    return render(request, reply, 200, next)
+    const errorKey = request.query.error
+    const error = typeof errorKey === 'string' && Object.hasOwn(LOGIN_ERRORS, errorKey) ? LOGIN_ERRORS[errorKey as LoginErrorKey] : undefined
+    const notice = request.query.signed_out !== undefined ? MESSAGES.signedOut : undefined
+    // With SSO only there is nothing to fill in: go straight to the provider, unless there is something
+    // to say first. After a sign-out or a failure, going on automatically would sign the user straight
+    // back in (a live provider session) or loop (a provider that is down): show the button instead.
+    if (!localEnabled && error === undefined && notice === undefined) return await reply.redirect('/login/oidc?next=' + encodeURIComponent(next), 302)
+    return render(request, reply, 200, next, { error, notice })
   })
 
   app.post<{ Body: LoginForm }>('/login', { bodyLimit: 16 * 1024 }, async (request, reply) => {
     const form: LoginForm = typeof request.body === 'object' && request.body !== null ? request.body : {}
     const next = safeNextPath(form.next)
-    if (!localEnabled) return await reply.code(403).type('text/html; charset=utf-8').send(loginPage({ appName: config.appName, next, csrfToken: '', showLocalForm: false, askPassword: false, sso, error: MESSAGES.localDisabled }))
+    if (!localEnabled) return await reply.code(403).type('text/html; charset=utf-8').send(loginPage({ ...brand, next, csrfToken: '', showLocalForm: false, askPassword: false, sso, error: MESSAGES.localDisabled }))
     if (!sessions.isCsrfValid(request, form.csrf_token)) {
       metrics.loginFailures.inc('csrf')
       return render(request, reply, 403, next, { error: MESSAGES.csrf })
