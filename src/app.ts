@@ -11,7 +11,7 @@ import { logoutRoutes } from './auth/logout.js'
 import { opsRoutes } from './ops/routes.js'
 import { Metrics } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
-import { normalizeRequestTarget, isBrowserNavigation } from './proxy/access.js'
+import { normalizeRequestTarget } from './proxy/access.js'
 import { brandOf, messagePage } from './pages/layout.js'
 import { setPageSecurityHeaders } from './pages/security-headers.js'
 import { staticRoutes } from './pages/static.js'
@@ -66,7 +66,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     if (status === 500) request.log.error({ err: error }, 'request failed')
     else request.log.info({ code: error.code, status }, error.message)
     const message = status === 500 ? 'Something went wrong in the sign-in gateway.' : error.message
-    if (isBrowserNavigation(request.method, request.headers.accept)) {
+    // Any request from a page (a navigation or a form post) gets a page; API clients get JSON.
+    if (request.headers.accept?.includes('text/html') === true) {
       setPageSecurityHeaders(reply, [], imgSources)
       return reply.code(status).type('text/html; charset=utf-8').send(messagePage({ ...brand, title: status === 500 ? 'Error' : 'Bad request', message, link: { href: '/', text: 'Back' } }))
     }

@@ -1,0 +1,109 @@
+// A real Chromium for end-to-end tests, driven by playwright-core. Only Debian's `chromium` package
+// (/usr/bin/chromium) is used, never a downloaded browser. Where it is absent the browser tests skip
+// with a notice on a developer machine, and fail under CI=true (where .ci/run installs it).
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+/** Headless, offline apart from what the test opens, and with nothing phoning home. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox', // root in a container: the setuid sandbox is unavailable
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic'
+]
+
+/** Screenshots land here (git-ignored). */
+export const ARTIFACTS_DIR = new URL('../artifacts/', import.meta.url).pathname
+
+export function isCI (): boolean {
+  const ci = process.env.CI
+  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
+}
+
+export function chromiumMissingReason (): string | undefined {
+  try {
+    accessSync(CHROMIUM_PATH, constants.X_OK)
+    return undefined
+  } catch {
+    return `Chromium not found at ${CHROMIUM_PATH}; install Debian's package: apt-get install -y chromium`
+  }
+}
+
+interface TapLike {
+  fail: (message: string) => unknown
+  plan: (n: number, comment?: string) => void
+  comment: (...args: unknown[]) => void
+}
+
+/**
+ * Whether this test file can run. Without Chromium: under CI a failure (the browser tests are part
+ * of the gate), elsewhere a skipped plan with the reason.
+ */
+export function requireChromium (t: TapLike): boolean {
+  const missing = chromiumMissingReason()
+  if (missing === undefined) return true
+  if (isCI()) {
+    t.fail(`${missing} (CI is set, so the browser tests may not be skipped)`)
+  } else {
+    t.comment(`SKIPPING browser tests: ${missing}`)
+    t.plan(0, `skip: ${missing}`)
+  }
+  return false
+}
+
+export interface TestBrowser {
+  context: BrowserContext
+  /** A new tab with no cookies from earlier tests. */
+  freshPage: (viewport?: { width: number, height: number }) => Promise<Page>
+  /** Save a full-page screenshot as test/artifacts/<name>.png; returns the path. */
+  screenshot: (page: Page, name: string) => Promise<string>
+  close: () => Promise<void>
+}
+
+export const DESKTOP = { width: 1280, height: 800 }
+export const MOBILE = { width: 390, height: 844 }
+
+/** Launch Chromium with a fresh user-data-dir of its own, removed again by close(). */
+export async function launchBrowser (): Promise<TestBrowser> {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'authgate-chromium-'))
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: DESKTOP,
+    locale: 'en-US',
+    // Fail fast and clearly rather than at tap's file timeout.
+    timeout: 30_000
+  })
+  context.setDefaultTimeout(10_000)
+  context.setDefaultNavigationTimeout(15_000)
+  // The persistent context opens one blank tab; tests use their own.
+  for (const p of context.pages()) await p.close()
+  return {
+    context,
+    freshPage: async (viewport = DESKTOP) => {
+      await context.clearCookies()
+      for (const p of context.pages()) await p.close()
+      const page = await context.newPage()
+      await page.setViewportSize(viewport)
+      return page
+    },
+    screenshot: async (page, name) => {
+      mkdirSync(ARTIFACTS_DIR, { recursive: true })
+      const path = join(ARTIFACTS_DIR, `${name}.png`)
+      await page.screenshot({ path, fullPage: true })
+      return path
+    },
+    close: async () => {
+      await context.close()
+      rmSync(userDataDir, { recursive: true, force: true })
+    }
+  }
+}
