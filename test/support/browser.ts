@@ -107,3 +107,46 @@ export async function launchBrowser (): Promise<TestBrowser> {
     }
   }
 }
+
+/** Console reports of anything the page's Content-Security-Policy refused (should stay empty). */
+export function collectCspViolations (page: Page): string[] {
+  const violations: string[] = []
+  page.on('console', (message) => {
+    if (/Content Security Policy|Refused to/i.test(message.text())) violations.push(message.text())
+  })
+  return violations
+}
+
+// The page-side helpers below are strings: the project compiles without the DOM library.
+
+/** Some computed style properties of the first element matching `selector` (or the focused one). */
+export async function styleOf (page: Page, selector: string, properties: string[]): Promise<Record<string, string>> {
+  return await page.evaluate(`(() => {
+    const selector = ${JSON.stringify(selector)}
+    const el = selector === ':focus' ? document.activeElement : document.querySelector(selector)
+    if (el === null) throw new Error('no element ' + selector)
+    const style = getComputedStyle(el)
+    return Object.fromEntries(${JSON.stringify(properties)}.map((p) => [p, style.getPropertyValue(p)]))
+  })()`)
+}
+
+/** The focused element's id (or tag name), as a keyboard user would find it. */
+export async function focusedId (page: Page): Promise<string> {
+  return await page.evaluate(`(() => {
+    const el = document.activeElement
+    return el === null ? '' : el.id !== '' ? el.id : el.tagName.toLowerCase()
+  })()`)
+}
+
+/** The text of the element(s) an element's aria-describedby points at: what a screen reader adds. */
+export async function describedBy (page: Page, selector: string): Promise<string> {
+  return await page.evaluate(`(() => {
+    const ids = (document.querySelector(${JSON.stringify(selector)})?.getAttribute('aria-describedby') ?? '').split(' ').filter(Boolean)
+    return ids.map((id) => document.getElementById(id)?.textContent ?? '').join(' ').trim()
+  })()`)
+}
+
+/** Page width beyond the viewport (0: no horizontal scrolling). */
+export async function horizontalOverflow (page: Page): Promise<number> {
+  return await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')
+}
