@@ -120,7 +120,7 @@ t.test('logout clears the session', async (t) => {
   for (const method of ['GET', 'POST']) {
     const res = await http(`${gw.url}/logout`, { method, headers: { cookie: cookieHeader(cookies) } })
     t.equal(res.status, 303, method)
-    t.equal(res.headers.location, '/login')
+    t.equal(res.headers.location, '/login?signed_out=1', 'lands on the login page saying so')
     t.equal(setCookies(res.headers).authgate, '', `${method}: cookie cleared`)
   }
 })
