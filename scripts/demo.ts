@@ -1,0 +1,40 @@
+// npm run demo: the whole sign-in experience on this machine, in one command. Development only.
+import { DemoRefused, startDemo } from './demo/run.js'
+
+const port = Number(process.env.PORT ?? 8080)
+
+try {
+  const demo = await startDemo({ port, logLevel: process.env.LOG_LEVEL })
+  const rows = demo.accounts.map((a) => `    ${a.username.padEnd(6)} / ${a.password.padEnd(11)} ${a.name.padEnd(15)} groups: ${a.groups.join(', ')}${a.groups.includes('admins') ? '  (administrator)' : ''}`)
+  process.stdout.write(`
+  authgate demo: development only, everything on this machine, nothing kept after Ctrl+C
+
+  Open ${demo.url} and choose "Sign in with the Demo Identity Provider".
+
+  Demo Identity Provider (${demo.issuer}), accounts:
+${rows.join('\n')}
+
+  Local account (the form under the button):
+    ${demo.localAccount.username.padEnd(6)} / ${demo.localAccount.password}
+
+  The application behind the gateway is authgate's demo upstream: it shows the identity it
+  received and whether the signature verified. Sign out there to end the provider session too.
+
+  Press Ctrl+C to stop.
+`)
+  let stopping = false
+  const stop = (): void => {
+    if (stopping) return
+    stopping = true
+    void demo.close().then(() => process.exit(0))
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+} catch (err) {
+  const code = (err as NodeJS.ErrnoException).code
+  const message = err instanceof DemoRefused
+    ? err.message
+    : code === 'EADDRINUSE' ? `port ${port} is in use; run it elsewhere with PORT=8090 npm run demo` : (err as Error).message
+  process.stderr.write(`authgate demo: cannot start: ${message}\n`)
+  process.exit(err instanceof DemoRefused ? 2 : 1)
+}

@@ -1,0 +1,265 @@
+// The demo's OpenID Provider: node-oidc-provider (a devDependency, so this lives outside src/ and
+// never ships) with a plain sign-in form and a few demo accounts. For people trying authgate out,
+// not for tests (test/support/oidc-provider.ts is that) and never for production: accounts,
+// passwords and keys are fixed or in memory and printed on the screen.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { exportJWK, generateKeyPair } from 'jose'
+import { html, SafeHtml } from '../../src/pages/html.js'
+
+export interface DemoAccount {
+  username: string
+  password: string
+  name: string
+  email: string
+  groups: string[]
+}
+
+/** The group that makes an account an authgate administrator (OIDC_ADMIN_GROUP). */
+export const ADMIN_GROUP = 'admins'
+
+export const DEMO_ACCOUNTS: DemoAccount[] = [
+  { username: 'alice', password: 'alice-demo', name: 'Alice Anderson', email: 'alice@example.test', groups: ['staff', ADMIN_GROUP] },
+  { username: 'bob', password: 'bob-demo', name: 'Bob Brown', email: 'bob@example.test', groups: ['staff'] },
+  { username: 'carol', password: 'carol-demo', name: 'Carol Chen', email: 'carol@example.test', groups: ['contractors'] }
+]
+
+export interface DemoIdpClient {
+  clientId: string
+  clientSecret: string
+  redirectUri: string
+  postLogoutRedirectUri: string
+}
+
+export interface DemoIdp {
+  issuer: string
+  close: () => Promise<void>
+}
+
+/** The parts of oidc-provider's (untyped) API used here. */
+interface Provider {
+  callback: () => (req: IncomingMessage, res: ServerResponse) => void
+  interactionDetails: (req: IncomingMessage, res: ServerResponse) => Promise<{ uid: string, prompt: { name: string }, params: Record<string, unknown>, session?: { accountId?: string }, grantId?: string }>
+  interactionFinished: (req: IncomingMessage, res: ServerResponse, result: Record<string, unknown>, options?: { mergeWithLastSubmission?: boolean }) => Promise<void>
+  Grant: { new (init: { accountId: string, clientId: string }): Grant, find: (id: string) => Promise<Grant | undefined> }
+  on: (event: string, listener: (...args: unknown[]) => void) => unknown
+}
+interface Grant { addOIDCScope: (scope: string) => void, save: () => Promise<string> }
+
+/** Load oidc-provider, without its warning that Node 20 is not an LTS it tests on (it works there). */
+async function loadProvider (): Promise<new (issuer: string, configuration: Record<string, unknown>) => Provider> {
+  const warn = console.warn
+  console.warn = (...args: unknown[]) => { if (!String(args[0]).includes('Unsupported runtime')) warn(...args) }
+  try {
+    // @ts-ignore -- oidc-provider ships no type declarations; `Provider` above types what is used.
+    const module = await import('oidc-provider') as { default: unknown }
+    return module.default as new (issuer: string, configuration: Record<string, unknown>) => Provider
+  } catch (err) {
+    throw new Error(`the demo needs the devDependency oidc-provider; run npm install first (${(err as Error).message})`)
+  } finally {
+    console.warn = warn
+  }
+}
+
+export async function startDemoIdp (client: DemoIdpClient, options: { host?: string, port?: number } = {}): Promise<DemoIdp> {
+  const Provider = await loadProvider()
+  const host = options.host ?? '127.0.0.1'
+  let dispatch: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => { res.writeHead(503).end() }
+  const server = createServer((req, res) => { dispatch(req, res) })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, host, resolve)
+  })
+  const { port } = server.address() as AddressInfo
+  const issuer = `http://${host}:${port}`
+
+  const key = await generateKeyPair('RS256', { extractable: true })
+  const provider = new Provider(issuer, {
+    clients: [{
+      client_id: client.clientId,
+      client_secret: client.clientSecret,
+      redirect_uris: [client.redirectUri],
+      post_logout_redirect_uris: [client.postLogoutRedirectUri],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_post'
+    }],
+    adapter: memoryAdapter(),
+    jwks: { keys: [{ ...(await exportJWK(key.privateKey)), kid: 'demo-idp', use: 'sig', alg: 'RS256' }] },
+    // Fresh per run: the provider's cookies are only for this demo's lifetime.
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email', 'email_verified'], groups: ['groups'] },
+    scopes: ['openid', 'profile', 'email', 'groups'],
+    // Profile claims in the ID Token as well as at userinfo, as Keycloak and most providers do.
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    // Set explicitly (oidc-provider nags otherwise): an hour's demo, ten minutes to finish a sign-in.
+    ttl: { Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600 },
+    features: {
+      devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource }
+    },
+    renderError,
+    async findAccount (_ctx: unknown, sub: string) {
+      const account = DEMO_ACCOUNTS.find((a) => a.username === sub)
+      if (account === undefined) return undefined
+      return {
+        accountId: sub,
+        claims: async () => ({ sub, preferred_username: account.username, name: account.name, email: account.email, email_verified: true, groups: account.groups })
+      }
+    }
+  })
+  provider.on('server_error', (_ctx, error) => { console.error('demo identity provider error:', error) })
+
+  const providerCallback = provider.callback()
+  dispatch = (req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0]!
+    if (path === '/demo-idp.css') { send(res, 200, STYLESHEET, 'text/css; charset=utf-8'); return }
+    const m = /^\/interaction\/([\w-]+)(\/login)?$/.exec(path)
+    if (m === null) { providerCallback(req, res); return }
+    interaction(req, res, m[1]!, m[2] !== undefined).catch((err: Error) => {
+      if (!res.headersSent) send(res, 400, layout('Sign-in failed', html`<p class="error" role="alert">${err.message}</p><p><a href="/">Start again from the application.</a></p>`))
+      else res.destroy()
+    })
+  }
+
+  /** GET /interaction/:uid shows the form; POST /interaction/:uid/login checks it and finishes login and consent. */
+  async function interaction (req: IncomingMessage, res: ServerResponse, uid: string, submitted: boolean): Promise<void> {
+    const details = await provider.interactionDetails(req, res)
+    if (details.uid !== uid) throw new Error('This sign-in link does not belong to this browser.')
+    const clientId = String(details.params['client_id'] ?? '')
+    if (!submitted) {
+      if (details.prompt.name === 'consent' && details.session?.accountId !== undefined) {
+        // Already signed in here; the demo grants what the gateway asks without a consent screen.
+        await finish(req, res, details, details.session.accountId, clientId)
+        return
+      }
+      send(res, 200, loginPage(uid))
+      return
+    }
+    if (req.method !== 'POST') throw new Error('Unexpected request.')
+    const form = await readForm(req)
+    const username = (form.get('login') ?? '').trim().toLowerCase()
+    const account = DEMO_ACCOUNTS.find((a) => a.username === username && a.password === form.get('password'))
+    if (account === undefined) { send(res, 200, loginPage(uid, username, 'Unknown username or wrong password. The demo accounts are listed below.')); return }
+    await finish(req, res, details, account.username, clientId)
+  }
+
+  async function finish (req: IncomingMessage, res: ServerResponse, details: Awaited<ReturnType<Provider['interactionDetails']>>, accountId: string, clientId: string): Promise<void> {
+    const grant = (details.grantId !== undefined ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId })
+    grant.addOIDCScope(String(details.params['scope'] ?? 'openid'))
+    const grantId = await grant.save()
+    await provider.interactionFinished(req, res, { login: { accountId }, consent: { grantId } }, { mergeWithLastSubmission: false })
+  }
+
+  return {
+    issuer,
+    close: async () => await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve() }) })
+  }
+}
+
+// Pages. Deliberately a different look from authgate's: the provider is another site.
+
+const STYLESHEET = `
+:root { color-scheme: light dark; --fg: #221a2e; --muted: #5f5670; --bg: #f4f0fa; --card: #fff; --border: #d6cde6; --accent: #6b3fa0; --accent-fg: #fff; --danger: #a40e26; }
+@media (prefers-color-scheme: dark) { :root { --fg: #ece6f5; --muted: #b3a8c6; --bg: #16121d; --card: #211b2b; --border: #3b3249; --accent: #b48cf0; --accent-fg: #16121d; --danger: #ff8e86; } }
+* { box-sizing: border-box; }
+body { margin: 0; font: 1rem/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); display: flex; justify-content: center; padding: 2rem 1rem; }
+main { width: 100%; max-width: 26rem; background: var(--card); border: 1px solid var(--border); border-radius: .75rem; padding: 2rem; }
+.badge { display: inline-block; font-size: .75rem; font-weight: 700; letter-spacing: .05em; text-transform: uppercase; color: var(--accent); margin-bottom: .5rem; }
+h1 { font-size: 1.375rem; margin: 0 0 1rem; }
+label { display: block; font-weight: 600; margin: 0 0 .25rem; }
+input { display: block; width: 100%; font: inherit; padding: .5rem .75rem; margin: 0 0 1rem; border: 1px solid var(--muted); border-radius: .375rem; background: var(--card); color: var(--fg); }
+button { font: inherit; font-weight: 600; padding: .5rem 1rem; border-radius: .375rem; border: 1px solid var(--accent); background: var(--accent); color: var(--accent-fg); cursor: pointer; }
+button.secondary { background: transparent; color: var(--accent); margin-left: .5rem; }
+:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+.error { color: var(--danger); border: 1px solid var(--danger); border-radius: .375rem; padding: .5rem .75rem; }
+table { width: 100%; border-collapse: collapse; font-size: .875rem; margin-top: .5rem; }
+th, td { text-align: left; padding: .25rem .375rem; border-bottom: 1px solid var(--border); }
+.muted { color: var(--muted); font-size: .875rem; }
+`
+
+function layout (title: string, body: SafeHtml): string {
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · Demo Identity Provider</title><link rel="stylesheet" href="/demo-idp.css"></head>
+<body><main><div class="badge">Demo Identity Provider</div><h1>${title}</h1>${body}</main></body></html>`.value
+}
+
+function loginPage (uid: string, username = '', error?: string): string {
+  return layout('Sign in', html`${error !== undefined ? html`<p class="error" role="alert" id="idp-error">${error}</p>` : ''}
+<form method="post" action="/interaction/${uid}/login">
+<label for="idp-username">Username</label>
+<input id="idp-username" name="login" value="${username}" autocomplete="username" autocapitalize="none" required autofocus>
+<label for="idp-password">Password</label>
+<input id="idp-password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+<table><caption class="muted">Demo accounts (development only)</caption>
+<thead><tr><th scope="col">Username</th><th scope="col">Password</th><th scope="col">Groups</th></tr></thead>
+<tbody>${DEMO_ACCOUNTS.map((a) => html`<tr><td>${a.username}</td><td><code>${a.password}</code></td><td>${a.groups.join(', ')}</td></tr>`)}</tbody></table>`)
+}
+
+// oidc-provider's own end-session pages, in this look. `form` is its <form id="op.logoutForm"> with the xsrf field.
+async function logoutSource (ctx: { body: unknown }, form: string): Promise<void> {
+  ctx.body = layout('Sign out', html`<p>Sign out of the Demo Identity Provider too?</p>${new SafeHtml(form) /* oidc-provider's own markup; it escapes its values */}
+<button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Yes, sign me out</button><button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button>`)
+}
+
+async function postLogoutSuccessSource (ctx: { body: unknown }): Promise<void> {
+  ctx.body = layout('Signed out', html`<p role="status">You have signed out of the Demo Identity Provider.</p>`)
+}
+
+async function renderError (ctx: { type: string, body: unknown }, out: { error?: string, error_description?: string }): Promise<void> {
+  ctx.type = 'html'
+  ctx.body = layout('Something went wrong', html`<p class="error" role="alert">${out.error ?? 'error'}: ${out.error_description ?? ''}</p>`)
+}
+
+function send (res: ServerResponse, status: number, body: string, type = 'text/html; charset=utf-8'): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'cache-control': 'no-store',
+    'content-security-policy': "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    'x-content-type-options': 'nosniff'
+  })
+  res.end(body)
+}
+
+async function readForm (req: IncomingMessage): Promise<URLSearchParams> {
+  let body = ''
+  for await (const chunk of req) {
+    body += String(chunk)
+    if (body.length > 16 * 1024) throw new Error('Form too large.')
+  }
+  return new URLSearchParams(body)
+}
+
+type Adapter = Record<string, (...args: never[]) => Promise<unknown>>
+
+/** In-memory storage for one provider (oidc-provider's built-in one warns on every start). */
+function memoryAdapter (): (model: string) => Adapter {
+  const store = new Map<string, { payload: Record<string, unknown>, expiresAt: number }>()
+  const sessionsByUid = new Map<string, string>()
+  return (model) => {
+    const key = (id: string): string => `${model}:${id}`
+    const live = (k: string): Record<string, unknown> | undefined => {
+      const entry = store.get(k)
+      if (entry === undefined || entry.expiresAt > Date.now()) return entry?.payload
+      store.delete(k)
+      return undefined
+    }
+    return {
+      upsert: async (id: string, payload: Record<string, unknown>, expiresIn?: number) => {
+        store.set(key(id), { payload, expiresAt: typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity })
+        if (model === 'Session' && typeof payload['uid'] === 'string') sessionsByUid.set(payload['uid'], id)
+      },
+      find: async (id: string) => live(key(id)),
+      findByUid: async (uid: string) => { const id = sessionsByUid.get(uid); return id === undefined ? undefined : live(key(id)) },
+      findByUserCode: async () => undefined,
+      consume: async (id: string) => { const p = live(key(id)); if (p !== undefined) p['consumed'] = Math.floor(Date.now() / 1000) },
+      destroy: async (id: string) => { store.delete(key(id)) },
+      revokeByGrantId: async (grantId: string) => { for (const [k, v] of store) if (v.payload['grantId'] === grantId) store.delete(k) }
+    }
+  }
+}

@@ -1,0 +1,117 @@
+// `npm run demo`, composed: the demo OpenID Provider, the built-in demo upstream and the real gateway
+// (buildApp, as `npm start` runs it) with AUTH_METHOD=both, all on loopback, nothing kept afterwards.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { loadConfig, type Config } from '../../src/config/index.js'
+import { openDatabase } from '../../src/db/index.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { buildApp, type Gateway } from '../../src/app.js'
+import { startDemoUpstream } from '../../src/demo/upstream.js'
+import { hashPassword } from '../../src/auth/local/password.js'
+import { UserRepository } from '../../src/db/users.js'
+import { createLogger } from '../../src/logger.js'
+import { ADMIN_GROUP, DEMO_ACCOUNTS, startDemoIdp, type DemoAccount } from './idp.js'
+
+/** A local (non-SSO) account, for the form under the SSO button. */
+export const LOCAL_ACCOUNT = { username: 'dave', password: 'dave-demo' }
+
+export interface DemoOptions {
+  /** Gateway port on localhost (0: any free one). */
+  port?: number
+  /** A pino level for the gateway's log (default warn: the demo's own output stays readable). */
+  logLevel?: string
+  logger?: FastifyBaseLogger
+}
+
+export interface Demo {
+  /** Where to point the browser: http://localhost:<port>/ */
+  url: string
+  issuer: string
+  accounts: DemoAccount[]
+  localAccount: typeof LOCAL_ACCOUNT
+  config: Config
+  gateway: Gateway
+  close: () => Promise<void>
+}
+
+export class DemoRefused extends Error {
+  override name = 'DemoRefused'
+}
+
+export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
+  if (process.env.NODE_ENV === 'production') {
+    throw new DemoRefused('the demo is for development only and does not run with NODE_ENV=production (it prints passwords and uses throwaway keys)')
+  }
+  const port = options.port === undefined || options.port === 0 ? await freePort() : options.port
+  // The gateway on "localhost" and the provider on "127.0.0.1": two sites, so neither sees the other's cookies.
+  const publicUrl = `http://localhost:${port}`
+  const client = {
+    clientId: 'authgate-demo',
+    clientSecret: randomBytes(24).toString('base64url'),
+    redirectUri: `${publicUrl}/auth/oidc/callback`,
+    postLogoutRedirectUri: `${publicUrl}/login?signed_out=1`
+  }
+  const cleanups: Array<() => Promise<void> | void> = []
+  const close = async (): Promise<void> => { for (const c of cleanups.reverse()) await c() }
+  try {
+    const idp = await startDemoIdp(client)
+    cleanups.push(idp.close)
+    const dir = mkdtempSync(join(tmpdir(), 'authgate-demo-'))
+    cleanups.push(() => { rmSync(dir, { recursive: true, force: true }) })
+
+    const config = loadConfig({
+      NODE_ENV: 'development',
+      HOST: 'localhost',
+      PORT: String(port),
+      PUBLIC_URL: publicUrl,
+      SECRET_KEY: randomBytes(48).toString('base64'),
+      HEADER_SIGNING_SECRET: randomBytes(48).toString('base64'),
+      DATABASE_URL: 'sqlite:./authgate.db',
+      APP_NAME: 'authgate demo',
+      AUTH_METHOD: 'both',
+      LOCAL_AUTH: 'password',
+      ALLOW_SELF_REGISTER: 'true',
+      ADMIN_USERNAMES: '',
+      OIDC_ISSUER: idp.issuer,
+      OIDC_CLIENT_ID: client.clientId,
+      OIDC_CLIENT_SECRET: client.clientSecret,
+      OIDC_REDIRECT_URI: client.redirectUri,
+      OIDC_POST_LOGOUT_REDIRECT_URI: client.postLogoutRedirectUri,
+      OIDC_SCOPES: 'openid profile email groups',
+      OIDC_ADMIN_GROUP: ADMIN_GROUP,
+      OIDC_BUTTON_TEXT: 'Sign in with the Demo Identity Provider',
+      LOG_LEVEL: options.logLevel ?? 'warn'
+    }, { cwd: dir, dotenv: false })
+
+    const db = openDatabase(config.databaseUrl, { cwd: dir })
+    cleanups.push(async () => { await db.close() })
+    await migrateToLatest(db)
+    await new UserRepository(db).create({ username: LOCAL_ACCOUNT.username, fullName: 'Dave Local', passwordHash: await hashPassword(LOCAL_ACCOUNT.password) })
+
+    const upstream = await startDemoUpstream(config.headerSigningSecret)
+    cleanups.push(upstream.close)
+    const gateway = await buildApp({ config, db, upstream: upstream.url, logger: options.logger ?? createLogger(config.logLevel) })
+    cleanups.push(gateway.close)
+    await gateway.app.listen({ port, host: config.host })
+    return { url: `${publicUrl}/`, issuer: idp.issuer, accounts: DEMO_ACCOUNTS, localAccount: LOCAL_ACCOUNT, config, gateway, close }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}
+
+/** A free port on loopback: the gateway's redirect URI must be known before the provider starts. */
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => { resolve(port) })
+    })
+  })
+}
