@@ -26,6 +26,8 @@ ${rows.join('\n')}
   const stop = (): void => {
     if (stopping) return
     stopping = true
+    // A browser tab may hold a connection open; do not wait for it longer than a moment.
+    setTimeout(() => process.exit(0), 3000).unref()
     void demo.close().then(() => process.exit(0))
   }
   process.on('SIGINT', stop)

@@ -19,14 +19,20 @@ const PASSWORD = 'correct horse battery staple'
 
 if (requireChromium(t)) {
   const browser: TestBrowser = await launchBrowser()
-  t.teardown(browser.close)
+  const servers: Array<() => Promise<void>> = []
+  // The browser first: a socket it opened ahead of time (and never used) would hold a server's
+  // close until Node's 60 s header timeout.
+  t.teardown(async () => {
+    await browser.close()
+    for (const close of servers.reverse()) await close()
+  })
   const demo = await startDemoUpstream(HEADER_SIGNING_SECRET)
-  t.teardown(demo.close)
+  servers.push(demo.close)
 
-  /** A gateway in front of the demo upstream, closed when the file ends. */
-  const gateway = async (env: Record<string, string> = {}): Promise<TestGateway> => {
-    const gw = await startGateway({ APP_NAME: 'TimeTracker', LOGO_FILE, ...env }, { upstream: demo.url.href })
-    t.teardown(gw.close)
+  /** A gateway in front of the demo upstream (or another upstream), closed when the file ends. */
+  const gateway = async (env: Record<string, string> = {}, upstream = demo.url.href): Promise<TestGateway> => {
+    const gw = await startGateway({ APP_NAME: 'TimeTracker', LOGO_FILE, ...env }, { upstream })
+    servers.push(gw.close)
     return gw
   }
   const addUser = async (gw: TestGateway, username: string, options: { active?: boolean } = {}): Promise<void> => {
@@ -184,8 +190,7 @@ if (requireChromium(t)) {
   t.test('an unreachable application gets the 502 page in the same look', async (t) => {
     const gone = await startUpstream()
     await gone.close()
-    const gw = await startGateway({ APP_NAME: 'TimeTracker', LOGO_FILE }, { upstream: gone.url })
-    t.teardown(gw.close)
+    const gw = await gateway({}, gone.url)
     const page = await browser.freshPage()
     const violations = collectCspViolations(page)
     await page.goto(`${gw.url}/timesheet`)
