@@ -77,6 +77,8 @@ if (requireChromium(t)) {
     const card = await page.locator('main').boundingBox()
     t.ok(card !== null && card.width <= MOBILE.width && card.x >= 0, 'the card fits the phone screen')
     t.ok(await browser.screenshot(page, 'login-local-mobile'))
+    await page.setViewportSize({ width: 320, height: 640 })
+    t.equal(await horizontalOverflow(page), 0, 'nor at 320 px, the narrowest phones')
     t.same(violations, [], 'nothing refused by the Content-Security-Policy')
   })
 
