@@ -30,7 +30,7 @@ const b64url = (data: Buffer | string): string => Buffer.from(data).toString('ba
 
 /** The public half of an ES256 key as a bare JWK (members in RFC 7638 order). */
 export function publicJwk (key: KeyObject): EcPublicJwk {
-  const jwk = createPublicKey(key).export({ format: 'jwk' })
+  const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' })
   if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.x !== 'string' || typeof jwk.y !== 'string') {
     throw new Error('not an EC P-256 key')
   }
