@@ -176,8 +176,11 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     if (secretKey === undefined) { secretKey = dev.SECRET_KEY; generatedSecrets.push('SECRET_KEY') }
     if (headerSigningSecret === undefined) { headerSigningSecret = dev.HEADER_SIGNING_SECRET; generatedSecrets.push('HEADER_SIGNING_SECRET') }
   }
-  checkSecret('SECRET_KEY', secretKey, fail)
-  checkSecret('HEADER_SIGNING_SECRET', headerSigningSecret, fail)
+  // A secret whose _FILE failed is already reported; in development a missing one is generated once
+  // the other problems are fixed, so only production reports it as missing.
+  const unreadable = new Set(problems.map((p) => p.name.replace(/_FILE$/, '')))
+  if (!unreadable.has('SECRET_KEY') && (production || secretKey !== undefined)) checkSecret('SECRET_KEY', secretKey, fail)
+  if (!unreadable.has('HEADER_SIGNING_SECRET') && (production || headerSigningSecret !== undefined)) checkSecret('HEADER_SIGNING_SECRET', headerSigningSecret, fail)
   const previousKeys = list(get('SECRET_KEY_PREVIOUS') ?? '')
   for (const key of previousKeys) checkSecret('SECRET_KEY_PREVIOUS', key, fail)
 

@@ -71,21 +71,3 @@ export function signIdentity (identity: Identity, secret: string, nowSeconds: nu
   const timestamp = String(nowSeconds)
   return { ...encoded, 'x-auth-timestamp': timestamp, 'x-auth-signature': signCanonical(secret, canonicalString(timestamp, encoded)) }
 }
-
-/**
- * Signs identities for the proxy. The encoded values are computed once per identity object and the
- * HMAC once per identity per second, so a busy session costs a map lookup per request.
- */
-export class IdentitySigner {
-  private readonly cache = new WeakMap<Identity, { second: number, headers: IdentityHeaders }>()
-
-  constructor (private readonly secret: string) {}
-
-  headersFor (identity: Identity, nowSeconds: number = Math.floor(Date.now() / 1000)): IdentityHeaders {
-    const cached = this.cache.get(identity)
-    if (cached !== undefined && cached.second === nowSeconds) return cached.headers
-    const headers = signIdentity(identity, this.secret, nowSeconds)
-    this.cache.set(identity, { second: nowSeconds, headers })
-    return headers
-  }
-}

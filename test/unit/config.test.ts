@@ -1,0 +1,110 @@
+import t from 'tap'
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ConfigError, loadConfig } from '../../src/config/index.js'
+import { isLoopbackHost } from '../../src/config/net.js'
+
+const dir = (): string => mkdtempSync(join(tmpdir(), 'authgate-config-'))
+const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
+
+function problems (env: Record<string, string>, cwd = dir()): string[] {
+  try {
+    loadConfig(env, { cwd, dotenv: false })
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems.map((p) => p.name)
+    throw err
+  }
+  return []
+}
+
+t.test('defaults follow the SPEC', async (t) => {
+  const c = loadConfig({ ...secrets }, { cwd: dir(), dotenv: false })
+  t.equal(c.port, 8080)
+  t.equal(c.host, '0.0.0.0')
+  t.equal(c.databaseUrl, 'sqlite:./data/authgate.db')
+  t.equal(c.authMethod, 'local')
+  t.equal(c.localAuth, 'username')
+  t.equal(c.allowSelfRegister, true)
+  t.same(c.adminUsernames, ['admin'])
+  t.equal(c.sessionMaxAge, 86400)
+  t.equal(c.sessionCookieSecure, false)
+  t.equal(c.trustProxy, false)
+  t.same(c.skipAuthPaths, [])
+  t.equal(c.upstreamUrl, undefined)
+  t.same(c.generatedSecrets, [])
+})
+
+t.test('every bad variable is reported at once, with a fix', async (t) => {
+  const names = problems({ NODE_ENV: 'production', PORT: 'eighty', AUTH_METHOD: 'saml', SECRET_KEY: 'short', SESSION_MAX_AGE: '-1', TRUST_PROXY: 'maybe', SKIP_AUTH_PATHS: '/static/,../x', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' })
+  t.same(names.sort(), ['AUTH_METHOD', 'DATABASE_URL', 'HEADER_SIGNING_SECRET', 'LOG_LEVEL', 'PORT', 'SECRET_KEY', 'SESSION_MAX_AGE', 'SKIP_AUTH_PATHS', 'TRUST_PROXY', 'UPSTREAM_URL'].sort())
+  try {
+    loadConfig({ NODE_ENV: 'production' }, { cwd: dir(), dotenv: false })
+    t.fail('should throw')
+  } catch (err) {
+    t.match((err as Error).message, /SECRET_KEY: is required when NODE_ENV=production; generate one with: openssl rand/)
+    t.notMatch((err as Error).message, /\n\s+at /, 'no stack trace in the message')
+  }
+})
+
+t.test('production generates nothing', async (t) => {
+  const cwd = dir()
+  t.same(problems({ NODE_ENV: 'production', UPSTREAM_URL: 'http://app:5000' }, cwd).sort(), ['HEADER_SIGNING_SECRET', 'SECRET_KEY'])
+  t.notOk(existsSync(join(cwd, 'data')), 'no ./data created')
+})
+
+t.test('development generates secrets once and keeps them', async (t) => {
+  const cwd = dir()
+  const first = loadConfig({}, { cwd, dotenv: false })
+  t.same(first.generatedSecrets, ['SECRET_KEY', 'HEADER_SIGNING_SECRET'])
+  const second = loadConfig({}, { cwd, dotenv: false })
+  t.equal(second.secretKeys[0], first.secretKeys[0])
+  t.equal(second.headerSigningSecret, first.headerSigningSecret)
+  t.ok(first.secretKeys[0]!.length >= 32)
+})
+
+t.test('<NAME>_FILE and .env', async (t) => {
+  const cwd = dir()
+  writeFileSync(join(cwd, 'key'), 'k'.repeat(40) + '\n')
+  writeFileSync(join(cwd, '.env'), `HEADER_SIGNING_SECRET=${'e'.repeat(32)}\nPORT=9999\n`)
+  const c = loadConfig({ SECRET_KEY_FILE: 'key', PORT: '7000' }, { cwd })
+  t.equal(c.secretKeys[0], 'k'.repeat(40), 'trailing newline dropped')
+  t.equal(c.headerSigningSecret, 'e'.repeat(32), '.env read')
+  t.equal(c.port, 7000, 'the environment wins over .env')
+  t.same(problems({ ...secrets, SECRET_KEY_FILE: 'key' }, cwd), ['SECRET_KEY_FILE'], 'both set: refused')
+  t.same(problems({ HEADER_SIGNING_SECRET: 'h'.repeat(32), SECRET_KEY_FILE: 'missing' }, cwd), ['SECRET_KEY_FILE'])
+  t.equal(readFileSync(join(cwd, 'key'), 'utf8').length, 41)
+})
+
+t.test('OIDC settings', async (t) => {
+  t.same(problems({ ...secrets, AUTH_METHOD: 'oidc' }).sort(), ['OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_ISSUER', 'OIDC_REDIRECT_URI'])
+  const base = { ...secrets, AUTH_METHOD: 'both', OIDC_CLIENT_ID: 'c', OIDC_CLIENT_SECRET: 's', OIDC_REDIRECT_URI: 'https://tt.example.com/auth/oidc/callback' }
+  t.same(problems({ ...base, OIDC_ISSUER: 'http://idp.example.com' }), ['OIDC_ISSUER'], 'http only on loopback')
+  t.same(problems({ ...base, OIDC_ISSUER: 'http://127.0.0.1:9000' }), [])
+  t.same(problems({ ...base, OIDC_ISSUER: 'http://localhost:9000' }), [])
+  t.same(problems({ ...base, OIDC_ISSUER: 'https://idp.example.com', OIDC_REDIRECT_URI: 'https://tt.example.com/callback' }), ['OIDC_REDIRECT_URI'])
+  const c = loadConfig({ ...base, OIDC_ISSUER: 'https://idp.example.com/realms/x', OIDC_ADMIN_EMAILS: 'Boss@Example.com, x@y.z' }, { cwd: dir(), dotenv: false })
+  t.same(c.oidc?.adminEmails, ['boss@example.com', 'x@y.z'])
+  t.equal(c.oidc?.usernameClaim, 'preferred_username')
+})
+
+t.test('cookie security follows PUBLIC_URL and NODE_ENV', async (t) => {
+  t.equal(loadConfig({ ...secrets, PUBLIC_URL: 'https://tt.example.com' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, true)
+  t.equal(loadConfig({ ...secrets, NODE_ENV: 'production', UPSTREAM_URL: 'http://a' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, true)
+  t.equal(loadConfig({ ...secrets, PUBLIC_URL: 'https://x', SESSION_COOKIE_SECURE: 'false' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, false)
+  t.same(problems({ ...secrets, PUBLIC_URL: 'https://x/app' }), ['PUBLIC_URL'])
+})
+
+t.test('TRUST_PROXY and SKIP_AUTH_PATHS forms', async (t) => {
+  const c = (v: Record<string, string>) => loadConfig({ ...secrets, ...v }, { cwd: dir(), dotenv: false })
+  t.equal(c({ TRUST_PROXY: 'true' }).trustProxy, true)
+  t.equal(c({ TRUST_PROXY: '2' }).trustProxy, 2)
+  t.same(c({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).trustProxy, ['10.0.0.0/8', '127.0.0.1'])
+  t.same(c({ SKIP_AUTH_PATHS: '/static/, /api/v1/,/healthz' }).skipAuthPaths, ['/static/', '/api/v1/', '/healthz'])
+  for (const bad of ['/', 'static/', '/a/../b', '/a%2f', '/a\\b', '//x']) t.same(problems({ ...secrets, SKIP_AUTH_PATHS: bad }), ['SKIP_AUTH_PATHS'], bad)
+})
+
+t.test('loopback hosts', async (t) => {
+  for (const h of ['localhost', 'LOCALHOST', '127.0.0.1', '127.1.2.3', '::1', '[::1]', 'app.localhost']) t.ok(isLoopbackHost(h), h)
+  for (const h of ['10.0.0.1', 'example.com', 'localhost.example.com', '128.0.0.1', '::2', '0.0.0.0']) t.notOk(isLoopbackHost(h), h)
+})
