@@ -50,7 +50,7 @@ function decode (value: string): string | undefined {
  * Verify X-Auth-Signature over the identity headers. `headers` is Node's lower-cased header object
  * (IncomingMessage.headers, Fastify, Express) or a WHATWG Headers.
  */
-export function verifyIdentityHeaders (headers: HeaderSource, secret: string, options: VerifyOptions = {}): VerifyResult {
+export function verifyIdentityHeaders (headers: HeaderSource, secret: string | readonly string[], options: VerifyOptions = {}): VerifyResult {
   const fail = (reason: VerifyFailure, message: string): VerifyResult => ({ ok: false, reason, message })
   const signature = header(headers, 'x-auth-signature')
   const timestamp = header(headers, 'x-auth-timestamp')
@@ -64,9 +64,11 @@ export function verifyIdentityHeaders (headers: HeaderSource, secret: string, op
   if (!/^v1=[0-9a-f]{64}$/.test(signature)) return fail('malformed', 'X-Auth-Signature is not v1=<64 hex>')
 
   const canonical = ['v1', timestamp, user, admin, email, fullName, groups].join('\n')
-  const expected = createHmac('sha256', secret).update(canonical, 'utf8').digest()
   const given = Buffer.from(signature.slice(3), 'hex')
-  if (!timingSafeEqual(expected, given)) return fail('bad-signature', 'X-Auth-Signature does not match')
+  // Several secrets: accepted during a HEADER_SIGNING_SECRET rotation (new first, then the old one).
+  const secrets = typeof secret === 'string' ? [secret] : secret
+  const matches = secrets.map((s) => timingSafeEqual(createHmac('sha256', s).update(canonical, 'utf8').digest(), given))
+  if (!matches.includes(true)) return fail('bad-signature', 'X-Auth-Signature does not match')
 
   const now = options.now ?? Math.floor(Date.now() / 1000)
   const skew = options.maxSkewSeconds ?? 60

@@ -22,8 +22,8 @@ export type RequestResult =
   | { ok: false, reason: RequestFailure, message: string }
 
 export interface AuthgateOptions {
-  /** HEADER_SIGNING_SECRET: verify X-Auth-Signature. */
-  secret?: string
+  /** HEADER_SIGNING_SECRET: verify X-Auth-Signature. Several during a rotation (see docs/UPSTREAM.md). */
+  secret?: string | readonly string[]
   /** Verify X-Identity-Assertion against the gateway's keys (a JWKS URL, or a KeySource). */
   assertion?: { jwks: string | URL | KeySource, issuer: string, audience: string }
   /** Accepted clock difference in seconds (default 60). */
@@ -51,7 +51,8 @@ export function createRequestVerifier (options: AuthgateOptions): (headers: Head
   if (options.secret === undefined && options.assertion === undefined) {
     throw new TypeError('authgate/verify: give `secret` (HEADER_SIGNING_SECRET), `assertion` (JWKS), or both')
   }
-  if (options.secret !== undefined && options.secret.length < 32) {
+  const secrets = typeof options.secret === 'string' ? [options.secret] : options.secret
+  if (secrets !== undefined && (secrets.length === 0 || secrets.some((s) => s.length < 32))) {
     throw new TypeError('authgate/verify: `secret` must be the gateway\'s HEADER_SIGNING_SECRET (at least 32 characters)')
   }
   const jwks = options.assertion === undefined
@@ -64,8 +65,8 @@ export function createRequestVerifier (options: AuthgateOptions): (headers: Head
       return { ok: true, identity: undefined }
     }
     let signed: VerifiedIdentity | undefined
-    if (options.secret !== undefined) {
-      const result = verifyIdentityHeaders(headers, options.secret, { maxSkewSeconds: skew })
+    if (secrets !== undefined) {
+      const result = verifyIdentityHeaders(headers, secrets, { maxSkewSeconds: skew })
       if (!result.ok) return result
       signed = result.identity
     }
