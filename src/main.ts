@@ -20,7 +20,7 @@ async function main (): Promise<void> {
   }
   const log = createLogger(config.logLevel)
   if (config.generatedSecrets.length > 0) {
-    log.warn({ secrets: config.generatedSecrets, file: `${config.dataDir}/dev-secrets.json` }, 'development secrets generated and stored in ./data; set them explicitly (and NODE_ENV=production) before any real use')
+    log.warn({ secrets: config.generatedSecrets, dir: config.dataDir }, 'development secrets generated and stored in ./data; set them explicitly (and NODE_ENV=production) before any real use')
   }
   if (config.authMethod !== 'oidc' && config.localAuth === 'username') {
     log.warn('LOCAL_AUTH=username: anyone who can reach this port can sign in as any user by typing a name; use LOCAL_AUTH=password or AUTH_METHOD=oidc beyond a trusted network')

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { startGateway, HEADER_SIGNING_SECRET } from '../support/gateway.js'
 import { startUpstream } from '../support/upstream.js'
@@ -130,7 +131,7 @@ t.test('a 100 MB upload streams through without growing memory by 100 MB', async
   async function * source (): AsyncGenerator<Buffer> {
     for (let sent = 0; sent < total; sent += block.length) yield block
   }
-  const res = await request(`${gw.url}/upload`, { method: 'PUT', headers: { cookie: session, 'content-type': 'application/octet-stream' }, body: source() })
+  const res = await request(`${gw.url}/upload`, { method: 'PUT', headers: { cookie: session, 'content-type': 'application/octet-stream' }, body: Readable.from(source()) })
   const answer = await res.body.json() as { bodyLength: number, bodySha256: string }
   clearInterval(sampler)
   const { createHash } = await import('node:crypto')
