@@ -11,6 +11,10 @@ import { logoutRoutes } from './auth/logout.js'
 import { opsRoutes } from './ops/routes.js'
 import { Metrics } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
+import { forwardAuthRoutes } from './proxy/forward-auth.js'
+import { IdentityIssuer } from './identity/issuer.js'
+import { AssertionSigner } from './identity/jwt.js'
+import { jwksRoute } from './identity/jwks-route.js'
 import { normalizeRequestTarget } from './proxy/access.js'
 import { brandOf, messagePage } from './pages/layout.js'
 import { setPageSecurityHeaders } from './pages/security-headers.js'
@@ -59,6 +63,10 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const users = new UserRepository(db)
   const revocations = new RevocationList(users, app.log, options.revocationRefreshMs)
   await revocations.start()
+  const jwt = config.identityJwt
+  // `aud` defaults to the upstream's origin: the one application these assertions are meant for.
+  const assertions = jwt !== undefined ? new AssertionSigner({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
+  const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
   const sessions = new Sessions({ secretKeys: config.secretKeys, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations)
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -85,10 +93,12 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await logoutRoutes(gateway, { sessions })
     await opsRoutes(gateway, { db, metrics, revocations })
     await staticRoutes(gateway, { logo: config.logo })
+    if (jwt !== undefined) await jwksRoute(gateway, jwt)
+    await gateway.register(async (check) => { await forwardAuthRoutes(check, { sessions, issuer, metrics }) })
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
-  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, metrics, imgSources }) })
+  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, imgSources }) })
 
   return {
     app,

@@ -55,6 +55,19 @@ export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext
   return headers
 }
 
+// The WebSocket client that connects to the upstream writes its own handshake (Host, key, version,
+// extensions; the subprotocol is passed separately): the client's must not be copied over it.
+const WEBSOCKET_HANDSHAKE = /^(host|sec-websocket-.*|content-length)$/
+
+/** Headers for the upstream side of a proxied WebSocket: as for HTTP, minus the handshake itself. */
+export function upstreamWebSocketHeaders (incoming: HeaderMap, ctx: Omit<ForwardContext, 'upgrade'>): HeaderMap {
+  const headers = upstreamRequestHeaders(incoming, { ...ctx, upgrade: false })
+  for (const name of Object.keys(headers)) {
+    if (WEBSOCKET_HANDSHAKE.test(name)) delete headers[name]
+  }
+  return headers
+}
+
 /**
  * Response headers from the upstream: without its hop-by-hop headers (reply-from copies them as they
  * are for HTTP/1 clients) and without any attempt to set or clear the gateway's cookies.
