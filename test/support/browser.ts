@@ -27,16 +27,16 @@ export function isCI (): boolean {
   return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
 }
 
-export function chromiumMissingReason (): string | undefined {
+export function chromiumMissingReason (path = CHROMIUM_PATH): string | undefined {
   try {
-    accessSync(CHROMIUM_PATH, constants.X_OK)
+    accessSync(path, constants.X_OK)
     return undefined
   } catch {
-    return `Chromium not found at ${CHROMIUM_PATH}; install Debian's package: apt-get install -y chromium`
+    return `Chromium not found at ${path}; install Debian's package: apt-get install -y chromium`
   }
 }
 
-interface TapLike {
+export interface TapLike {
   fail: (message: string) => unknown
   plan: (n: number, comment?: string) => void
   comment: (...args: unknown[]) => void
@@ -46,14 +46,14 @@ interface TapLike {
  * Whether this test file can run. Without Chromium: under CI a failure (the browser tests are part
  * of the gate), elsewhere a skipped plan with the reason.
  */
-export function requireChromium (t: TapLike): boolean {
-  const missing = chromiumMissingReason()
+export function requireChromium (t: TapLike, options: { path?: string, ci?: boolean } = {}): boolean {
+  const missing = chromiumMissingReason(options.path)
   if (missing === undefined) return true
-  if (isCI()) {
+  if (options.ci ?? isCI()) {
     t.fail(`${missing} (CI is set, so the browser tests may not be skipped)`)
   } else {
     t.comment(`SKIPPING browser tests: ${missing}`)
-    t.plan(0, `skip: ${missing}`)
+    t.plan(0, missing)
   }
   return false
 }
