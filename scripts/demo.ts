@@ -9,7 +9,7 @@ try {
   process.stdout.write(`
   authgate demo: development only, everything on this machine, nothing kept after Ctrl+C
 
-  Open ${demo.url} and choose "Sign in with the Demo Identity Provider".
+  Open ${demo.url} and choose "Sign in with SSO".
 
   Demo Identity Provider (${demo.issuer}), accounts:
 ${rows.join('\n')}

@@ -83,7 +83,6 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
       OIDC_POST_LOGOUT_REDIRECT_URI: client.postLogoutRedirectUri,
       OIDC_SCOPES: 'openid profile email groups',
       OIDC_ADMIN_GROUP: ADMIN_GROUP,
-      OIDC_BUTTON_TEXT: 'Sign in with the Demo Identity Provider',
       LOG_LEVEL: options.logLevel ?? 'warn'
     }, { cwd: dir, dotenv: false })
 

@@ -20,7 +20,7 @@ if (requireChromium(t)) {
     const violations = collectCspViolations(page)
     await page.goto(demo.url)
     t.equal(new URL(page.url()).pathname, '/login')
-    const sso = page.getByRole('link', { name: 'Sign in with the Demo Identity Provider' })
+    const sso = page.getByRole('link', { name: 'Sign in with SSO' })
     t.ok(await sso.isVisible(), 'the SSO button')
     t.ok(await page.getByLabel('Password').isVisible(), 'the local form')
     t.equal(await page.getByRole('separator', { name: 'or' }).count(), 1)
@@ -48,7 +48,7 @@ if (requireChromium(t)) {
     const alice = DEMO_ACCOUNTS.find((a) => a.groups.includes(ADMIN_GROUP))!
     const page = await browser.freshPage()
     await page.goto(`${base}/reports?week=3`)
-    await page.getByRole('link', { name: 'Sign in with the Demo Identity Provider' }).click()
+    await page.getByRole('link', { name: 'Sign in with SSO' }).click()
     await page.waitForURL((url) => url.origin === demo.issuer)
     t.match(await page.title(), /Demo Identity Provider/, 'on the provider\'s own sign-in page')
     t.ok(await browser.screenshot(page, 'idp-login'))
@@ -71,7 +71,7 @@ if (requireChromium(t)) {
     t.equal((await page.getByRole('status').textContent())?.trim(), MESSAGES.signedOut)
 
     // The provider session ended too: SSO asks for the password again.
-    await page.getByRole('link', { name: 'Sign in with the Demo Identity Provider' }).click()
+    await page.getByRole('link', { name: 'Sign in with SSO' }).click()
     await page.waitForURL((url) => url.origin === demo.issuer)
     t.ok(await page.getByLabel('Password').isVisible(), 'the provider asks again')
   })

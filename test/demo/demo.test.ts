@@ -27,7 +27,7 @@ t.test('the demo: gateway, demo accounts, provider', async (t) => {
   t.test('the login page offers SSO and the local form', async (t) => {
     const page = await http(`${demo.url}login`, { headers: { accept: 'text/html' } })
     t.equal(page.status, 200)
-    t.match(page.body, 'id="sso" href="/login/oidc?next=%2F">Sign in with the Demo Identity Provider</a>')
+    t.match(page.body, 'id="sso" href="/login/oidc?next=%2F">Sign in with SSO</a>')
     t.match(page.body, 'id="password"')
   })
 
