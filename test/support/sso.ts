@@ -45,12 +45,12 @@ export function deliverToGateway (gateway: TestGateway, idpRedirect: string): st
   return gateway.url + target.pathname + target.search
 }
 
-/** GET /login/oidc: the gateway's answer and, for a redirect, the IdP authorization URL. */
-export async function startSso (gateway: TestGateway, jar: CookieJar, next?: string): Promise<{ response: Response, authorizeUrl: string | undefined }> {
+/** GET /login/oidc: the gateway's answer (body read) and, for a redirect, the IdP authorization URL. */
+export async function startSso (gateway: TestGateway, jar: CookieJar, next?: string): Promise<{ response: Response, body: string, authorizeUrl: string | undefined }> {
   const response = await fetchWithJar(jar, `${gateway.url}/login/oidc${next !== undefined ? '?next=' + encodeURIComponent(next) : ''}`)
   const location = response.headers.get('location') ?? undefined
-  if (response.status !== 302) await response.text()
-  return { response, authorizeUrl: response.status === 302 ? location : undefined }
+  const body = await response.text()
+  return { response, body, authorizeUrl: response.status === 302 ? location : undefined }
 }
 
 /** A whole sign-in at the real provider; returns the gateway's answer to the callback. */
