@@ -2,7 +2,7 @@
 // cookie jar for the IdP and the gateway (both on 127.0.0.1, as a browser would keep them).
 import type { Env } from '../../src/config/index.js'
 import { CookieJar, fetchWithJar, signInThroughProvider, type Credentials } from './browserless.js'
-import { startGateway, type TestGateway } from './gateway.js'
+import { startGateway, type StartOptions, type TestGateway } from './gateway.js'
 import type { TestUpstream } from './upstream.js'
 
 /**
@@ -28,8 +28,8 @@ export function oidcEnv (issuer: string, env: Env = {}): Env {
   }
 }
 
-export async function startSsoGateway (issuer: string, env: Env = {}, upstream?: string): Promise<TestGateway> {
-  const gateway = await startGateway(oidcEnv(issuer, env), upstream !== undefined ? { upstream } : {})
+export async function startSsoGateway (issuer: string, env: Env = {}, upstream?: string, options: StartOptions = {}): Promise<TestGateway> {
+  const gateway = await startGateway(oidcEnv(issuer, env), { ...options, ...(upstream !== undefined ? { upstream } : {}) })
   // Discovery runs in the background; wait for it so tests start from a ready gateway.
   for (let i = 0; i < 100; i++) {
     const ready = await fetch(`${gateway.url}/_authgate/readyz`).then(async (r) => await r.json() as { checks: Record<string, string> })

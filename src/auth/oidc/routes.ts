@@ -113,6 +113,15 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
       throw err
     }
   })
+
+  // Both routes are GET only (the gateway asks for response_mode=query); never proxied upstream.
+  for (const url of ['/login/oidc', '/auth/oidc/callback']) {
+    app.route({
+      method: ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+      url,
+      handler: async (_request, reply) => await reply.code(405).header('allow', 'GET, HEAD').send({ error: 'method_not_allowed' })
+    })
+  }
 }
 
 /** Which page an error from the protocol exchange deserves; the reason goes to the log. */
