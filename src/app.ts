@@ -13,6 +13,10 @@ import { oidcEndSession, oidcRoutes } from './auth/oidc/routes.js'
 import { opsRoutes } from './ops/routes.js'
 import { Metrics } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
+import { forwardAuthRoutes } from './proxy/forward-auth.js'
+import { IdentityIssuer } from './identity/issuer.js'
+import { AssertionSigner } from './identity/jwt.js'
+import { jwksRoute } from './identity/jwks-route.js'
 import { normalizeRequestTarget, isBrowserNavigation } from './proxy/access.js'
 import { messagePage } from './pages/layout.js'
 import { setPageSecurityHeaders } from './pages/security-headers.js'
@@ -57,6 +61,10 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const users = new UserRepository(db)
   const revocations = new RevocationList(users, app.log, options.revocationRefreshMs)
   await revocations.start()
+  const jwt = config.identityJwt
+  // `aud` defaults to the upstream's origin: the one application these assertions are meant for.
+  const assertions = jwt !== undefined ? new AssertionSigner({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
+  const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
   const sessions = new Sessions({ secretKeys: config.secretKeys, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations)
   // Discovery runs in the background: the gateway serves local sign-in and sessions meanwhile.
   const oidcClient = config.oidc !== undefined ? new OidcClient({ config: config.oidc, log: app.log }) : undefined
@@ -89,10 +97,12 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await oidcRoutes(gateway, { config, users, sessions, metrics, client: oidcClient })
     await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient) })
     await opsRoutes(gateway, { db, metrics, revocations, readinessChecks: oidcReadiness })
+    if (jwt !== undefined) await jwksRoute(gateway, jwt)
+    await gateway.register(async (check) => { await forwardAuthRoutes(check, { sessions, issuer, metrics }) })
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
-  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, metrics }) })
+  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics }) })
 
   return {
     app,

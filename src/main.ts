@@ -1,4 +1,5 @@
 // Process entry: configuration, database and migrations, the app, listening, and a clean shutdown.
+import type { AddressInfo } from 'node:net'
 import { ConfigError, loadConfig } from './config/index.js'
 import { describeDatabaseUrl, openDatabase } from './db/index.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -19,7 +20,7 @@ async function main (): Promise<void> {
   }
   const log = createLogger(config.logLevel)
   if (config.generatedSecrets.length > 0) {
-    log.warn({ secrets: config.generatedSecrets, file: `${config.dataDir}/dev-secrets.json` }, 'development secrets generated and stored in ./data; set them explicitly (and NODE_ENV=production) before any real use')
+    log.warn({ secrets: config.generatedSecrets, dir: config.dataDir }, 'development secrets generated and stored in ./data; set them explicitly (and NODE_ENV=production) before any real use')
   }
   if (config.authMethod !== 'oidc' && config.localAuth === 'username') {
     log.warn('LOCAL_AUTH=username: anyone who can reach this port can sign in as any user by typing a name; use LOCAL_AUTH=password or AUTH_METHOD=oidc beyond a trusted network')
@@ -39,7 +40,8 @@ async function main (): Promise<void> {
 
   const gateway = await buildApp({ config, db, upstream, logger: log })
   await gateway.app.listen({ port: config.port, host: config.host })
-  log.info({ upstream: upstream.origin, authMethod: config.authMethod, localAuth: config.localAuth }, `authgate listening on http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}`)
+  const { port } = gateway.app.server.address() as AddressInfo
+  log.info({ upstream: upstream.origin, authMethod: config.authMethod, localAuth: config.localAuth }, `authgate listening on http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`)
 
   let stopping = false
   const stop = (signal: string): void => {

@@ -64,7 +64,7 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
     options: { admin: { type: 'boolean' }, password: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }
   })
   const [command, sub, arg, arg2] = positionals
-  if (flags.help === true || command === undefined || command === 'help') { out(HELP); return command === undefined ? 1 : 0 }
+  if (flags.help === true || command === undefined || command === 'help') { out(HELP); return flags.help === true || command === 'help' ? 0 : 1 }
 
   const { values: env, problems } = readEnvironment(process.env)
   if (problems.length > 0) throw new UsageError(problems.map((p) => `${p.name}: ${p.message}`).join('\n'))

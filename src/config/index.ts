@@ -5,6 +5,8 @@ import { resolve } from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { isLoopbackHost } from './net.js'
 import { loadOrCreateDevSecrets } from './dev-secrets.js'
+import type { KeyObject } from 'node:crypto'
+import { KEY_HELP, loadOrCreateDevSigningKey, parseSigningKey, parseVerificationKeys } from '../identity/jwt-keys.js'
 
 export type AuthMethod = 'local' | 'oidc' | 'both'
 export type LocalAuth = 'username' | 'password'
@@ -29,6 +31,17 @@ export interface OidcConfig {
   buttonText: string
 }
 
+/** IDENTITY_JWT=true: the signed assertion sent as X-Identity-Assertion and published keys. */
+export interface IdentityJwtConfig {
+  signingKey: KeyObject
+  /** Public keys still published in the JWKS during a rotation (IDENTITY_JWT_KEY_PREVIOUS). */
+  previousKeys: KeyObject[]
+  /** `iss`: PUBLIC_URL's origin. */
+  issuer: string
+  /** `aud`: IDENTITY_JWT_AUDIENCE; undefined means the upstream's origin (known once it runs). */
+  audience: string | undefined
+}
+
 export interface Config {
   production: boolean
   host: string
@@ -49,6 +62,7 @@ export interface Config {
   sessionMaxAge: number
   trustProxy: TrustProxy
   skipAuthPaths: string[]
+  identityJwt: IdentityJwtConfig | undefined
   logLevel: string
   appName: string
   dataDir: string
@@ -173,6 +187,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
   for (const key of previousKeys) checkSecret('SECRET_KEY_PREVIOUS', key, fail)
 
   const oidc = authMethod === 'oidc' || authMethod === 'both' ? parseOidc(get, fail) : undefined
+  const identityJwt = parseIdentityJwt(get, { production, publicUrl, dataDir, generatedSecrets, canGenerate: problems.length === 0 }, fail)
 
   if (problems.length > 0) throw new ConfigError(problems)
 
@@ -194,6 +209,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     sessionMaxAge: sessionMaxAge!,
     trustProxy: trustProxy!,
     skipAuthPaths: skipAuthPaths ?? [],
+    identityJwt,
     logLevel,
     appName: get('APP_NAME') ?? 'authgate',
     dataDir,
@@ -238,6 +254,39 @@ function parseOidc (get: (name: string) => string | undefined, fail: Fail): Oidc
     postLogoutRedirectUri,
     buttonText: get('OIDC_BUTTON_TEXT') ?? 'Sign in with SSO'
   }
+}
+
+function parseIdentityJwt (
+  get: (name: string) => string | undefined,
+  ctx: { production: boolean, publicUrl: URL | undefined, dataDir: string, generatedSecrets: string[], canGenerate: boolean },
+  fail: Fail
+): IdentityJwtConfig | undefined {
+  const enabled = parseBool('IDENTITY_JWT', get('IDENTITY_JWT') ?? 'false', fail)
+  if (enabled !== true) return undefined
+  if (ctx.publicUrl === undefined) fail('PUBLIC_URL', 'is required when IDENTITY_JWT=true (it is the assertion\'s issuer, iss); e.g. https://tt.example.com')
+  let signingKey: KeyObject | undefined
+  const pem = get('IDENTITY_JWT_KEY')
+  if (pem !== undefined) {
+    const parsed = parseSigningKey(pem)
+    if (typeof parsed === 'string') fail('IDENTITY_JWT_KEY', parsed)
+    else signingKey = parsed
+  } else if (ctx.production) {
+    fail('IDENTITY_JWT_KEY', `is required when IDENTITY_JWT=true and NODE_ENV=production (or set IDENTITY_JWT_KEY_FILE); ${KEY_HELP}`)
+  } else if (ctx.canGenerate && ctx.publicUrl !== undefined) {
+    // Development only, like the other generated secrets: stable across restarts, logged as a warning.
+    signingKey = loadOrCreateDevSigningKey(ctx.dataDir)
+    ctx.generatedSecrets.push('IDENTITY_JWT_KEY')
+  }
+  let previousKeys: KeyObject[] = []
+  const previous = get('IDENTITY_JWT_KEY_PREVIOUS')
+  if (previous !== undefined) {
+    const parsed = parseVerificationKeys(previous)
+    if (typeof parsed === 'string') fail('IDENTITY_JWT_KEY_PREVIOUS', parsed)
+    else previousKeys = parsed
+  }
+  const audience = get('IDENTITY_JWT_AUDIENCE')
+  if (signingKey === undefined || ctx.publicUrl === undefined) return undefined
+  return { signingKey, previousKeys, issuer: ctx.publicUrl.origin, audience }
 }
 
 function list (value: string): string[] {

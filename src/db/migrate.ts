@@ -1,14 +1,29 @@
-import { Migrator, type MigrationResultSet } from 'kysely'
+import { Migrator, sql, type MigrationResultSet } from 'kysely'
 import { migrations } from '../../migrations/index.js'
 import type { Db } from './index.js'
 
 /**
- * Apply pending migrations. Kysely's migrator takes a lock (an advisory lock on PostgreSQL, an
- * exclusive transaction on SQLite), so two instances starting together apply each migration once.
+ * Apply pending migrations; safe when several instances start at once. On PostgreSQL Kysely's
+ * migrator takes an advisory lock. On SQLite its lock is a no-op (it assumes one process), so the
+ * whole run happens inside one BEGIN IMMEDIATE transaction: a second process waits for the first
+ * (busy_timeout) and then finds nothing left to do.
  */
 export async function migrateToLatest (db: Db): Promise<string[]> {
-  const migrator = new Migrator({ db: db.kysely, provider: { getMigrations: async () => migrations } })
-  const result: MigrationResultSet = await migrator.migrateToLatest()
+  const provider = { getMigrations: async () => migrations }
+  let result: MigrationResultSet
+  if (db.dialect === 'sqlite') {
+    // Kysely's SQLite driver has a single connection, so these statements and the migrator's share it.
+    await sql`begin immediate`.execute(db.kysely)
+    try {
+      result = await new Migrator({ db: db.kysely, provider, disableTransactions: true }).migrateToLatest()
+      await sql`${sql.raw(result.error === undefined ? 'commit' : 'rollback')}`.execute(db.kysely)
+    } catch (err) {
+      await sql`rollback`.execute(db.kysely)
+      throw err
+    }
+  } else {
+    result = await new Migrator({ db: db.kysely, provider }).migrateToLatest()
+  }
   if (result.error !== undefined) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown'
     throw new Error(`migration ${failed} failed: ${(result.error as Error).message}`)

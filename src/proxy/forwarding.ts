@@ -8,6 +8,12 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authe
 // Replaced with what the gateway itself knows; a client's own values are never passed on.
 const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip']
 
+/** Names listed in Connection are hop-by-hop for this message too. */
+function connectionListed (headers: HeaderMap): string[] {
+  const value = headers.connection
+  return typeof value === 'string' ? value.toLowerCase().split(',').map((s) => s.trim()).filter((s) => s !== '') : []
+}
+
 const cookieName = (pair: string): string => {
   const eq = pair.indexOf('=')
   return (eq < 0 ? pair : pair.slice(0, eq)).trim()
@@ -35,9 +41,7 @@ export interface ForwardContext {
 
 export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext): HeaderMap {
   const headers = stripGatewayHeaders(incoming)
-  // Names listed in Connection are hop-by-hop for this message too.
-  const listed = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((s) => s.trim()) : []
-  for (const name of [...HOP_BY_HOP, ...FORWARDING, ...listed]) {
+  for (const name of [...HOP_BY_HOP, ...FORWARDING, ...connectionListed(headers)]) {
     if (ctx.upgrade === true && (name === 'upgrade' || name === 'connection')) continue
     delete headers[name]
   }
@@ -51,13 +55,31 @@ export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext
   return headers
 }
 
-/** Response headers from the upstream: it may not set or clear the gateway's cookies. */
+// The WebSocket client that connects to the upstream writes its own handshake (Host, key, version,
+// extensions; the subprotocol is passed separately): the client's must not be copied over it.
+const WEBSOCKET_HANDSHAKE = /^(host|sec-websocket-.*|content-length)$/
+
+/** Headers for the upstream side of a proxied WebSocket: as for HTTP, minus the handshake itself. */
+export function upstreamWebSocketHeaders (incoming: HeaderMap, ctx: Omit<ForwardContext, 'upgrade'>): HeaderMap {
+  const headers = upstreamRequestHeaders(incoming, { ...ctx, upgrade: false })
+  for (const name of Object.keys(headers)) {
+    if (WEBSOCKET_HANDSHAKE.test(name)) delete headers[name]
+  }
+  return headers
+}
+
+/**
+ * Response headers from the upstream: without its hop-by-hop headers (reply-from copies them as they
+ * are for HTTP/1 clients) and without any attempt to set or clear the gateway's cookies.
+ */
 export function clientResponseHeaders (headers: HeaderMap): HeaderMap {
-  const setCookie = headers['set-cookie']
-  if (setCookie === undefined) return headers
-  const kept = (Array.isArray(setCookie) ? setCookie : [setCookie]).filter((c) => !isGatewayCookie(cookieName(c)))
   const out = { ...headers }
-  if (kept.length === 0) delete out['set-cookie']
-  else out['set-cookie'] = kept
+  for (const name of [...HOP_BY_HOP, ...connectionListed(headers)]) delete out[name]
+  const setCookie = headers['set-cookie']
+  if (setCookie !== undefined) {
+    const kept = (Array.isArray(setCookie) ? setCookie : [setCookie]).filter((c) => !isGatewayCookie(cookieName(c)))
+    if (kept.length === 0) delete out['set-cookie']
+    else out['set-cookie'] = kept
+  }
   return out
 }

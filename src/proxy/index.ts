@@ -6,16 +6,17 @@ import { Pool } from 'undici'
 import type { Config } from '../config/index.js'
 import type { Sessions } from '../session/index.js'
 import { sessionIdentity } from '../session/session.js'
-import { signIdentity, type IdentityHeaders } from '../identity/headers.js'
+import type { IdentityIssuer, OutgoingIdentityHeaders } from '../identity/issuer.js'
 import { messagePage } from '../pages/layout.js'
 import type { Metrics } from '../ops/metrics.js'
 import { isBrowserNavigation, isSkipAuthPath, loginLocation, normalizeRequestTarget } from './access.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
+import { webSocketOptions } from './websocket.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Signed identity headers for this request (undefined: forwarded without identity). */
-    identityHeaders: IdentityHeaders | undefined
+    identityHeaders: OutgoingIdentityHeaders | undefined
   }
 }
 
@@ -23,6 +24,7 @@ export interface ProxyDeps {
   config: Config
   upstream: URL
   sessions: Sessions
+  issuer: IdentityIssuer
   metrics: Metrics
 }
 
@@ -53,7 +55,7 @@ export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'pr
 }
 
 export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
-  const { config, upstream, sessions, metrics } = deps
+  const { config, upstream, sessions, issuer, metrics } = deps
   app.decorateRequest('identityHeaders', undefined)
 
   /** Runs before anything reaches the upstream: identity, or the skip-auth rule, or a refusal. */
@@ -66,7 +68,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     }
     const session = sessions.read(request)
     if (session !== undefined) {
-      request.identityHeaders = signIdentity(sessionIdentity(session), config.headerSigningSecret)
+      request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
       metrics.requests.inc('authenticated')
       return
     }
@@ -83,6 +85,9 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     prefix: '/',
     undici: createUpstreamPool(upstream),
     preHandler: authorize,
+    // Upgrades take the same route, preHandler included (see websocket.ts).
+    websocket: true,
+    ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
     replyOptions: {
       rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, {
         identity: request.identityHeaders,

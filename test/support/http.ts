@@ -44,3 +44,17 @@ export async function loginLocal (baseUrl: string, username: string, options: { 
   })
   return { cookies: { ...cookies, ...setCookies(response.headers) }, response }
 }
+
+/** Send exact bytes (odd header spellings, duplicates) and read the whole response; the head must say Connection: close. */
+export async function rawRequest (url: string, head: string): Promise<{ status: number, raw: string }> {
+  const { connect } = await import('node:net')
+  const { hostname, port } = new URL(url)
+  return await new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => { socket.write(head.replace(/\r?\n/g, '\r\n') + (head.endsWith('\n\n') ? '' : '\r\n\r\n')) })
+    let raw = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => { raw += chunk })
+    socket.on('error', reject)
+    socket.on('close', () => { resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0), raw }) })
+  })
+}

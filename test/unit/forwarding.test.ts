@@ -35,6 +35,5 @@ t.test('the upstream cannot set the gateway cookies', async (t) => {
   const out = clientResponseHeaders({ 'set-cookie': ['app=1; Path=/', 'authgate=forged', '__Host-authgate=x; Secure', 'authgate_csrf=1'], 'content-type': 'text/plain' })
   t.same(out['set-cookie'], ['app=1; Path=/'])
   t.equal(clientResponseHeaders({ 'set-cookie': 'authgate=x' })['set-cookie'], undefined)
-  const untouched = { 'content-type': 'a' }
-  t.equal(clientResponseHeaders(untouched), untouched)
+  t.same(clientResponseHeaders({ 'content-type': 'a', connection: 'keep-alive, x-hop', 'keep-alive': 'timeout=5', 'x-hop': '1', 'proxy-authenticate': 'Basic', upgrade: 'h2c' }), { 'content-type': 'a' }, 'hop-by-hop response headers dropped')
 })

@@ -1,0 +1,40 @@
+// WebSocket upgrades. @fastify/http-proxy dispatches each upgrade through Fastify's router (after
+// rewriteUrl), so the proxy's preHandler authorises it exactly like an HTTP request: without a
+// session it answers 401 on the raw socket and no upstream connection is ever opened. These are
+// the options for the upstream side once it is authorised.
+import type { ClientRequest } from 'node:http'
+import type { FastifyRequest } from 'fastify'
+import type WebSocket from 'ws'
+import type { HeaderMap } from '../identity/headers.js'
+import { upstreamWebSocketHeaders, type ForwardContext } from './forwarding.js'
+
+/** Largest message accepted in either direction (ws's default is 100 MiB). */
+export const WS_MAX_PAYLOAD = 16 * 1024 * 1024
+/** The upstream must complete its handshake within this time, or the client's socket is closed (1011). */
+export const WS_UPSTREAM_HANDSHAKE_TIMEOUT = 30_000
+
+export function webSocketOptions (context: (request: FastifyRequest) => Omit<ForwardContext, 'upgrade'>): {
+  wsServerOptions: { maxPayload: number }
+  wsClientOptions: { maxPayload: number, handshakeTimeout: number, finishRequest: (request: ClientRequest, socket: WebSocket) => void, rewriteRequestHeaders: (headers: HeaderMap, request: FastifyRequest) => HeaderMap }
+} {
+  return {
+    wsServerOptions: { maxPayload: WS_MAX_PAYLOAD },
+    wsClientOptions: {
+      maxPayload: WS_MAX_PAYLOAD,
+      handshakeTimeout: WS_UPSTREAM_HANDSHAKE_TIMEOUT,
+      finishRequest: abortOnRefusal,
+      // `headers` are the plugin's static extras (none); everything comes from the client's request.
+      rewriteRequestHeaders: (_headers, request) => upstreamWebSocketHeaders(request.headers, context(request))
+    }
+  }
+}
+
+/**
+ * The proxy listens for 'unexpected-response' (an upstream answering the upgrade with anything but
+ * 101) to close the client's socket with 1011, and ws then leaves aborting the upstream request to
+ * its listeners: without this, a keep-alive upstream connection would stay open forever.
+ */
+function abortOnRefusal (request: ClientRequest, socket: WebSocket): void {
+  socket.once('unexpected-response', (req: ClientRequest) => { req.destroy() })
+  request.end()
+}
