@@ -8,6 +8,8 @@ import { Sessions } from './session/index.js'
 import { RevocationList } from './session/revocations.js'
 import { localLoginRoutes } from './auth/local/routes.js'
 import { logoutRoutes } from './auth/logout.js'
+import { OidcClient } from './auth/oidc/client.js'
+import { oidcEndSession, oidcRoutes } from './auth/oidc/routes.js'
 import { opsRoutes } from './ops/routes.js'
 import { Metrics } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
@@ -68,6 +70,13 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const assertions = jwt !== undefined ? new AssertionSigner({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
   const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
   const sessions = new Sessions({ secretKeys: config.secretKeys, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations)
+  // Discovery runs in the background: the gateway serves local sign-in and sessions meanwhile.
+  const oidcClient = config.oidc !== undefined ? new OidcClient({ config: config.oidc, log: app.log }) : undefined
+  oidcClient?.start()
+  // With AUTH_METHOD=oidc nobody can sign in without the IdP: not ready. With both, local still works.
+  const oidcReadiness = oidcClient !== undefined
+    ? [{ name: 'oidc', required: config.authMethod === 'oidc', check: async () => oidcClient.problem() }]
+    : []
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
@@ -90,8 +99,9 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     await localLoginRoutes(gateway, { config, users, sessions, metrics })
-    await logoutRoutes(gateway, { sessions })
-    await opsRoutes(gateway, { db, metrics, revocations })
+    await oidcRoutes(gateway, { config, users, sessions, metrics, client: oidcClient })
+    await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient) })
+    await opsRoutes(gateway, { db, metrics, revocations, readinessChecks: oidcReadiness })
     await staticRoutes(gateway, { logo: config.logo })
     if (jwt !== undefined) await jwksRoute(gateway, jwt)
     await gateway.register(async (check) => { await forwardAuthRoutes(check, { sessions, issuer, metrics }) })
@@ -105,6 +115,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     users,
     metrics,
     close: async () => {
+      oidcClient?.stop()
       revocations.stop()
       await app.close()
     }

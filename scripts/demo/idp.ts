@@ -112,14 +112,15 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
   })
   provider.on('server_error', (_ctx, error) => { console.error('demo identity provider error:', error) })
 
+  const rp = new URL(client.redirectUri).origin
   const providerCallback = provider.callback()
   dispatch = (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0]!
-    if (path === '/demo-idp.css') { send(res, 200, STYLESHEET, 'text/css; charset=utf-8'); return }
+    if (path === '/demo-idp.css') { send(res, 200, STYLESHEET, rp, 'text/css; charset=utf-8'); return }
     const m = /^\/interaction\/([\w-]+)(\/login)?$/.exec(path)
     if (m === null) { providerCallback(req, res); return }
     interaction(req, res, m[1]!, m[2] !== undefined).catch((err: Error) => {
-      if (!res.headersSent) send(res, 400, layout('Sign-in failed', html`<p class="error" role="alert">${err.message}</p><p><a href="/">Start again from the application.</a></p>`))
+      if (!res.headersSent) send(res, 400, layout('Sign-in failed', html`<p class="error" role="alert">${err.message}</p><p><a href="/">Start again from the application.</a></p>`), rp)
       else res.destroy()
     })
   }
@@ -135,14 +136,14 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
         await finish(req, res, details, details.session.accountId, clientId)
         return
       }
-      send(res, 200, loginPage(uid))
+      send(res, 200, loginPage(uid), rp)
       return
     }
     if (req.method !== 'POST') throw new Error('Unexpected request.')
     const form = await readForm(req)
     const username = (form.get('login') ?? '').trim().toLowerCase()
     const account = DEMO_ACCOUNTS.find((a) => a.username === username && a.password === form.get('password'))
-    if (account === undefined) { send(res, 200, loginPage(uid, username, 'Unknown username or wrong password. The demo accounts are listed below.')); return }
+    if (account === undefined) { send(res, 200, loginPage(uid, username, 'Unknown username or wrong password. The demo accounts are listed below.'), rp); return }
     await finish(req, res, details, account.username, clientId)
   }
 
@@ -216,11 +217,15 @@ async function renderError (ctx: { type: string, body: unknown }, out: { error?:
   ctx.body = layout('Something went wrong', html`<p class="error" role="alert">${out.error ?? 'error'}: ${out.error_description ?? ''}</p>`)
 }
 
-function send (res: ServerResponse, status: number, body: string, type = 'text/html; charset=utf-8'): void {
+/**
+ * `formAction`: the relying party's origin. Browsers apply form-action to every redirect after a
+ * form is posted, and signing in here ends with a redirect to the gateway's callback.
+ */
+function send (res: ServerResponse, status: number, body: string, formAction: string, type = 'text/html; charset=utf-8'): void {
   res.writeHead(status, {
     'content-type': type,
     'cache-control': 'no-store',
-    'content-security-policy': "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    'content-security-policy': `default-src 'none'; style-src 'self'; form-action 'self' ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
     'x-content-type-options': 'nosniff'
   })
   res.end(body)

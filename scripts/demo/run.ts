@@ -79,6 +79,7 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
       OIDC_ISSUER: idp.issuer,
       OIDC_CLIENT_ID: client.clientId,
       OIDC_CLIENT_SECRET: client.clientSecret,
+      OIDC_CLIENT_AUTH_METHOD: 'client_secret_post', // as the demo provider registers the client
       OIDC_REDIRECT_URI: client.redirectUri,
       OIDC_POST_LOGOUT_REDIRECT_URI: client.postLogoutRedirectUri,
       OIDC_SCOPES: 'openid profile email groups',

@@ -17,6 +17,8 @@ export interface OidcConfig {
   issuer: URL
   clientId: string
   clientSecret: string
+  /** How the gateway authenticates at the token endpoint (OIDC_CLIENT_AUTH_METHOD). */
+  clientAuthMethod: 'client_secret_post' | 'client_secret_basic'
   redirectUri: URL
   scopes: string
   usernameClaim: string
@@ -246,11 +248,13 @@ function parseOidc (get: (name: string) => string | undefined, fail: Fail): Oidc
   const postLogoutRedirectUri = optionalUrl('OIDC_POST_LOGOUT_REDIRECT_URI', get('OIDC_POST_LOGOUT_REDIRECT_URI'), ['http:', 'https:'], fail)
   const scopes = get('OIDC_SCOPES') ?? 'openid profile email'
   if (!scopes.split(/\s+/).includes('openid')) fail('OIDC_SCOPES', 'must include openid')
-  if (missing || issuer === undefined || redirectUri === undefined) return undefined
+  const clientAuthMethod = oneOf('OIDC_CLIENT_AUTH_METHOD', get('OIDC_CLIENT_AUTH_METHOD') ?? 'client_secret_post', ['client_secret_post', 'client_secret_basic'] as const, fail)
+  if (missing || issuer === undefined || redirectUri === undefined || clientAuthMethod === undefined) return undefined
   return {
     issuer,
     clientId: get('OIDC_CLIENT_ID')!,
     clientSecret: get('OIDC_CLIENT_SECRET')!,
+    clientAuthMethod,
     redirectUri,
     scopes,
     usernameClaim: get('OIDC_USERNAME_CLAIM') ?? 'preferred_username',

@@ -95,6 +95,31 @@ export class UserRepository {
     return { user: existing, created: false }
   }
 
+  async findByOidcIdentity (issuer: string, sub: string): Promise<User | undefined> {
+    const row = await this.db.kysely.selectFrom('users').selectAll().where('oidc_issuer', '=', issuer).where('oidc_sub', '=', sub).executeTakeFirst()
+    return row === undefined ? undefined : toUser(row)
+  }
+
+  /** Link an OIDC identity to a user that has none; false when another sign-in linked it first. */
+  async linkOidcIdentity (id: number, issuer: string, sub: string): Promise<boolean> {
+    const result = await this.db.kysely.updateTable('users').set({ oidc_issuer: issuer, oidc_sub: sub })
+      .where('id', '=', id).where('oidc_issuer', 'is', null).where('oidc_sub', 'is', null).executeTakeFirst()
+    return Number(result.numUpdatedRows) > 0
+  }
+
+  /** An OIDC sign-in: the IdP's full name and email replace ours, admin as mapped, last_login_at now. */
+  async recordOidcLogin (id: number, profile: { fullName: string | null, email: string | null, isAdmin: boolean }): Promise<User> {
+    const row = await this.db.kysely.updateTable('users')
+      .set({ full_name: profile.fullName, email: profile.email, is_admin: flag(profile.isAdmin), last_login_at: new Date().toISOString() })
+      .where('id', '=', id).returningAll().executeTakeFirstOrThrow()
+    return toUser(row)
+  }
+
+  /** Run `fn` in one database transaction, with a repository bound to it. */
+  async transaction<T> (fn: (users: UserRepository) => Promise<T>): Promise<T> {
+    return await this.db.kysely.transaction().execute(async (trx) => await fn(new UserRepository({ ...this.db, kysely: trx })))
+  }
+
   async setPasswordHash (username: string, passwordHash: string): Promise<boolean> {
     return await this.updateByUsername(username, { password_hash: passwordHash })
   }

@@ -5,7 +5,12 @@ import type { Db } from '../db/index.js'
 import type { RevocationList } from '../session/revocations.js'
 import type { Metrics } from './metrics.js'
 
-export interface ReadinessCheck { name: string, check: () => Promise<string | undefined> }
+export interface ReadinessCheck {
+  name: string
+  check: () => Promise<string | undefined>
+  /** false: a problem is reported but the gateway stays ready (it can still serve without it). */
+  required?: boolean
+}
 
 export interface OpsDeps {
   db: Db
@@ -35,14 +40,14 @@ export async function opsRoutes (app: FastifyInstance, deps: OpsDeps): Promise<v
     ]
     const results: Record<string, string> = {}
     let ready = true
-    for (const { name, check } of checks) {
+    for (const { name, check, required } of checks) {
       try {
         const problem = await withTimeout(check(), 2000)
         results[name] = problem ?? 'ok'
-        if (problem !== undefined) ready = false
+        if (problem !== undefined && required !== false) ready = false
       } catch (err) {
         results[name] = `failed: ${(err as Error).message}`
-        ready = false
+        if (required !== false) ready = false
       }
     }
     return await reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'not ready', checks: results })

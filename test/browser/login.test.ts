@@ -189,6 +189,30 @@ if (requireChromium(t)) {
     t.match(await alertText(page), /Try again in 15 minutes\./)
   })
 
+  t.test('single sign-on provider unavailable: said inline, the local form still there', async (t) => {
+    const nobody = await startUpstream()
+    await nobody.close() // a provider address where nothing answers
+    const gw = await gateway({
+      AUTH_METHOD: 'both',
+      OIDC_ISSUER: nobody.url,
+      OIDC_CLIENT_ID: 'authgate',
+      OIDC_CLIENT_SECRET: 'unused-because-the-provider-is-down',
+      OIDC_REDIRECT_URI: 'http://127.0.0.1:9/auth/oidc/callback'
+    })
+    const page = await browser.freshPage()
+    await page.goto(`${gw.url}/login?next=%2Fplanning`)
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/login/oidc'),
+      page.getByRole('link', { name: 'Sign in with SSO' }).click()
+    ])
+    await page.waitForLoadState()
+    t.equal(response.status(), 503)
+    t.equal(await alertText(page), `Error: ${MESSAGES.providerUnavailable}`)
+    t.equal(await page.getByRole('link', { name: 'Sign in with SSO' }).getAttribute('href'), '/login/oidc?next=%2Fplanning', 'the button tries again, keeping next')
+    t.equal(await submit(page, 'erin'), 303, 'the local form works meanwhile')
+    t.equal(page.url(), `${gw.url}/planning`)
+  })
+
   t.test('an unreachable application gets the 502 page in the same look', async (t) => {
     const gone = await startUpstream()
     await gone.close()

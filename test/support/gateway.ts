@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import pg from 'pg'
+import type { FastifyBaseLogger } from 'fastify'
 import { loadConfig, type Config, type Env } from '../../src/config/index.js'
 import { openDatabase, type Db } from '../../src/db/index.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
@@ -27,6 +28,8 @@ export interface StartOptions {
   /** Open this database instead of a fresh SQLite file in the temp dir. */
   db?: Db
   revocationRefreshMs?: number
+  /** A logger to capture the gateway's log lines (default: none). */
+  logger?: FastifyBaseLogger
 }
 
 export async function startGateway (env: Env = {}, options: StartOptions = {}): Promise<TestGateway> {
@@ -41,7 +44,7 @@ export async function startGateway (env: Env = {}, options: StartOptions = {}): 
   }, { cwd: dir, dotenv: false })
   const db = options.db ?? openDatabase(config.databaseUrl, { cwd: dir })
   await migrateToLatest(db)
-  const gateway = await buildApp({ config, db, upstream: config.upstreamUrl!, revocationRefreshMs: options.revocationRefreshMs })
+  const gateway = await buildApp({ config, db, upstream: config.upstreamUrl!, revocationRefreshMs: options.revocationRefreshMs, ...(options.logger !== undefined ? { logger: options.logger } : {}) })
   await gateway.app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = gateway.app.server.address() as AddressInfo
   return {

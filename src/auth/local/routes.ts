@@ -33,7 +33,7 @@ export const MESSAGES = {
   registrationClosed: 'This username is not registered, and new accounts are not created automatically. Contact your administrator.',
   localDisabled: 'Sign-in with a username is not enabled here; use single sign-on.',
   throttled: (seconds: number) => `Too many failed sign-in attempts. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`,
-  providerUnavailable: 'Single sign-on is not available right now: the identity provider did not answer. Try again in a moment.',
+  providerUnavailable: 'The single sign-on provider cannot be reached right now. Try again in a moment.',
   ssoFailed: 'Single sign-on did not complete. Please try again.',
   signedOut: 'You have signed out.'
 }
@@ -54,24 +54,32 @@ export function loginErrorLocation (key: LoginErrorKey, next = '/'): string {
 
 interface LoginQuery { next?: string, error?: string, signed_out?: string }
 
+export type LoginRenderer = (request: FastifyRequest, reply: FastifyReply, status: number, next: string,
+  extra?: { error?: string, notice?: string, username?: string }) => FastifyReply
+
+/** The login page for this configuration, with a message: also what a failed SSO start shows. */
+export function loginRenderer (config: Config, sessions: Sessions): LoginRenderer {
+  const brand = brandOf(config)
+  const sso = config.oidc !== undefined ? { buttonText: config.oidc.buttonText } : undefined
+  return (request, reply, status, next, extra = {}) =>
+    reply.code(status).type('text/html; charset=utf-8').send(loginPage({
+      ...brand,
+      next,
+      csrfToken: sessions.csrfToken(request, reply),
+      showLocalForm: config.authMethod !== 'oidc',
+      askPassword: config.localAuth === 'password',
+      sso,
+      ...extra
+    }))
+}
+
 export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDeps): Promise<void> {
   const { config, users, sessions, metrics } = deps
   const throttle = new LoginThrottle({ maxFailures: 10, windowSeconds: 15 * 60 })
   const localEnabled = config.authMethod !== 'oidc'
   const sso = config.oidc !== undefined ? { buttonText: config.oidc.buttonText } : undefined
-
   const brand = brandOf(config)
-
-  const render = (request: FastifyRequest, reply: FastifyReply, status: number, next: string, extra: { error?: string, notice?: string, username?: string } = {}): FastifyReply =>
-    reply.code(status).type('text/html; charset=utf-8').send(loginPage({
-      ...brand,
-      next,
-      csrfToken: sessions.csrfToken(request, reply),
-      showLocalForm: localEnabled,
-      askPassword: config.localAuth === 'password',
-      sso,
-      ...extra
-    }))
+  const render = loginRenderer(config, sessions)
 
   app.get<{ Querystring: LoginQuery }>('/login', async (request, reply) => {
     const next = safeNextPath(request.query.next)

@@ -1,0 +1,237 @@
+// The relying party: openid-client v6, configured by discovery from OIDC_ISSUER. Discovery runs in
+// the background with exponential backoff, so the gateway starts (and serves local sign-in and
+// existing sessions) while the IdP is unreachable; until it succeeds SSO answers "unavailable" and
+// readiness says why. Every protocol check is openid-client's; this file only wires them.
+import * as client from 'openid-client'
+import type { FastifyBaseLogger } from 'fastify'
+import type { OidcConfig } from '../../config/index.js'
+import { isLoopbackHost } from '../../config/net.js'
+import type { OidcTransaction } from './transaction.js'
+import { describeError } from './errors.js'
+
+export interface OidcClientOptions {
+  config: OidcConfig
+  log: FastifyBaseLogger
+  /** Discovery retry backoff: first delay and cap, in ms. */
+  retry?: { initialMs: number, maxMs: number }
+  /** Per request to the IdP, in seconds. */
+  timeoutSeconds?: number
+}
+
+export interface SignInResult {
+  /** The ID token's `iss` (checked to be the discovered issuer) and `sub`: the identity's key. */
+  issuer: string
+  sub: string
+  /** ID token claims, overlaid with userinfo (whose `sub` was checked to be the same). */
+  claims: Record<string, unknown>
+  idToken: string
+}
+
+/** IdP responses larger than this (by Content-Length) are refused before they are read. */
+const MAX_RESPONSE_BYTES = 1024 * 1024
+/** An unknown `kid` forces a JWKS refetch at most this often (ms); other failures never do. */
+const FORCED_JWKS_REFRESH_INTERVAL = 10_000
+/** /login/oidc retries discovery on demand at most this often (ms), on top of the backoff. */
+const ON_DEMAND_INTERVAL = 1_000
+
+const boundedFetch: client.CustomFetch = async (url, options) => {
+  const response = await fetch(url, options as RequestInit)
+  const length = Number(response.headers.get('content-length') ?? '0')
+  if (length > MAX_RESPONSE_BYTES) {
+    await response.body?.cancel()
+    throw new Error(`response from ${new URL(url).origin} is ${length} bytes, more than the ${MAX_RESPONSE_BYTES} accepted`)
+  }
+  return response
+}
+
+export class OidcClient {
+  private metadata: client.ServerMetadata | undefined
+  /** The IdP's signing keys, shared by all flows (each flow gets its own Configuration). */
+  private jwksCache: client.ExportedJWKSCache | undefined
+  private attempts = 0
+  private lastError: string | undefined
+  private lastAttemptAt = 0
+  private nextAttemptAt = 0
+  private inFlight: Promise<boolean> | undefined
+  private timer: NodeJS.Timeout | undefined
+  private stopped = false
+  private lastForcedJwksRefresh = 0
+  private readonly insecure: boolean
+  private readonly retry: { initialMs: number, maxMs: number }
+  private readonly timeoutSeconds: number
+
+  constructor (private readonly options: OidcClientOptions) {
+    const { issuer } = options.config
+    // http:// only for a loopback issuer (the config refuses any other); openid-client needs telling.
+    this.insecure = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname)
+    this.retry = options.retry ?? { initialMs: 1000, maxMs: 60_000 }
+    this.timeoutSeconds = options.timeoutSeconds ?? 10
+  }
+
+  get ready (): boolean {
+    return this.metadata !== undefined
+  }
+
+  /** Start discovery in the background; never throws. */
+  start (): void {
+    void this.attempt()
+  }
+
+  stop (): void {
+    this.stopped = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+  }
+
+  /** undefined when SSO can be used, else why not (for /_authgate/readyz). */
+  problem (): string | undefined {
+    if (this.ready) return undefined
+    if (this.attempts === 0 || this.lastError === undefined) return `discovery of ${this.options.config.issuer.href} in progress`
+    const wait = Math.max(0, Math.round((this.nextAttemptAt - Date.now()) / 1000))
+    return `discovery of ${this.options.config.issuer.href} failed ${this.attempts} time${this.attempts > 1 ? 's' : ''} (last: ${this.lastError}); retrying in ${wait}s`
+  }
+
+  /**
+   * Ready, or one more discovery attempt now (at most every second, shared by concurrent callers),
+   * waited for up to `waitMs`: the user who clicks "try again" after the IdP is back gets in.
+   */
+  async ensureReady (waitMs = 3000): Promise<boolean> {
+    if (this.ready) return true
+    if (this.inFlight === undefined && Date.now() - this.lastAttemptAt >= ON_DEMAND_INTERVAL) void this.attempt()
+    if (this.inFlight === undefined) return false
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(false) }, waitMs) })
+    try {
+      return await Promise.race([this.inFlight, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private async attempt (): Promise<boolean> {
+    if (this.inFlight !== undefined) return await this.inFlight
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.inFlight = (async () => {
+      this.lastAttemptAt = Date.now()
+      this.attempts += 1
+      try {
+        const { issuer, clientId } = this.options.config
+        const discovered = await client.discovery(issuer, clientId, undefined, undefined, {
+          execute: this.insecure ? [client.allowInsecureRequests] : [],
+          timeout: this.timeoutSeconds,
+          [client.customFetch]: boundedFetch
+        })
+        const metadata = discovered.serverMetadata()
+        if (metadata.authorization_endpoint === undefined || metadata.token_endpoint === undefined || metadata.jwks_uri === undefined) {
+          throw new Error('the discovery document lacks authorization_endpoint, token_endpoint or jwks_uri')
+        }
+        this.metadata = metadata
+        this.lastError = undefined
+        this.options.log.info({ issuer: metadata.issuer, endSession: metadata.end_session_endpoint !== undefined, attempts: this.attempts }, 'OIDC provider discovered')
+        return true
+      } catch (err) {
+        this.lastError = describeError(err)
+        const delay = Math.min(this.retry.maxMs, this.retry.initialMs * 2 ** Math.min(this.attempts - 1, 20))
+        const jittered = Math.round(delay * (0.8 + Math.random() * 0.4))
+        this.nextAttemptAt = Date.now() + jittered
+        this.options.log.warn({ issuer: this.options.config.issuer.href, attempts: this.attempts, err: this.lastError, retryInMs: jittered }, 'OIDC discovery failed; SSO unavailable until it succeeds')
+        if (!this.stopped) {
+          this.timer = setTimeout(() => { void this.attempt() }, jittered)
+          this.timer.unref()
+        }
+        return false
+      } finally {
+        this.inFlight = undefined
+      }
+    })()
+    return await this.inFlight
+  }
+
+  /**
+   * A Configuration for one flow, from the discovered metadata: cheap, and its own JWKS cache entry
+   * inside openid-client (which lets a flow refetch the keys without touching the others).
+   */
+  private configuration (fetchImpl: client.CustomFetch, jwksCache: client.ExportedJWKSCache | undefined): client.Configuration {
+    const { clientId, clientSecret, clientAuthMethod } = this.options.config
+    const auth = clientAuthMethod === 'client_secret_basic' ? client.ClientSecretBasic(clientSecret) : client.ClientSecretPost(clientSecret)
+    const config = new client.Configuration(this.metadata!, clientId, clientSecret, auth)
+    if (this.insecure) client.allowInsecureRequests(config)
+    config.timeout = this.timeoutSeconds
+    config[client.customFetch] = fetchImpl
+    // Verify the ID token's signature against the IdP's JWKS even though it came straight from the
+    // token endpoint: openid-client otherwise trusts the TLS channel alone.
+    client.enableNonRepudiationChecks(config)
+    if (jwksCache !== undefined) client.setJwksCache(config, jwksCache)
+    return config
+  }
+
+  /** Where /login/oidc sends the browser (PKCE S256, state, nonce). */
+  async authorizationUrl (tx: OidcTransaction): Promise<URL> {
+    const { scopes, redirectUri } = this.options.config
+    return client.buildAuthorizationUrl(this.configuration(boundedFetch, undefined), {
+      redirect_uri: redirectUri.href,
+      scope: scopes,
+      code_challenge: await client.calculatePKCECodeChallenge(tx.verifier),
+      code_challenge_method: 'S256',
+      state: tx.state,
+      nonce: tx.nonce
+    })
+  }
+
+  /**
+   * The callback: authorization response (state, RFC 9207 iss, error), code exchange, ID token
+   * (iss, aud, exp, iat, nonce, signature), then userinfo whose `sub` must match. Throws on the
+   * first failure, after which nothing more is sent to the IdP.
+   */
+  async signIn (callbackParams: URLSearchParams, tx: OidcTransaction): Promise<SignInResult> {
+    // openid-client derives the token request's redirect_uri from this URL: it must be the
+    // configured one, whatever Host the request came in with.
+    const currentUrl = new URL(this.options.config.redirectUri.href)
+    currentUrl.search = callbackParams.toString()
+    const checks = { pkceCodeVerifier: tx.verifier, expectedState: tx.state, expectedNonce: tx.nonce, idTokenExpected: true }
+    const tokenEndpoint = new URL(this.metadata!.token_endpoint!).href
+
+    let tokenResponse: Response | undefined
+    const capturing: client.CustomFetch = async (url, options) => {
+      const response = await boundedFetch(url, options)
+      if (new URL(url).href === tokenEndpoint) tokenResponse = response.clone()
+      return response
+    }
+    let config = this.configuration(capturing, this.jwksCache)
+    let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>
+    try {
+      tokens = await client.authorizationCodeGrant(config, currentUrl, checks)
+    } catch (err) {
+      // Signed with a key we have not seen: the IdP rotated keys. openid-client refetches its JWKS
+      // only when its copy is a minute old; the code is spent, so validate the same token response
+      // again (replayed from memory, no second token request) against a freshly fetched JWKS.
+      const replayable = tokenResponse
+      if ((err as { code?: unknown }).code !== 'OAUTH_KEY_SELECTION_FAILED' || replayable === undefined ||
+        Date.now() - this.lastForcedJwksRefresh < FORCED_JWKS_REFRESH_INTERVAL) throw err
+      this.lastForcedJwksRefresh = Date.now()
+      this.options.log.info({ issuer: this.metadata!.issuer }, 'ID token signed with a key missing from the cached JWKS: fetching the JWKS again')
+      config = this.configuration(async (url, options) => new URL(url).href === tokenEndpoint ? replayable.clone() : await boundedFetch(url, options), undefined)
+      tokens = await client.authorizationCodeGrant(config, currentUrl, checks)
+    }
+    this.jwksCache = client.getJwksCache(config) ?? this.jwksCache
+
+    const idClaims = tokens.claims()
+    if (idClaims === undefined || tokens.id_token === undefined) throw new Error('the token response has no ID token')
+    let claims: Record<string, unknown> = { ...idClaims }
+    if (this.metadata!.userinfo_endpoint !== undefined) {
+      const userinfo = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub)
+      claims = { ...claims, ...userinfo }
+    }
+    return { issuer: idClaims.iss, sub: idClaims.sub, claims, idToken: tokens.id_token }
+  }
+
+  /** RP-initiated logout at the IdP, or undefined when it has no end_session_endpoint (or is unknown). */
+  endSessionUrl (params: { idToken: string | undefined, postLogoutRedirectUri: URL | undefined, state: string }): URL | undefined {
+    if (this.metadata?.end_session_endpoint === undefined) return undefined
+    return client.buildEndSessionUrl(this.configuration(boundedFetch, undefined), {
+      // Without the ID token, openid-client sends client_id (it always adds it), which IdPs accept instead.
+      ...(params.idToken !== undefined ? { id_token_hint: params.idToken } : {}),
+      ...(params.postLogoutRedirectUri !== undefined ? { post_logout_redirect_uri: params.postLogoutRedirectUri.href } : {}),
+      state: params.state
+    })
+  }
+}

@@ -1,0 +1,70 @@
+// What an OIDC sign-in failure looks like to the user (a page) and to the operator (a log line).
+// Pages carry a short code that docs/OIDC_SETUP.md explains; logs carry the reason. Neither ever
+// carries a token, a code, a stack trace or a claim value.
+import { AuthorizationResponseError, ResponseBodyError } from 'openid-client'
+
+export type OidcFailureCode =
+  | 'sso-disabled'
+  | 'provider-unavailable'
+  | 'transaction-missing'
+  | 'provider-error'
+  | 'access-denied'
+  | 'verification-failed'
+  | 'missing-username'
+  | 'invalid-username'
+  | 'not-registered'
+  | 'linked-elsewhere'
+  | 'unverified-email'
+  | 'disabled'
+
+interface FailurePage { status: number, title: string, message: string }
+
+const TRY_AGAIN = 'Please try again. If this keeps happening, contact your administrator.'
+
+export const FAILURES: Record<OidcFailureCode, FailurePage> = {
+  'sso-disabled': { status: 404, title: 'Single sign-on is not enabled', message: 'Single sign-on is not enabled on this gateway.' },
+  'provider-unavailable': { status: 503, title: 'Sign-in provider unavailable', message: 'The single sign-on provider cannot be reached right now. Try again in a moment.' },
+  'transaction-missing': { status: 400, title: 'Sign-in expired', message: 'This sign-in was not started in this browser, took more than 10 minutes, or was already completed. ' + TRY_AGAIN },
+  'provider-error': { status: 400, title: 'Sign-in failed', message: 'The sign-in provider reported an error and did not sign you in. ' + TRY_AGAIN },
+  'access-denied': { status: 403, title: 'Sign-in cancelled', message: 'The sign-in was cancelled or refused at the sign-in provider.' },
+  'verification-failed': { status: 400, title: 'Sign-in failed', message: 'The answer from the sign-in provider could not be verified, so you were not signed in. ' + TRY_AGAIN },
+  'missing-username': { status: 400, title: 'Sign-in failed', message: 'The sign-in provider did not send a username.' },
+  'invalid-username': { status: 400, title: 'Sign-in failed', message: 'The username sent by the sign-in provider is not usable here.' },
+  'not-registered': { status: 403, title: 'Not registered', message: 'You signed in at the provider, but you have no account here, and new accounts are not created automatically. Ask your administrator to add you.' },
+  'linked-elsewhere': { status: 409, title: 'Account already linked', message: 'An account with your username exists here but belongs to another sign-in identity, so you were not signed in to it. Contact your administrator.' },
+  'unverified-email': { status: 403, title: 'Email address not verified', message: 'Your sign-in provider has not verified your email address, which is your username here. Verify it at the provider, then try again.' },
+  disabled: { status: 403, title: 'Account disabled', message: 'This account is disabled. Contact your administrator.' }
+}
+
+export class OidcFailure extends Error {
+  constructor (readonly code: OidcFailureCode, readonly reason: string, readonly detail?: string) {
+    super(reason)
+    this.name = 'OidcFailure'
+  }
+}
+
+const truncate = (s: string, max = 300): string => s.length > max ? s.slice(0, max) + '…' : s
+
+/** One line about an error from openid-client (or fetch): messages and codes, never payloads. */
+export function describeError (err: unknown): string {
+  if (err instanceof ResponseBodyError) {
+    return truncate(`${err.error}${err.error_description !== undefined ? ': ' + err.error_description : ''} (HTTP ${err.status})`)
+  }
+  if (err instanceof AuthorizationResponseError) {
+    return truncate(`${err.error}${err.error_description !== undefined ? ': ' + err.error_description : ''}`)
+  }
+  if (!(err instanceof Error)) return truncate(String(err))
+  let text = err.message
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string') text += ` [${code}]`
+  const cause = err.cause
+  if (cause instanceof Response) text += `: HTTP ${cause.status}`
+  else if (cause instanceof Error) {
+    text += `: ${cause.message}`
+    const causeCode = (cause as { code?: unknown }).code
+    if (typeof causeCode === 'string') text += ` [${causeCode}]`
+    // fetch failures nest the socket error one level further down
+    if (cause.cause instanceof Error) text += `: ${cause.cause.message}`
+  }
+  return truncate(text)
+}

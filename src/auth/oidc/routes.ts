@@ -1,0 +1,152 @@
+// GET /login/oidc and GET /auth/oidc/callback, and where an OIDC session goes at logout.
+// Every failure ends on a deliberate page (FAILURES in errors.ts) with no session, the flow's
+// transaction cookie cleared, and the reason logged.
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { AuthorizationResponseError, ResponseBodyError } from 'openid-client'
+import type { Config, OidcConfig } from '../../config/index.js'
+import type { UserRepository } from '../../db/users.js'
+import type { Sessions } from '../../session/index.js'
+import type { SessionPayload } from '../../session/session.js'
+import { deriveKey } from '../../session/keys.js'
+import type { Metrics } from '../../ops/metrics.js'
+import { brandOf, messagePage } from '../../pages/layout.js'
+import { loginRenderer, MESSAGES } from '../local/routes.js'
+import { safeNextPath } from '../next-url.js'
+import type { OidcClient } from './client.js'
+import { mapClaims } from './claims.js'
+import { upsertOidcUser } from './linking.js'
+import { describeError, FAILURES, OidcFailure, type OidcFailureCode } from './errors.js'
+import {
+  flowsToEvict, isWellFormedState, newTransaction, openTransaction, sealTransaction, stateOfCookie,
+  transactionCookieName, TRANSACTION_MAX_AGE, type PendingFlow
+} from './transaction.js'
+
+export interface OidcRouteDeps {
+  config: Config
+  users: UserRepository
+  sessions: Sessions
+  metrics: Metrics
+  /** undefined when AUTH_METHOD=local: the routes then say SSO is not enabled. */
+  client: OidcClient | undefined
+}
+
+const now = (): number => Math.floor(Date.now() / 1000)
+
+export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Promise<void> {
+  const { config, users, sessions, metrics, client } = deps
+  const oidc = config.oidc
+  const keys = config.secretKeys.map((secret) => deriveKey(secret, 'oidc-transaction-v1'))
+  const prefix = sessions.names.oidcPrefix
+  const cookieAttributes = { path: '/', httpOnly: true, secure: config.sessionCookieSecure, sameSite: 'lax' as const }
+
+  const renderLogin = loginRenderer(config, sessions)
+
+  const failurePage = (request: FastifyRequest, reply: FastifyReply, failure: OidcFailure, next: string): FastifyReply => {
+    const page = FAILURES[failure.code]
+    metrics.loginFailures.inc('oidc-' + failure.code)
+    const level = failure.code === 'provider-unavailable' || failure.code === 'verification-failed' ? 'warn' : 'info'
+    request.log[level]({ code: failure.code, reason: failure.reason }, 'OIDC sign-in failed')
+    // The provider being down is a moment, not a dead end: the login page itself, saying so, with
+    // the SSO button to try again and (AUTH_METHOD=both) the local form to get in meanwhile.
+    if (failure.code === 'provider-unavailable') return renderLogin(request, reply, page.status, next, { error: MESSAGES.providerUnavailable })
+    return reply.code(page.status).type('text/html; charset=utf-8').send(messagePage({
+      ...brandOf(config),
+      title: page.title,
+      message: `${page.message}${failure.detail !== undefined ? ' ' + failure.detail : ''} (Error code: ${failure.code})`,
+      link: failure.code === 'sso-disabled' ? { href: '/login', text: 'Back to sign-in' } : { href: '/login?next=' + encodeURIComponent(next), text: 'Try again' }
+    }))
+  }
+
+  app.get<{ Querystring: { next?: string } }>('/login/oidc', async (request, reply) => {
+    const next = safeNextPath(request.query.next)
+    if (oidc === undefined || client === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), next)
+    if (sessions.read(request) !== undefined) return await reply.redirect(next, 302)
+    if (!(await client.ensureReady())) return failurePage(request, reply, new OidcFailure('provider-unavailable', client.problem() ?? 'not ready'), next)
+
+    const at = now()
+    const tx = newTransaction(next, at)
+    const name = transactionCookieName(prefix, tx.state)
+    const sealed = sealTransaction(keys[0]!, tx)
+    // Bound the flows one browser keeps open (each tab is one): the oldest give way.
+    const pending: PendingFlow[] = []
+    for (const [cookie, value] of Object.entries(request.cookies)) {
+      const state = stateOfCookie(prefix, cookie)
+      if (state === undefined || value === undefined) continue
+      pending.push({ name: cookie, createdAt: openTransaction(keys, state, value, at)?.createdAt, size: cookie.length + 1 + value.length })
+    }
+    for (const evicted of flowsToEvict(pending, name.length + 1 + sealed.length)) reply.clearCookie(evicted, cookieAttributes)
+    reply.setCookie(name, sealed, { ...cookieAttributes, maxAge: TRANSACTION_MAX_AGE })
+    return await reply.redirect((await client.authorizationUrl(tx)).href, 302)
+  })
+
+  app.get('/auth/oidc/callback', async (request, reply) => {
+    const params = new URLSearchParams(request.url.split('?')[1] ?? '')
+    if (oidc === undefined || client === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), '/')
+    const state = params.get('state')
+    if (!isWellFormedState(state)) {
+      return failurePage(request, reply, new OidcFailure('transaction-missing', state === null ? 'callback without state' : 'malformed state'), '/')
+    }
+    // One attempt per flow: its cookie goes whatever happens next.
+    const name = transactionCookieName(prefix, state)
+    const sealed = request.cookies[name]
+    if (sealed !== undefined) reply.clearCookie(name, cookieAttributes)
+    const tx = openTransaction(keys, state, sealed, now())
+    if (tx === undefined) {
+      const reason = sealed === undefined ? 'no transaction cookie for this state (expired, used, another browser, or a state the gateway never issued)' : 'transaction cookie unreadable or expired'
+      return failurePage(request, reply, new OidcFailure('transaction-missing', reason), '/')
+    }
+    try {
+      if (!(await client.ensureReady())) throw new OidcFailure('provider-unavailable', client.problem() ?? 'not ready')
+      const result = await client.signIn(params, tx).catch((err: unknown) => { throw classify(err) })
+
+      const mapped = mapClaims(result.claims, oidc)
+      if (!mapped.ok) throw new OidcFailure(mapped.code, `claim mapping: ${mapped.code}`, mapped.message)
+      const identity = mapped.identity
+      const upsert = await upsertOidcUser(users, { issuer: result.issuer, sub: result.sub }, identity,
+        { allowSelfRegister: config.allowSelfRegister, usernameIsEmail: oidc.usernameClaim === oidc.emailClaim },
+        { adminGroup: oidc.adminGroup, adminEmails: oidc.adminEmails, adminUsernames: config.adminUsernames })
+      if (!upsert.ok) throw new OidcFailure(upsert.reason, `${upsert.reason} (username ${identity.username})`)
+
+      const { user } = upsert
+      sessions.start(request, { ...user, groups: identity.groups }, 'oidc', { idToken: result.idToken })
+      metrics.logins.inc('oidc')
+      request.log.info({ username: user.username, admin: user.isAdmin, outcome: upsert.outcome, groups: identity.groups.length }, 'signed in (oidc)')
+      return await reply.redirect(tx.next, 302)
+    } catch (err) {
+      if (err instanceof OidcFailure) return failurePage(request, reply, err, tx.next)
+      throw err
+    }
+  })
+
+  // Both routes are GET only (the gateway asks for response_mode=query); never proxied upstream.
+  for (const url of ['/login/oidc', '/auth/oidc/callback']) {
+    app.route({
+      method: ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+      url,
+      handler: async (_request, reply) => await reply.code(405).header('allow', 'GET, HEAD').send({ error: 'method_not_allowed' })
+    })
+  }
+}
+
+/** Which page an error from the protocol exchange deserves; the reason goes to the log. */
+export function classify (err: unknown): OidcFailure {
+  const reason = describeError(err)
+  if (err instanceof AuthorizationResponseError) return new OidcFailure(err.error === 'access_denied' ? 'access-denied' : 'provider-error', reason)
+  if (err instanceof ResponseBodyError) return new OidcFailure('provider-error', reason)
+  const code = (err as { code?: unknown }).code
+  if ((err instanceof TypeError && err.message === 'fetch failed') || code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT') {
+    return new OidcFailure('provider-unavailable', reason)
+  }
+  return new OidcFailure('verification-failed', reason)
+}
+
+/** For logout: an OIDC session continues at the IdP's end-session endpoint, when it has one. */
+export function oidcEndSession (oidc: OidcConfig | undefined, client: OidcClient | undefined): (session: SessionPayload, request: FastifyRequest) => Promise<string | undefined> {
+  return async (session) => {
+    if (session.m !== 'oidc' || oidc === undefined || client === undefined) return undefined
+    // `state` is echoed to the post-logout page; the gateway keeps nothing to compare it with
+    // because that page (usually /login) acts on nothing it carries.
+    return client.endSessionUrl({ idToken: session.idt, postLogoutRedirectUri: oidc.postLogoutRedirectUri, state: randomBytes(16).toString('base64url') })?.href
+  }
+}
