@@ -176,7 +176,7 @@ button { font: inherit; font-weight: 600; padding: .5rem 1rem; border-radius: .3
 button.secondary { background: transparent; color: var(--accent); margin-left: .5rem; }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 .error { color: var(--danger); border: 1px solid var(--danger); border-radius: .375rem; padding: .5rem .75rem; }
-table { width: 100%; border-collapse: collapse; font-size: .875rem; margin-top: .5rem; }
+table { width: 100%; border-collapse: collapse; font-size: .875rem; margin-top: 1.5rem; }
 th, td { text-align: left; padding: .25rem .375rem; border-bottom: 1px solid var(--border); }
 .muted { color: var(--muted); font-size: .875rem; }
 `
