@@ -35,14 +35,11 @@ export interface ForwardContext {
   forwardedFor: string[]
   proto: string
   host: string
-  /** Keep `Upgrade`/`Connection: upgrade` (WebSocket handshakes). */
-  upgrade?: boolean
 }
 
 export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext): HeaderMap {
   const headers = stripGatewayHeaders(incoming)
   for (const name of [...HOP_BY_HOP, ...FORWARDING, ...connectionListed(headers)]) {
-    if (ctx.upgrade === true && (name === 'upgrade' || name === 'connection')) continue
     delete headers[name]
   }
   const cookie = removeGatewayCookies(incoming.cookie)
@@ -60,8 +57,8 @@ export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext
 const WEBSOCKET_HANDSHAKE = /^(host|sec-websocket-.*|content-length)$/
 
 /** Headers for the upstream side of a proxied WebSocket: as for HTTP, minus the handshake itself. */
-export function upstreamWebSocketHeaders (incoming: HeaderMap, ctx: Omit<ForwardContext, 'upgrade'>): HeaderMap {
-  const headers = upstreamRequestHeaders(incoming, { ...ctx, upgrade: false })
+export function upstreamWebSocketHeaders (incoming: HeaderMap, ctx: ForwardContext): HeaderMap {
+  const headers = upstreamRequestHeaders(incoming, ctx)
   for (const name of Object.keys(headers)) {
     if (WEBSOCKET_HANDSHAKE.test(name)) delete headers[name]
   }
