@@ -1,6 +1,7 @@
 // Configuration: read once at startup from the environment (and ./.env), validated into one typed
 // object. Every problem is collected so the operator sees them all in one message, not one per restart.
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { isLoopbackHost } from './net.js'
@@ -337,9 +338,18 @@ function parseTrustProxy (value: string, fail: Fail): TrustProxy | undefined {
   if (v === 'true' || v === 'false') return v === 'true'
   if (/^\d+$/.test(v)) return Number(v)
   const cidrs = list(value)
-  const cidr = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]+)(\/\d{1,3})?$/i
-  if (cidrs.length > 0 && cidrs.every((c) => cidr.test(c))) return cidrs
+  if (cidrs.length > 0 && cidrs.every(isAddressOrCidr)) return cidrs
   return fail('TRUST_PROXY', 'must be true, false, a hop count, or comma-separated addresses/CIDRs such as 10.0.0.0/8,127.0.0.1')
+}
+
+/** What proxy-addr accepts (anything else would stop startup later with a bare TypeError). */
+function isAddressOrCidr (value: string): boolean {
+  const [address = '', prefix, ...rest] = value.split('/')
+  const version = isIP(address)
+  if (version === 0 || rest.length > 0) return false
+  if (prefix === undefined) return true
+  if (!/^\d{1,3}$/.test(prefix)) return false
+  return Number(prefix) <= (version === 4 ? 32 : 128)
 }
 
 function parseSkipAuthPaths (value: string | undefined, fail: Fail): string[] | undefined {
