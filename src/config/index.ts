@@ -186,6 +186,11 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
   if (!unreadable.has('HEADER_SIGNING_SECRET') && (production || headerSigningSecret !== undefined)) checkSecret('HEADER_SIGNING_SECRET', headerSigningSecret, fail)
   const previousKeys = list(get('SECRET_KEY_PREVIOUS') ?? '')
   for (const key of previousKeys) checkSecret('SECRET_KEY_PREVIOUS', key, fail)
+  // The upstream holds HEADER_SIGNING_SECRET; if it could also derive the session keys, it (or anyone
+  // who reads its configuration) could mint a session for any user, administrators included.
+  if (headerSigningSecret !== undefined && (headerSigningSecret === secretKey || previousKeys.includes(headerSigningSecret))) {
+    fail('HEADER_SIGNING_SECRET', 'must differ from SECRET_KEY and SECRET_KEY_PREVIOUS (the upstream holds it; it must not be able to forge sessions); generate one with: openssl rand -base64 48')
+  }
 
   const oidc = authMethod === 'oidc' || authMethod === 'both' ? parseOidc(get, fail) : undefined
   const identityJwt = parseIdentityJwt(get, { production, publicUrl, dataDir, generatedSecrets, canGenerate: problems.length === 0 }, fail)

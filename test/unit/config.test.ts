@@ -95,6 +95,13 @@ t.test('cookie security follows PUBLIC_URL and NODE_ENV', async (t) => {
   t.same(problems({ ...secrets, PUBLIC_URL: 'https://x/app' }), ['PUBLIC_URL'])
 })
 
+t.test('HEADER_SIGNING_SECRET, which the upstream holds, cannot also be a session key', async (t) => {
+  const shared = 'x'.repeat(40)
+  t.same(problems({ SECRET_KEY: shared, HEADER_SIGNING_SECRET: shared }), ['HEADER_SIGNING_SECRET'])
+  t.same(problems({ ...secrets, SECRET_KEY_PREVIOUS: secrets.HEADER_SIGNING_SECRET }), ['HEADER_SIGNING_SECRET'], 'nor a previous one')
+  t.same(problems({ ...secrets, SECRET_KEY_PREVIOUS: 'p'.repeat(32) }), [])
+})
+
 t.test('TRUST_PROXY and SKIP_AUTH_PATHS forms', async (t) => {
   const c = (v: Record<string, string>) => loadConfig({ ...secrets, ...v }, { cwd: dir(), dotenv: false })
   t.equal(c({ TRUST_PROXY: 'true' }).trustProxy, true)
