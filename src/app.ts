@@ -86,11 +86,12 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request', message })
   })
 
-  await app.register(formbody)
   await sessions.register(app)
 
   // The gateway's own pages and machinery, with the page security headers.
   await app.register(async (gateway) => {
+    // Forms are parsed for the gateway's own routes only: the application's must reach it untouched.
+    await gateway.register(formbody)
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     await localLoginRoutes(gateway, { config, users, sessions, metrics })
