@@ -90,6 +90,14 @@ t.test('cookies, forwarding and hop-by-hop headers', async (t) => {
 
   const cookieRes = await http(`${gw.url}/set-cookie`, { headers: { cookie: session } })
   t.same(cookieRes.headers['set-cookie'], 'app=1; Path=/', 'the upstream cannot set the gateway cookies')
+
+  // curl sends Expect: 100-continue with larger uploads; the gateway's server has already answered it.
+  for (const path of ['/upload', '/static/upload']) {
+    const expect = await rawRequest(gw.url, `POST ${path} HTTP/1.1\nHost: gw\nCookie: ${session}\nContent-Type: application/octet-stream\nContent-Length: 5\nExpect: 100-continue\nConnection: close\n\nhello`)
+    t.match(expect.raw, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, `Expect: 100-continue to ${path}: continued, then proxied`)
+    t.equal(last().body, 'hello')
+    t.equal(last().headers.expect, undefined, 'and not asked again of the upstream')
+  }
 })
 
 t.test('TRUST_PROXY extends X-Forwarded-For only for trusted peers', async (t) => {
