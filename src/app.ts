@@ -76,7 +76,10 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
-    if (status === 500) request.log.error({ err: error }, 'request failed')
+    // A client that hung up mid-answer (a proxied body is then aborted) is not the gateway's fault.
+    const clientGone = reply.raw.destroyed || request.raw.destroyed
+    if (status === 500 && clientGone) request.log.info({ err: error.message }, 'client closed the connection before the answer was complete')
+    else if (status === 500) request.log.error({ err: error }, 'request failed')
     else request.log.info({ code: error.code, status }, error.message)
     const message = status === 500 ? 'Something went wrong in the sign-in gateway.' : error.message
     if (isBrowserNavigation(request.method, request.headers.accept)) {
