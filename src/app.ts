@@ -80,7 +80,10 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
-    if (status === 500) request.log.error({ err: error }, 'request failed')
+    // A client that hung up mid-answer (a proxied body is then aborted) is not the gateway's fault.
+    const clientGone = reply.raw.destroyed || request.raw.destroyed
+    if (status === 500 && clientGone) request.log.info({ err: error.message }, 'client closed the connection before the answer was complete')
+    else if (status === 500) request.log.error({ err: error }, 'request failed')
     else request.log.info({ code: error.code, status }, error.message)
     const message = status === 500 ? 'Something went wrong in the sign-in gateway.' : error.message
     // Any request from a page (a navigation or a form post) gets a page; API clients get JSON.
@@ -91,11 +94,12 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request', message })
   })
 
-  await app.register(formbody)
   await sessions.register(app)
 
   // The gateway's own pages and machinery, with the page security headers.
   await app.register(async (gateway) => {
+    // Forms are parsed for the gateway's own routes only: the application's must reach it untouched.
+    await gateway.register(formbody)
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     await localLoginRoutes(gateway, { config, users, sessions, metrics })

@@ -7,6 +7,9 @@ import { join } from 'node:path'
 import { openDatabase } from '../src/db/index.js'
 import { UserRepository } from '../src/db/users.js'
 import { verifyPassword } from '../src/auth/local/password.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { startGateway } from './support/gateway.js'
+import { cookieHeader, http, loginLocal } from './support/http.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'authgate-cli-'))
 const DATABASE_URL = `sqlite:${join(dir, 'cli.db')}`
@@ -54,6 +57,37 @@ t.test('migrate, add, list, passwords, admin, disable, enable, revoke', async (t
   t.equal(bob?.isAdmin, true)
   t.equal(bob?.isActive, true)
   t.ok((await repo.findByUsername('alice'))?.sessionsRevokedAt, 'revocation recorded')
+})
+
+t.test('a demotion or a new password ends the user\'s sessions at a running gateway', async (t) => {
+  const db = openDatabase(DATABASE_URL)
+  const gw = await startGateway({ LOCAL_AUTH: 'password' }, { db, revocationRefreshMs: 100 })
+  t.teardown(async () => { await gw.close(); await db.close() })
+  t.equal((await cli(['users', 'add', 'carol', '--admin', '--password'], 'carol password\n')).code, 0)
+  t.equal((await cli(['users', 'add', 'dave', '--password'], 'dave password\n')).code, 0)
+  const carol = cookieHeader((await loginLocal(gw.url, 'carol', { password: 'carol password' })).cookies)
+  const dave = cookieHeader((await loginLocal(gw.url, 'dave', { password: 'dave password' })).cookies)
+  const status = async (cookie: string): Promise<number> => (await http(`${gw.url}/_authgate/auth`, { headers: { cookie } })).status
+  t.equal(await status(carol), 200)
+  t.equal(await status(dave), 200)
+  // Sessions issued in the same second as a revocation are refused too: keep the cut clean.
+  await sleep(1100)
+
+  const demoted = await cli(['users', 'set-admin', 'carol', 'false'])
+  t.equal(demoted.code, 0, demoted.stderr)
+  t.match(demoted.stdout, /no longer an administrator; their current sessions end/)
+  const reset = await cli(['users', 'set-password', 'dave'], 'a new dave password\n')
+  t.equal(reset.code, 0, reset.stderr)
+  await sleep(500)
+  t.equal(await status(carol), 401, 'the demoted admin\'s session no longer carries X-Admin: true')
+  t.equal(await status(dave), 401, 'a session from before the new password is over')
+  await sleep(1100)
+  const again = await loginLocal(gw.url, 'carol', { password: 'carol password' })
+  const fresh = await http(`${gw.url}/_authgate/auth`, { headers: { cookie: cookieHeader(again.cookies) } })
+  t.equal(fresh.headers['x-admin'], 'false', 'signed in again: not an admin')
+  t.equal((await cli(['users', 'set-admin', 'carol', 'true'])).code, 0)
+  await sleep(500)
+  t.equal((await http(`${gw.url}/_authgate/auth`, { headers: { cookie: cookieHeader(again.cookies) } })).status, 200, 'a promotion ends nothing')
 })
 
 t.test('errors are clear and exit non-zero', async (t) => {

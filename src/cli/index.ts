@@ -16,8 +16,10 @@ Commands:
   users add <username> [--admin] [--password]
                                        create a user; --password reads the password
                                        (prompted on a terminal, else the first line of stdin)
-  users set-password <username>        set a user's password (as above)
+  users set-password <username>        set a user's password (as above) and end
+                                       the user's current sessions
   users set-admin <username> <true|false>
+                                       false also ends the user's current sessions
   users disable <username>             refuse sign-in and end the user's sessions
   users enable <username>              allow sign-in again
   sessions revoke <username>           end every current session of the user
@@ -101,14 +103,20 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
         const username = need(arg, 'username')
         mustExist((await users.findByUsername(username)) !== undefined, username)
         await users.setPasswordHash(username, await newPasswordHash())
-        out(`password set for ${normalizeUsername(username)}`)
+        // A new password is often a response to a leaked one: whoever used it is signed out too.
+        await users.revokeSessions(username)
+        out(`password set for ${normalizeUsername(username)}; their current sessions end within 5 seconds`)
         return 0
       }
       case 'users set-admin': {
         const username = need(arg, 'username')
         if (arg2 !== 'true' && arg2 !== 'false') throw new UsageError('users set-admin <username> <true|false>')
         mustExist(await users.setAdmin(username, arg2 === 'true'), username)
-        out(`${normalizeUsername(username)} is ${arg2 === 'true' ? 'now' : 'no longer'} an administrator (sessions pick it up at the next sign-in)`)
+        // Sessions carry the admin flag they were issued with: a demotion must not wait for them to expire.
+        if (arg2 === 'false') await users.revokeSessions(username)
+        out(arg2 === 'true'
+          ? `${normalizeUsername(username)} is now an administrator (current sessions pick it up at the next sign-in)`
+          : `${normalizeUsername(username)} is no longer an administrator; their current sessions end within 5 seconds`)
         return 0
       }
       case 'users disable':

@@ -1,6 +1,7 @@
 // Configuration: read once at startup from the environment (and ./.env), validated into one typed
 // object. Every problem is collected so the operator sees them all in one message, not one per restart.
 import { readFileSync, statSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { extname, resolve } from 'node:path'
 import { parse as parseDotenv } from 'dotenv'
 import { isLoopbackHost } from './net.js'
@@ -195,6 +196,11 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
   if (!unreadable.has('HEADER_SIGNING_SECRET') && (production || headerSigningSecret !== undefined)) checkSecret('HEADER_SIGNING_SECRET', headerSigningSecret, fail)
   const previousKeys = list(get('SECRET_KEY_PREVIOUS') ?? '')
   for (const key of previousKeys) checkSecret('SECRET_KEY_PREVIOUS', key, fail)
+  // The upstream holds HEADER_SIGNING_SECRET; if it could also derive the session keys, it (or anyone
+  // who reads its configuration) could mint a session for any user, administrators included.
+  if (headerSigningSecret !== undefined && (headerSigningSecret === secretKey || previousKeys.includes(headerSigningSecret))) {
+    fail('HEADER_SIGNING_SECRET', 'must differ from SECRET_KEY and SECRET_KEY_PREVIOUS (the upstream holds it; it must not be able to forge sessions); generate one with: openssl rand -base64 48')
+  }
 
   const oidc = authMethod === 'oidc' || authMethod === 'both' ? parseOidc(get, fail) : undefined
   const logo = parseLogo(get('LOGO_URL'), get('LOGO_FILE'), cwd, fail)
@@ -385,9 +391,18 @@ function parseTrustProxy (value: string, fail: Fail): TrustProxy | undefined {
   if (v === 'true' || v === 'false') return v === 'true'
   if (/^\d+$/.test(v)) return Number(v)
   const cidrs = list(value)
-  const cidr = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]+)(\/\d{1,3})?$/i
-  if (cidrs.length > 0 && cidrs.every((c) => cidr.test(c))) return cidrs
+  if (cidrs.length > 0 && cidrs.every(isAddressOrCidr)) return cidrs
   return fail('TRUST_PROXY', 'must be true, false, a hop count, or comma-separated addresses/CIDRs such as 10.0.0.0/8,127.0.0.1')
+}
+
+/** What proxy-addr accepts (anything else would stop startup later with a bare TypeError). */
+function isAddressOrCidr (value: string): boolean {
+  const [address = '', prefix, ...rest] = value.split('/')
+  const version = isIP(address)
+  if (version === 0 || rest.length > 0) return false
+  if (prefix === undefined) return true
+  if (!/^\d{1,3}$/.test(prefix)) return false
+  return Number(prefix) <= (version === 4 ? 32 : 128)
 }
 
 function parseSkipAuthPaths (value: string | undefined, fail: Fail): string[] | undefined {

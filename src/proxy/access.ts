@@ -22,13 +22,16 @@ export function normalizeRequestTarget (rawUrl: string): RequestTarget | undefin
   return { path: url.pathname, search: url.search }
 }
 
-// Encoded separators, dots and percent signs can be decoded by the upstream into a different path
-// than the one matched here; such paths never skip authentication.
-const AMBIGUOUS_ENCODING = /%(2f|5c|2e|25|00)/i
+// Encoded separators, dots, semicolons and percent signs can be decoded by the upstream into a
+// different path than the one matched here; such paths never skip authentication.
+const AMBIGUOUS_ENCODING = /%(2f|5c|2e|25|00|3b)/i
+// A dot segment with a path parameter ("/static/..;x/admin"): URL parsers keep it as a name, but
+// servers that strip ";params" per segment (Tomcat, Jetty, some Spring setups) read it as "..".
+const DOT_SEGMENT_WITH_PARAMS = /\/\.{1,2};/
 
 /** SKIP_AUTH_PATHS: `/static/` matches below it; `/healthz` matches itself and below `/healthz/`. */
 export function isSkipAuthPath (path: string, prefixes: readonly string[]): boolean {
-  if (prefixes.length === 0 || AMBIGUOUS_ENCODING.test(path)) return false
+  if (prefixes.length === 0 || AMBIGUOUS_ENCODING.test(path) || DOT_SEGMENT_WITH_PARAMS.test(path)) return false
   for (const prefix of prefixes) {
     if (prefix.endsWith('/') ? path.startsWith(prefix) : (path === prefix || path.startsWith(prefix + '/'))) return true
   }

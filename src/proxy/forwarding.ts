@@ -7,6 +7,9 @@ import { isGatewayCookie } from '../session/index.js'
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']
 // Replaced with what the gateway itself knows; a client's own values are never passed on.
 const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip']
+// Expect: 100-continue is answered by the gateway's own server before the request is proxied (and
+// undici refuses to send it: every such request was a 502).
+const ANSWERED_HERE = ['expect']
 
 /** Names listed in Connection are hop-by-hop for this message too. */
 function connectionListed (headers: HeaderMap): string[] {
@@ -39,7 +42,7 @@ export interface ForwardContext {
 
 export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext): HeaderMap {
   const headers = stripGatewayHeaders(incoming)
-  for (const name of [...HOP_BY_HOP, ...FORWARDING, ...connectionListed(headers)]) {
+  for (const name of [...HOP_BY_HOP, ...FORWARDING, ...ANSWERED_HERE, ...connectionListed(headers)]) {
     delete headers[name]
   }
   const cookie = removeGatewayCookies(incoming.cookie)

@@ -60,6 +60,10 @@ export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'pr
 export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
   const { config, upstream, sessions, issuer, metrics } = deps
   app.decorateRequest('identityHeaders', undefined)
+  // No body is parsed on the way to the upstream (Fastify's default text/plain parser would buffer
+  // it against the gateway's body limit and re-send it with another Content-Type): the proxy's
+  // own pass-through parser streams every type as it came.
+  app.removeAllContentTypeParsers()
 
   /** Runs before anything reaches the upstream: identity, or the skip-auth rule, or a refusal. */
   async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {

@@ -95,11 +95,22 @@ t.test('cookie security follows PUBLIC_URL and NODE_ENV', async (t) => {
   t.same(problems({ ...secrets, PUBLIC_URL: 'https://x/app' }), ['PUBLIC_URL'])
 })
 
+t.test('HEADER_SIGNING_SECRET, which the upstream holds, cannot also be a session key', async (t) => {
+  const shared = 'x'.repeat(40)
+  t.same(problems({ SECRET_KEY: shared, HEADER_SIGNING_SECRET: shared }), ['HEADER_SIGNING_SECRET'])
+  t.same(problems({ ...secrets, SECRET_KEY_PREVIOUS: secrets.HEADER_SIGNING_SECRET }), ['HEADER_SIGNING_SECRET'], 'nor a previous one')
+  t.same(problems({ ...secrets, SECRET_KEY_PREVIOUS: 'p'.repeat(32) }), [])
+})
+
 t.test('TRUST_PROXY and SKIP_AUTH_PATHS forms', async (t) => {
   const c = (v: Record<string, string>) => loadConfig({ ...secrets, ...v }, { cwd: dir(), dotenv: false })
   t.equal(c({ TRUST_PROXY: 'true' }).trustProxy, true)
   t.equal(c({ TRUST_PROXY: '2' }).trustProxy, 2)
   t.same(c({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).trustProxy, ['10.0.0.0/8', '127.0.0.1'])
+  t.same(c({ TRUST_PROXY: '::1,fd00::/8' }).trustProxy, ['::1', 'fd00::/8'])
+  for (const bad of ['999.1.1.1', 'cafe', '10.0.0.0/99', '::1/200', '10.0.0.0/8/8', '10.0.0.0/', '1.2.3']) {
+    t.same(problems({ ...secrets, TRUST_PROXY: bad }), ['TRUST_PROXY'], `${bad}: a configuration error, not a TypeError at startup`)
+  }
   t.same(c({ SKIP_AUTH_PATHS: '/static/, /api/v1/,/healthz' }).skipAuthPaths, ['/static/', '/api/v1/', '/healthz'])
   for (const bad of ['/', 'static/', '/a/../b', '/a%2f', '/a\\b', '//x']) t.same(problems({ ...secrets, SKIP_AUTH_PATHS: bad }), ['SKIP_AUTH_PATHS'], bad)
 })

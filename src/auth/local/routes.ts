@@ -106,15 +106,16 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
     const username = normalizeUsername(rawUsername)
     if (!isValidUsername(username)) return render(request, reply, 400, next, { error: MESSAGES.invalidUsername, username: rawUsername.slice(0, 64) })
 
-    const throttleKeys = ['ip:' + request.ip, 'user:' + username]
-    const wait = throttle.retryAfter(throttleKeys)
+    const userKey = 'user:' + username
+    const throttleKeys = ['ip:' + request.ip, userKey]
+    // Counted now, before the password check, so concurrent guesses cannot all slip under the limit.
+    const wait = throttle.begin(throttleKeys)
     if (wait > 0) {
       metrics.loginFailures.inc('throttled')
       reply.header('retry-after', String(wait))
       return render(request, reply, 429, next, { error: MESSAGES.throttled(wait), username })
     }
     const refuse = (status: number, reason: string, error: string): FastifyReply => {
-      throttle.recordFailure(throttleKeys)
       metrics.loginFailures.inc(reason)
       request.log.info({ username, reason }, 'local sign-in refused')
       return render(request, reply, status, next, { error, username })
@@ -135,7 +136,7 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
     // ADMIN_USERNAMES promotes at sign-in (as TimeTracker); removing a name does not demote, the CLI does.
     const promote = config.adminUsernames.includes(user.username) && !user.isAdmin
     user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
-    throttle.recordSuccess(throttleKeys)
+    throttle.recordSuccess(throttleKeys, [userKey])
     sessions.start(request, user, 'local')
     metrics.logins.inc('local')
     request.log.info({ username: user.username, admin: user.isAdmin }, 'signed in (local)')

@@ -32,8 +32,28 @@ export class LoginThrottle {
     this.evict(now)
   }
 
-  recordSuccess (keys: string[]): void {
-    for (const key of keys) this.failures.delete(key)
+  /**
+   * Check and count in one step, before the (slow) credential check: 0 and the attempt counts as a
+   * failure until `recordSuccess`, or the seconds to wait (nothing counted). Concurrent attempts thus
+   * see each other, so a burst cannot get more checks than the limit.
+   */
+  begin (keys: string[], now = Date.now()): number {
+    const wait = this.retryAfter(keys, now)
+    if (wait === 0) this.recordFailure(keys, now)
+    return wait
+  }
+
+  /**
+   * An attempt counted by `begin` succeeded: it no longer counts for any of `keys`, and the failures
+   * of `reset` (the account that was signed in to) are forgotten. Other keys (the client's address)
+   * keep their earlier failures, so signing in to one's own account does not reset them.
+   */
+  recordSuccess (keys: string[], reset: string[] = keys): void {
+    for (const key of keys) {
+      const entry = this.failures.get(key)
+      if (entry !== undefined && --entry.count <= 0) this.failures.delete(key)
+    }
+    for (const key of reset) this.failures.delete(key)
   }
 
   // Bounded memory under a flood of distinct keys: drop expired entries, then the oldest.
