@@ -5,7 +5,7 @@ import { pino, type Logger, type LoggerOptions } from 'pino'
 export function loggerOptions (level: string): LoggerOptions {
   return {
     level,
-    redact: { paths: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]', '*.password', '*.client_secret', '*.id_token', '*.access_token', '*.refresh_token', '*.code'], censor: '[redacted]' },
+    redact: { paths: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]', '*.password', '*.client_secret', '*.id_token', '*.access_token', '*.refresh_token'], censor: '[redacted]' },
     serializers: {
       req: (req: { method?: string, url?: string, ip?: string, socket?: { remoteAddress?: string } }) => ({
         method: req.method,

@@ -49,9 +49,12 @@ export function toUser (row: Selectable<UsersTable>): User {
   }
 }
 
-/** Usernames are compared and stored trimmed and lower-cased, as TimeTracker does. */
+/**
+ * Usernames are compared and stored trimmed and lower-cased, as TimeTracker does, in NFKC form so
+ * that compatibility look-alikes (fullwidth "ａｄｍｉｎ", ligatures) are the same name as their plain form.
+ */
 export function normalizeUsername (input: string): string {
-  return input.normalize('NFC').trim().toLowerCase()
+  return input.normalize('NFKC').trim().toLowerCase()
 }
 
 export class UserRepository {
