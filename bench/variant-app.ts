@@ -1,0 +1,79 @@
+// A comparison gateway for the benchmark only: the same composition as src/app.ts on the proxied
+// path (rewriteUrl, secure-session, the local login form to obtain a cookie, the same preHandler,
+// header rewriting and identity signing), but with the upstream dispatcher chosen by the caller:
+// `undefined` is @fastify/http-proxy's stock configuration (no `undici` option), otherwise the
+// given undici Pool. The /_authgate/* machinery, OIDC and logout are left out: they are not on
+// the proxied path. bench/proxy.ts runs this with the real pool settings too ("variant-tuned") to
+// check that it tracks the real gateway.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import formbody from '@fastify/formbody'
+import httpProxy from '@fastify/http-proxy'
+import type { Pool } from 'undici'
+import type { Config } from '../src/config/index.js'
+import type { Db } from '../src/db/index.js'
+import { UserRepository } from '../src/db/users.js'
+import { Sessions } from '../src/session/index.js'
+import { sessionIdentity } from '../src/session/session.js'
+import { RevocationList } from '../src/session/revocations.js'
+import { localLoginRoutes } from '../src/auth/local/routes.js'
+import { Metrics } from '../src/ops/metrics.js'
+import { IdentityIssuer } from '../src/identity/issuer.js'
+import { forwardContext } from '../src/proxy/index.js'
+import { upstreamRequestHeaders, clientResponseHeaders } from '../src/proxy/forwarding.js'
+import { webSocketOptions } from '../src/proxy/websocket.js'
+import { isBrowserNavigation, isSkipAuthPath, loginLocation, normalizeRequestTarget } from '../src/proxy/access.js'
+
+export async function buildVariantApp (options: { config: Config, db: Db, upstream: URL, pool: Pool | undefined }): Promise<{ app: FastifyInstance, close: () => Promise<void> }> {
+  const { config, db, upstream } = options
+  const app = Fastify({
+    logger: false,
+    trustProxy: false,
+    bodyLimit: 64 * 1024,
+    rewriteUrl: (req) => {
+      const target = normalizeRequestTarget(req.url ?? '')
+      return target === undefined ? '/_authgate/invalid-request-target' : target.path + target.search
+    },
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 2048 }
+  })
+  const metrics = new Metrics()
+  const users = new UserRepository(db)
+  const revocations = new RevocationList(users, app.log)
+  await revocations.start()
+  const issuer = new IdentityIssuer(config.headerSigningSecret, undefined)
+  const sessions = new Sessions({ secretKeys: config.secretKeys, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations)
+  await app.register(formbody)
+  await sessions.register(app)
+  await app.register(async (gateway) => { await localLoginRoutes(gateway, { config, users, sessions, metrics }) })
+
+  await app.register(async (proxy) => {
+    proxy.decorateRequest('identityHeaders', undefined)
+    // The same decision as authorize() in src/proxy/index.ts.
+    async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      const target = normalizeRequestTarget(request.url)!
+      if (isSkipAuthPath(target.path, config.skipAuthPaths)) { metrics.requests.inc('skip-auth'); return }
+      const session = sessions.read(request)
+      if (session !== undefined) {
+        request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
+        metrics.requests.inc('authenticated')
+        return
+      }
+      metrics.requests.inc('unauthenticated')
+      if (isBrowserNavigation(request.method, request.headers.accept)) { await reply.redirect(loginLocation(target), 302); return }
+      await reply.code(401).header('cache-control', 'no-store').send({ error: 'unauthenticated' })
+    }
+    await proxy.register(httpProxy, {
+      upstream: upstream.href,
+      prefix: '/',
+      ...(options.pool !== undefined ? { undici: options.pool } : {}),
+      preHandler: authorize,
+      websocket: true,
+      ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
+      replyOptions: {
+        rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, { identity: request.identityHeaders, ...forwardContext(request, config) }) as typeof headers,
+        rewriteHeaders: (headers) => clientResponseHeaders(headers) as typeof headers
+      }
+    })
+  })
+  return { app, close: async () => { revocations.stop(); await app.close() } }
+}
