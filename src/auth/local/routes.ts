@@ -77,8 +77,6 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
   const { config, users, sessions, metrics } = deps
   const throttle = new LoginThrottle({ maxFailures: 10, windowSeconds: 15 * 60 })
   const localEnabled = config.authMethod !== 'oidc'
-  const sso = config.oidc !== undefined ? { buttonText: config.oidc.buttonText } : undefined
-  const brand = brandOf(config)
   const render = loginRenderer(config, sessions)
 
   app.get<{ Querystring: LoginQuery }>('/login', async (request, reply) => {
@@ -97,7 +95,7 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
   app.post<{ Body: LoginForm }>('/login', { bodyLimit: 16 * 1024 }, async (request, reply) => {
     const form: LoginForm = typeof request.body === 'object' && request.body !== null ? request.body : {}
     const next = safeNextPath(form.next)
-    if (!localEnabled) return await reply.code(403).type('text/html; charset=utf-8').send(loginPage({ ...brand, next, csrfToken: '', showLocalForm: false, askPassword: false, sso, error: MESSAGES.localDisabled }))
+    if (!localEnabled) return render(request, reply, 403, next, { error: MESSAGES.localDisabled })
     if (!sessions.isCsrfValid(request, form.csrf_token)) {
       metrics.loginFailures.inc('csrf')
       return render(request, reply, 403, next, { error: MESSAGES.csrf })
