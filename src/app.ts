@@ -13,6 +13,7 @@ import { oidcEndSession, oidcRoutes } from './auth/oidc/routes.js'
 import { opsRoutes } from './ops/routes.js'
 import { Metrics } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
+import { WebSocketSessions } from './proxy/websocket-sessions.js'
 import { forwardAuthRoutes } from './proxy/forward-auth.js'
 import { IdentityIssuer } from './identity/issuer.js'
 import { AssertionSigner } from './identity/jwt.js'
@@ -73,6 +74,9 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const assertions = jwt !== undefined ? new AssertionSigner({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
   const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
   const sessions = new Sessions({ secretKeys: config.secretKeys, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations)
+  // Open WebSockets are re-checked whenever the revocation list is: closed within one refresh.
+  const webSockets = new WebSocketSessions(sessions, app.log)
+  revocations.afterRefresh(() => { webSockets.sweep() })
   // Discovery runs in the background: the gateway serves local sign-in and sessions meanwhile.
   const oidcClient = config.oidc !== undefined ? new OidcClient({ config: config.oidc, log: app.log }) : undefined
   oidcClient?.start()
@@ -120,7 +124,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
-  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, imgSources }) })
+  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, webSockets, imgSources }) })
 
   return {
     app,

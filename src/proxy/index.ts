@@ -13,6 +13,7 @@ import type { Metrics } from '../ops/metrics.js'
 import { isBrowserNavigation, isSkipAuthPath, loginLocation, normalizeRequestTarget } from './access.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { webSocketOptions } from './websocket.js'
+import type { WebSocketSessions } from './websocket-sessions.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -27,6 +28,8 @@ export interface ProxyDeps {
   sessions: Sessions
   issuer: IdentityIssuer
   metrics: Metrics
+  /** Holds each proxied WebSocket to the session that opened it. */
+  webSockets: WebSocketSessions
   /** Extra image origins for the gateway's own error pages (a LOGO_URL elsewhere). */
   imgSources?: string[]
 }
@@ -58,7 +61,7 @@ export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'pr
 }
 
 export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
-  const { config, upstream, sessions, issuer, metrics } = deps
+  const { config, upstream, sessions, issuer, metrics, webSockets } = deps
   app.decorateRequest('identityHeaders', undefined)
   // No body is parsed on the way to the upstream (Fastify's default text/plain parser would buffer
   // it against the gateway's body limit and re-send it with another Content-Type): the proxy's
@@ -71,12 +74,14 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     const target = normalizeRequestTarget(request.url)!
     if (isSkipAuthPath(target.path, config.skipAuthPaths)) {
       metrics.requests.inc('skip-auth')
+      webSockets.admit(request, undefined)
       return
     }
     const session = sessions.read(request)
     if (session !== undefined) {
       request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
       metrics.requests.inc('authenticated')
+      webSockets.admit(request, session)
       return
     }
     metrics.requests.inc('unauthenticated')
@@ -95,6 +100,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     // Upgrades take the same route, preHandler included (see websocket.ts).
     websocket: true,
     ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
+    wsHooks: webSockets.hooks,
     replyOptions: {
       rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, {
         identity: request.identityHeaders,

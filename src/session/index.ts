@@ -57,7 +57,12 @@ export class Sessions {
   read (request: FastifyRequest, now = Math.floor(Date.now() / 1000)): SessionPayload | undefined {
     const payload = parseSessionPayload(request.session?.get('s'))
     if (payload === undefined) return undefined
-    return isSessionCurrent(payload, now, this.settings.maxAge, this.revocations.cutoffFor(payload.uid)) ? payload : undefined
+    return this.isCurrent(payload, now) ? payload : undefined
+  }
+
+  /** Whether a session read earlier is still current: open WebSockets are re-checked with this. */
+  isCurrent (payload: SessionPayload, now = Math.floor(Date.now() / 1000)): boolean {
+    return isSessionCurrent(payload, now, this.settings.maxAge, this.revocations.cutoffFor(payload.uid))
   }
 
   /**

@@ -7,6 +7,7 @@ export class RevocationList {
   private cutoffs = new Map<number, number>()
   private timer: NodeJS.Timeout | undefined
   private lastRefresh = 0
+  private readonly afterRefreshListeners: Array<() => void> = []
 
   constructor (private readonly users: UserRepository, private readonly log: FastifyBaseLogger, private readonly intervalMs = 5000) {}
 
@@ -29,12 +30,29 @@ export class RevocationList {
     this.lastRefresh = Date.now()
   }
 
+  /**
+   * Run after every background refresh, successful or not. Open WebSockets are re-checked here, so
+   * they learn of a revocation as soon as requests do, and no second timer is needed.
+   */
+  afterRefresh (listener: () => void): void {
+    this.afterRefreshListeners.push(listener)
+  }
+
   async start (): Promise<void> {
     await this.refresh()
     this.timer = setInterval(() => {
-      this.refresh().catch((err: Error) => { this.log.error({ err: err.message }, 'session revocation refresh failed; keeping the previous list') })
+      this.refresh()
+        .catch((err: Error) => { this.log.error({ err: err.message }, 'session revocation refresh failed; keeping the previous list') })
+        .finally(() => { this.notify() })
     }, this.intervalMs)
     this.timer.unref()
+  }
+
+  private notify (): void {
+    for (const listener of this.afterRefreshListeners) {
+      // A failing listener must neither stop the others nor become an unhandled rejection.
+      try { listener() } catch (err) { this.log.error({ err: (err as Error).message }, 'after-refresh listener failed') }
+    }
   }
 
   stop (): void {
