@@ -2,7 +2,7 @@
 // never ships) with a plain sign-in form and a few demo accounts. For people trying authgate out,
 // not for tests (test/support/oidc-provider.ts is that) and never for production: accounts,
 // passwords and keys are fixed or in memory and printed on the screen.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { exportJWK, generateKeyPair } from 'jose'

@@ -2,21 +2,14 @@ import t from 'tap'
 import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError, loadConfig } from '../../src/config/index.js'
+import { loadConfig } from '../../src/config/index.js'
 import { isLoopbackHost } from '../../src/config/net.js'
+import { configProblems } from '../support/config.js'
 
 const dir = (): string => mkdtempSync(join(tmpdir(), 'authgate-config-'))
 const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
 
-function problems (env: Record<string, string>, cwd = dir()): string[] {
-  try {
-    loadConfig(env, { cwd, dotenv: false })
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((p) => p.name)
-    throw err
-  }
-  return []
-}
+const problems = (env: Record<string, string>, cwd = dir()): string[] => configProblems(env, cwd)
 
 t.test('defaults follow the SPEC', async (t) => {
   const c = loadConfig({ ...secrets }, { cwd: dir(), dotenv: false })

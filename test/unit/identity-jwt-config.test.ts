@@ -3,8 +3,9 @@ import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError, loadConfig, type Env } from '../../src/config/index.js'
+import { loadConfig, type Env } from '../../src/config/index.js'
 import { jwkThumbprint, publicJwk } from '../../src/identity/jwt.js'
+import { configProblems } from '../support/config.js'
 
 const base: Env = {
   SECRET_KEY: 'test-secret-key-0123456789abcdefghijklmnop',
@@ -23,15 +24,7 @@ function dir (t: { teardown: (fn: () => void) => void }): string {
   return d
 }
 
-function problems (env: Env, cwd: string): string[] {
-  try {
-    loadConfig(env, { cwd, dotenv: false })
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((p) => p.name)
-    throw err
-  }
-  return []
-}
+const problems = configProblems
 
 t.test('off by default', async (t) => {
   t.equal(loadConfig({ ...base, IDENTITY_JWT: undefined }, { cwd: dir(t), dotenv: false }).identityJwt, undefined)

@@ -16,7 +16,7 @@ import { safeNextPath } from '../next-url.js'
 import type { OidcClient } from './client.js'
 import { mapClaims } from './claims.js'
 import { upsertOidcUser } from './linking.js'
-import { describeError, FAILURES, OidcFailure, type OidcFailureCode } from './errors.js'
+import { describeError, FAILURES, OidcFailure } from './errors.js'
 import {
   flowsToEvict, isWellFormedState, newTransaction, openTransaction, sealTransaction, stateOfCookie,
   transactionCookieName, TRANSACTION_MAX_AGE, type PendingFlow
