@@ -22,6 +22,12 @@ export function normalizeRequestTarget (rawUrl: string): RequestTarget | undefin
   return { path: url.pathname, search: url.search }
 }
 
+/** Path and query of a URL that normalizeRequestTarget already produced (request.url after rewriteUrl). */
+export function splitTarget (normalizedUrl: string): RequestTarget {
+  const q = normalizedUrl.indexOf('?')
+  return q < 0 ? { path: normalizedUrl, search: '' } : { path: normalizedUrl.slice(0, q), search: normalizedUrl.slice(q) }
+}
+
 // Encoded separators, dots, semicolons and percent signs can be decoded by the upstream into a
 // different path than the one matched here; such paths never skip authentication.
 const AMBIGUOUS_ENCODING = /%(2f|5c|2e|25|00|3b)/i

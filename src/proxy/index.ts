@@ -10,7 +10,7 @@ import type { IdentityIssuer, OutgoingIdentityHeaders } from '../identity/issuer
 import { brandOf, messagePage } from '../pages/layout.js'
 import { setPageSecurityHeaders } from '../pages/security-headers.js'
 import type { Metrics } from '../ops/metrics.js'
-import { isBrowserNavigation, isSkipAuthPath, loginLocation, normalizeRequestTarget } from './access.js'
+import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from './access.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { webSocketOptions } from './websocket.js'
 import type { WebSocketSessions } from './websocket-sessions.js'
@@ -70,8 +70,8 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
 
   /** Runs before anything reaches the upstream: identity, or the skip-auth rule, or a refusal. */
   async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    // request.url is already normalised (see the server's rewriteUrl); this cannot fail here.
-    const target = normalizeRequestTarget(request.url)!
+    // request.url is already normalised (the server's rewriteUrl): split it, do not parse it again.
+    const target = splitTarget(request.url)
     if (isSkipAuthPath(target.path, config.skipAuthPaths)) {
       metrics.requests.inc('skip-auth')
       webSockets.admit(request, undefined)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { isBrowserNavigation, isSkipAuthPath, loginLocation, normalizeRequestTarget } from '../../src/proxy/access.js'
+import { isBrowserNavigation, isSkipAuthPath, loginLocation, normalizeRequestTarget, splitTarget } from '../../src/proxy/access.js'
 
 t.test('request targets are normalised once, as servers read them', async (t) => {
   const cases: Array<[string, string | undefined]> = [
@@ -52,4 +52,11 @@ t.test('browser navigations', async (t) => {
   t.notOk(isBrowserNavigation('GET', 'application/json'))
   t.notOk(isBrowserNavigation('GET', undefined))
   t.equal(loginLocation({ path: '/a b/c', search: '?x=1&y=2' }), '/login?next=%2Fa%20b%2Fc%3Fx%3D1%26y%3D2')
+})
+
+t.test('a normalised URL splits into what normalisation produced', async (t) => {
+  for (const raw of ['/a/b?x=1&y=/z', '/a', '/?', '/static/../admin?q']) {
+    const target = normalizeRequestTarget(raw)!
+    t.same(splitTarget(target.path + target.search), target, raw)
+  }
 })
