@@ -85,29 +85,23 @@ t.test('a socket whose session expires is closed on both sides with 1008', async
   t.equal(await connect(gateway, '/socket', cookie), 401, 'the expired cookie cannot open a new one')
 })
 
-t.test('revoking the user\'s sessions closes the socket', async (t) => {
-  const { cookie } = await sessionFor(gateway, 'revoked')
-  const ws = await opened(gateway, '/socket', cookie)
-  t.equal(await roundTrip(ws, 'before'), 'before')
-  const before = upstream.closes.length
-  const closed = closeOf(ws)
-  t.ok(await gateway.users.revokeSessions('revoked'))
-  t.same(await closed, SESSION_ENDED, 'client sees 1008 "session ended"')
-  t.same(await upstreamCloseAfter(before), SESSION_ENDED, 'upstream side closed too')
-  t.equal(await connect(gateway, '/socket', cookie), 401, 'the revoked cookie cannot open a new one')
-})
-
-t.test('disabling the user closes the socket', async (t) => {
-  const { cookie } = await sessionFor(gateway, 'disabled')
-  const ws = await opened(gateway, '/socket', cookie)
-  t.equal(await roundTrip(ws, 'before'), 'before')
-  const before = upstream.closes.length
-  const closed = closeOf(ws)
-  t.ok(await gateway.users.setActive('disabled', false))
-  t.same(await closed, SESSION_ENDED, 'client sees 1008 "session ended"')
-  t.same(await upstreamCloseAfter(before), SESSION_ENDED, 'upstream side closed too')
-  t.equal(await connect(gateway, '/socket', cookie), 401)
-})
+const endings: Array<[string, string, (username: string) => Promise<boolean>]> = [
+  ['revoking the user\'s sessions closes the socket', 'revoked', async (u) => await gateway.users.revokeSessions(u)],
+  ['disabling the user closes the socket', 'disabled', async (u) => await gateway.users.setActive(u, false)]
+]
+for (const [name, username, end] of endings) {
+  t.test(name, async (t) => {
+    const { cookie } = await sessionFor(gateway, username)
+    const ws = await opened(gateway, '/socket', cookie)
+    t.equal(await roundTrip(ws, 'before'), 'before')
+    const before = upstream.closes.length
+    const closed = closeOf(ws)
+    t.ok(await end(username))
+    t.same(await closed, SESSION_ENDED, 'client sees 1008 "session ended"')
+    t.same(await upstreamCloseAfter(before), SESSION_ENDED, 'upstream side closed too')
+    t.equal(await connect(gateway, '/socket', cookie), 401, 'the cookie cannot open a new one')
+  })
+}
 
 t.test('sockets of other users and on SKIP_AUTH_PATHS stay open and keep working', async (t) => {
   // Several refreshes (and re-checks) have run since the revocations above.
