@@ -99,10 +99,10 @@ if (requireTool(t, 'python3 with Flask', flaskPython, 'apt-get install python3-f
   })
 
   t.test('the Python test suite passes', async (t) => {
-    // The Flask-Login recipe's tests need flask_login (Debian: python3-flask-login, installed by
-    // .ci/run); without it they skip themselves and the rest still runs.
-    const suitePython = findPython('import flask, flask_login') ?? flaskPython
-    if (suitePython === flaskPython && findPython('import flask_login') === undefined) t.comment('flask_login not installed: the Flask-Login recipe tests skip (apt-get install python3-flask-login)')
+    // The Flask-Login recipe's tests need flask_login and flask_sqlalchemy (Debian: python3-flask-login,
+    // python3-flask-sqlalchemy, installed by .ci/run); without them they skip and the rest still runs.
+    const suitePython = findPython('import flask, flask_login, flask_sqlalchemy') ?? flaskPython
+    if (suitePython === flaskPython && findPython('import flask_login, flask_sqlalchemy') === undefined) t.comment('flask_login or flask_sqlalchemy not installed: the Flask-Login recipe tests skip (apt-get install python3-flask-login python3-flask-sqlalchemy)')
     const r = spawnSync(suitePython, ['-m', 'unittest', 'discover', '-s', FLASK_DIR, '-t', FLASK_DIR], { env, encoding: 'utf8', timeout: 120_000 })
     t.equal(r.status, 0, r.stderr.split('\n').slice(-15).join('\n'))
     t.match(r.stderr, /\nOK/)
