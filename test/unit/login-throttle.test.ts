@@ -20,8 +20,8 @@ const stranger: Attempt = { address: '203.0.113.7', username: 'victim' }
 const remembered: Attempt = { ...stranger, deviceId: 'abc' }
 
 t.test('an unknown browser is counted per address, per account and per username at the address, in that order', async (t) => {
-  t.same(countersFor(stranger).map((c) => c.key), ['address 203.0.113.7', 'account victim', 'account victim at 203.0.113.7'])
-  t.same(outcome(stranger, {}), { counted: ['address 203.0.113.7', 'account victim', 'account victim at 203.0.113.7'], result: { allow: true } })
+  t.same(countersFor(stranger).map((c) => c.key), ['address 203.0.113.7', 'account victim', 'username-at-address victim 203.0.113.7'])
+  t.same(outcome(stranger, {}), { counted: ['address 203.0.113.7', 'account victim', 'username-at-address victim 203.0.113.7'], result: { allow: true } })
 })
 
 t.test('a browser with a device cookie for the username is counted on that cookie alone', async (t) => {
@@ -54,7 +54,7 @@ t.test('retryAfter is the rest of the window, rounded up, at least one second', 
 })
 
 t.test('a success releases the attempt and forgets the owner\'s own failures, not the address\'s', async (t) => {
-  t.same(afterSuccess(stranger), { release: ['address 203.0.113.7', 'account victim'], forget: ['account victim at 203.0.113.7'] })
+  t.same(afterSuccess(stranger), { release: ['address 203.0.113.7', 'account victim'], forget: ['username-at-address victim 203.0.113.7'] })
   t.same(afterSuccess(remembered), { release: [], forget: ['device abc'] })
 })
 

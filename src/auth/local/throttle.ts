@@ -39,15 +39,18 @@ export interface Counter { count: number, resetAt: number }
 type CounterKind = 'device' | 'address' | 'account' | 'username-at-address'
 export interface CounterRef { kind: CounterKind, key: string }
 
-/** The counters an attempt is charged to, in the order they are counted and checked. */
+/**
+ * The counters an attempt is charged to, in the order they are counted and checked. Keys start with
+ * their kind, and an address never holds a space, so no two counters share a key.
+ */
 export function countersFor (attempt: Attempt): CounterRef[] {
   if (attempt.deviceId !== undefined) return [{ kind: 'device', key: `device ${attempt.deviceId}` }]
   return [
     // The address first: once it is over its limit nothing else is counted, so one address cannot
     // fill the table with (username, address) rows.
     { kind: 'address', key: `address ${attempt.address}` },
-    { kind: 'account', key: `account ${attempt.username}` },
-    { kind: 'username-at-address', key: `account ${attempt.username} at ${attempt.address}` }
+    { kind: 'account', key: accountKey(attempt) },
+    { kind: 'username-at-address', key: `username-at-address ${attempt.username} ${attempt.address}` }
   ]
 }
 
