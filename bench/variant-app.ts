@@ -44,7 +44,7 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
   const sessions = new Sessions({ secretKeys: config.secretKeys, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations)
   await app.register(formbody)
   await sessions.register(app)
-  await app.register(async (gateway) => { await localLoginRoutes(gateway, { config, users, sessions, metrics }) })
+  await app.register(async (gateway) => { await localLoginRoutes(gateway, { config, users, sessions, metrics, db }) })
 
   await app.register(async (proxy) => {
     proxy.decorateRequest('identityHeaders', undefined)

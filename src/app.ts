@@ -114,7 +114,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await gateway.register(formbody)
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
-    await localLoginRoutes(gateway, { config, users, sessions, metrics })
+    await localLoginRoutes(gateway, { config, users, sessions, metrics, db })
     await oidcRoutes(gateway, { config, users, sessions, metrics, client: oidcClient })
     await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient) })
     await opsRoutes(gateway, { db, metrics, revocations, readinessChecks: oidcReadiness })

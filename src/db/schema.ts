@@ -22,6 +22,15 @@ export interface UsersTable {
   sessions_revoked_at: Timestamp | null
 }
 
+/** Failed sign-in counters (src/auth/local/throttle.ts). */
+export interface LoginThrottleTable {
+  key: string
+  attempts: number
+  /** Milliseconds since the epoch; PostgreSQL reads bigint back as a string. */
+  reset_at: ColumnType<number | string, number, number>
+}
+
 export interface Database {
   users: UsersTable
+  login_throttle: LoginThrottleTable
 }

@@ -19,9 +19,9 @@ export interface SessionSettings {
 }
 
 /** `__Host-` when Secure: the browser then refuses the cookie from subdomains and other paths. */
-export function cookieNames (secure: boolean): { session: string, csrf: string, oidcPrefix: string } {
+export function cookieNames (secure: boolean): { session: string, csrf: string, oidcPrefix: string, device: string } {
   const prefix = secure ? '__Host-authgate' : 'authgate'
-  return { session: prefix, csrf: `${prefix}_csrf`, oidcPrefix: `${prefix}_oidc_` }
+  return { session: prefix, csrf: `${prefix}_csrf`, oidcPrefix: `${prefix}_oidc_`, device: `${prefix}_device` }
 }
 
 /** Every cookie the gateway sets, in any configuration: never forwarded to the upstream. */

@@ -42,8 +42,8 @@ t.test('CSRF tokens are bound to the browser secret and the key', async (t) => {
 })
 
 t.test('cookie names', async (t) => {
-  t.same(cookieNames(true), { session: '__Host-authgate', csrf: '__Host-authgate_csrf', oidcPrefix: '__Host-authgate_oidc_' })
-  t.same(cookieNames(false), { session: 'authgate', csrf: 'authgate_csrf', oidcPrefix: 'authgate_oidc_' })
-  for (const n of ['authgate', '__Host-authgate', 'authgate_csrf', '__Host-authgate_oidc_ab']) t.ok(isGatewayCookie(n), n)
+  t.same(cookieNames(true), { session: '__Host-authgate', csrf: '__Host-authgate_csrf', oidcPrefix: '__Host-authgate_oidc_', device: '__Host-authgate_device' })
+  t.same(cookieNames(false), { session: 'authgate', csrf: 'authgate_csrf', oidcPrefix: 'authgate_oidc_', device: 'authgate_device' })
+  for (const n of ['authgate', '__Host-authgate', 'authgate_csrf', '__Host-authgate_oidc_ab', 'authgate_device', '__Host-authgate_device']) t.ok(isGatewayCookie(n), n)
   for (const n of ['authgatex', 'session', '__Host-other', 'x_authgate']) t.notOk(isGatewayCookie(n), n)
 })

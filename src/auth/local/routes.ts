@@ -8,7 +8,11 @@ import { loginPage } from '../../pages/login.js'
 import { brandOf } from '../../pages/layout.js'
 import { safeNextPath } from '../next-url.js'
 import { verifyPassword } from './password.js'
-import { LoginThrottle } from './throttle.js'
+import { clientAddressKey, LoginThrottle, type Attempt } from './throttle.js'
+import { deviceIdFor, newDeviceCookie, DEVICE_COOKIE_MAX_AGE } from './device-cookie.js'
+import { LoginThrottleStore } from '../../db/login-throttle.js'
+import { deriveKey } from '../../session/keys.js'
+import type { Db } from '../../db/index.js'
 import type { Metrics } from '../../ops/metrics.js'
 
 export interface LocalLoginDeps {
@@ -16,6 +20,7 @@ export interface LocalLoginDeps {
   users: UserRepository
   sessions: Sessions
   metrics: Metrics
+  db: Db
 }
 
 interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unknown, next?: unknown }
@@ -75,7 +80,9 @@ export function loginRenderer (config: Config, sessions: Sessions): LoginRendere
 
 export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDeps): Promise<void> {
   const { config, users, sessions, metrics } = deps
-  const throttle = new LoginThrottle({ maxFailures: 10, windowSeconds: 15 * 60 })
+  const throttle = new LoginThrottle(new LoginThrottleStore(deps.db))
+  // Device cookies matter where there are passwords to guess; the first key signs, all of them verify.
+  const deviceKeys = config.localAuth === 'password' ? config.secretKeys.map((secret) => deriveKey(secret, 'device-cookie-v1')) : []
   const localEnabled = config.authMethod !== 'oidc'
   const render = loginRenderer(config, sessions)
 
@@ -104,10 +111,13 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
     const username = normalizeUsername(rawUsername)
     if (!isValidUsername(username)) return render(request, reply, 400, next, { error: MESSAGES.invalidUsername, username: rawUsername.slice(0, 64) })
 
-    const userKey = 'user:' + username
-    const throttleKeys = ['ip:' + request.ip, userKey]
+    const attempt: Attempt = {
+      address: clientAddressKey(request.ip),
+      username,
+      deviceId: deviceIdFor(deviceKeys, request.cookies[sessions.names.device], username)
+    }
     // Counted now, before the password check, so concurrent guesses cannot all slip under the limit.
-    const wait = throttle.begin(throttleKeys)
+    const wait = await throttle.begin(attempt)
     if (wait > 0) {
       metrics.loginFailures.inc('throttled')
       reply.header('retry-after', String(wait))
@@ -134,7 +144,8 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
     // ADMIN_USERNAMES promotes at sign-in (as TimeTracker); removing a name does not demote, the CLI does.
     const promote = config.adminUsernames.includes(user.username) && !user.isAdmin
     user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
-    throttle.recordSuccess(throttleKeys, [userKey])
+    await throttle.succeeded(attempt)
+    if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
     sessions.start(request, user, 'local')
     metrics.logins.inc('local')
     request.log.info({ username: user.username, admin: user.isAdmin }, 'signed in (local)')

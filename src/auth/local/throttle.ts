@@ -1,69 +1,162 @@
-// Failed sign-in throttling, in memory: per client address and per username, so neither a single
-// client guessing many accounts nor many clients guessing one account get far.
+// Failed sign-in throttling: guards against password guessing (from one address, at one account,
+// across many accounts, or walking the addresses of one IPv6 /64) without letting anyone lock an
+// account's owner out. The design is OWASP's "device cookies": a browser that signed in to a username
+// before is throttled on its own budget for that username; every other attempt is throttled per
+// client address and per (username, address), and failures at an account from anywhere only lower
+// the per-address budget of browsers it was never used with (a slow-down, never a lock).
+//
+// The decisions here are pure; the counters live in the database (src/db/login-throttle.ts), so that
+// replicas share them and a restart does not reset them.
+import { isIPv4, isIPv6 } from 'node:net'
 
-export interface ThrottleOptions { maxFailures: number, windowSeconds: number, maxKeys?: number }
+export const THROTTLE = {
+  /** Every counter is a fixed window that starts with its first attempt. */
+  windowSeconds: 15 * 60,
+  /** Attempts from one address (IPv6: one /64) at any usernames, by browsers without a device cookie for them. */
+  perAddress: 20,
+  /** Attempts at one username from one address, by browsers without a device cookie for it. */
+  perUsernameAtAddress: 10,
+  /** The same, while the account is under attack. */
+  perUsernameAtAddressUnderAttack: 3,
+  /** Attempts at one username (all addresses, no device cookie) that put the account under attack. */
+  accountUnderAttack: 10,
+  /** Attempts with one device cookie. */
+  perDevice: 10
+} as const
+
+export interface Attempt {
+  /** `clientAddressKey` of the client's address. */
+  address: string
+  /** The normalised username tried. */
+  username: string
+  /** The id of a valid device cookie for this username, when the browser sent one. */
+  deviceId?: string
+}
+
+/** A counter after counting the current attempt; `resetAt` in milliseconds since the epoch. */
+export interface Counter { count: number, resetAt: number }
+
+type CounterKind = 'device' | 'address' | 'account' | 'username-at-address'
+export interface CounterRef { kind: CounterKind, key: string }
+
+/**
+ * The counters an attempt is charged to, in the order they are counted and checked. Keys start with
+ * their kind, and an address never holds a space, so no two counters share a key.
+ */
+export function countersFor (attempt: Attempt): CounterRef[] {
+  if (attempt.deviceId !== undefined) return [{ kind: 'device', key: `device ${attempt.deviceId}` }]
+  return [
+    // The address first: once it is over its limit nothing else is counted, so one address cannot
+    // fill the table with (username, address) rows.
+    { kind: 'address', key: `address ${attempt.address}` },
+    { kind: 'account', key: accountKey(attempt) },
+    { kind: 'username-at-address', key: `username-at-address ${attempt.username} ${attempt.address}` }
+  ]
+}
+
+function accountKey (attempt: Attempt): string {
+  return `account ${attempt.username}`
+}
+
+export type Decision = { count: CounterRef } | { allow: true } | { retryAfter: number }
+
+/**
+ * What to do next with an attempt, given the counters counted for it so far: count the next
+ * counter, let the (slow) credential check run, or refuse for `retryAfter` seconds. Counting comes
+ * before checking, so concurrent attempts see each other and a burst cannot get past a limit.
+ */
+export function decide (attempt: Attempt, counted: ReadonlyMap<string, Counter>, now: number): Decision {
+  for (const ref of countersFor(attempt)) {
+    const counter = counted.get(ref.key)
+    if (counter === undefined) return { count: ref }
+    if (counter.count > limitOf(ref.kind, attempt, counted)) return { retryAfter: Math.max(1, Math.ceil((counter.resetAt - now) / 1000)) }
+  }
+  return { allow: true }
+}
+
+function limitOf (kind: CounterKind, attempt: Attempt, counted: ReadonlyMap<string, Counter>): number {
+  switch (kind) {
+    case 'device': return THROTTLE.perDevice
+    case 'address': return THROTTLE.perAddress
+    // Never a limit of its own: that would let anyone lock the account.
+    case 'account': return Infinity
+    case 'username-at-address': {
+      const before = (counted.get(accountKey(attempt))?.count ?? 1) - 1
+      return before >= THROTTLE.accountUnderAttack ? THROTTLE.perUsernameAtAddressUnderAttack : THROTTLE.perUsernameAtAddress
+    }
+  }
+}
+
+/**
+ * After a successful sign-in: the attempt no longer counts (`release`), and the failures that were
+ * the owner's own typing (this browser, or this username at this address) are forgotten (`forget`).
+ * The address's other failures stay: signing in to one's own account must not reset them.
+ */
+export function afterSuccess (attempt: Attempt): { release: string[], forget: string[] } {
+  const refs = countersFor(attempt)
+  const ownTyping = (ref: CounterRef): boolean => ref.kind === 'device' || ref.kind === 'username-at-address'
+  return { release: refs.filter((ref) => !ownTyping(ref)).map((ref) => ref.key), forget: refs.filter(ownTyping).map((ref) => ref.key) }
+}
+
+/**
+ * The address a client is counted by: IPv4 as is, an IPv4-mapped IPv6 address as its IPv4 address,
+ * other IPv6 addresses by their /64 (one host usually holds a whole /64, and walks it for free).
+ */
+export function clientAddressKey (ip: string): string {
+  const address = ip.split('%', 1)[0]!.toLowerCase()
+  if (isIPv4(address) || !isIPv6(address)) return address
+  const groups = ipv6Groups(address)
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.')
+  }
+  return groups.slice(0, 4).map((g) => g.toString(16)).join(':') + '::/64'
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (`isIPv6`), `::` and a dotted IPv4 tail expanded. */
+function ipv6Groups (address: string): number[] {
+  let text = address
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (dotted !== null) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number]
+    text = text.slice(0, dotted.index) + ((a << 8) | b).toString(16) + ':' + ((c << 8) | d).toString(16)
+  }
+  const parse = (part: string | undefined): number[] => part === undefined || part === '' ? [] : part.split(':').map((h) => parseInt(h, 16))
+  const [head, tail] = text.split('::')
+  const before = parse(head)
+  const after = parse(tail)
+  return [...before, ...Array<number>(8 - before.length - after.length).fill(0), ...after]
+}
+
+/** Where the counters are kept: each operation is atomic on its own. */
+export interface ThrottleStore {
+  /** Count one attempt on `key` (a counter whose window is over starts again at 1). */
+  hit: (key: string, windowSeconds: number, now: number) => Promise<Counter>
+  /** Un-count one attempt on each key. */
+  release: (keys: string[]) => Promise<void>
+  /** Drop these counters. */
+  forget: (keys: string[]) => Promise<void>
+}
 
 export class LoginThrottle {
-  private readonly failures = new Map<string, { count: number, resetAt: number }>()
-
-  constructor (private readonly options: ThrottleOptions) {}
-
-  /** Seconds to wait before another attempt is allowed for any of these keys, or 0. */
-  retryAfter (keys: string[], now = Date.now()): number {
-    let wait = 0
-    for (const key of keys) {
-      const entry = this.failures.get(key)
-      if (entry === undefined) continue
-      if (entry.resetAt <= now) { this.failures.delete(key); continue }
-      if (entry.count >= this.options.maxFailures) wait = Math.max(wait, Math.ceil((entry.resetAt - now) / 1000))
-    }
-    return wait
-  }
-
-  recordFailure (keys: string[], now = Date.now()): void {
-    for (const key of keys) {
-      const entry = this.failures.get(key)
-      if (entry === undefined || entry.resetAt <= now) {
-        this.failures.set(key, { count: 1, resetAt: now + this.options.windowSeconds * 1000 })
-      } else {
-        entry.count++
-      }
-    }
-    this.evict(now)
-  }
+  constructor (private readonly store: ThrottleStore) {}
 
   /**
-   * Check and count in one step, before the (slow) credential check: 0 and the attempt counts as a
-   * failure until `recordSuccess`, or the seconds to wait (nothing counted). Concurrent attempts thus
-   * see each other, so a burst cannot get more checks than the limit.
+   * Count the attempt, before the credential check: 0 to go ahead (it counts as a failure until
+   * `succeeded`), or the seconds to wait.
    */
-  begin (keys: string[], now = Date.now()): number {
-    const wait = this.retryAfter(keys, now)
-    if (wait === 0) this.recordFailure(keys, now)
-    return wait
+  async begin (attempt: Attempt, now = Date.now()): Promise<number> {
+    const counted = new Map<string, Counter>()
+    for (;;) {
+      const decision = decide(attempt, counted, now)
+      if ('allow' in decision) return 0
+      if ('retryAfter' in decision) return decision.retryAfter
+      counted.set(decision.count.key, await this.store.hit(decision.count.key, THROTTLE.windowSeconds, now))
+    }
   }
 
-  /**
-   * An attempt counted by `begin` succeeded: it no longer counts for any of `keys`, and the failures
-   * of `reset` (the account that was signed in to) are forgotten. Other keys (the client's address)
-   * keep their earlier failures, so signing in to one's own account does not reset them.
-   */
-  recordSuccess (keys: string[], reset: string[] = keys): void {
-    for (const key of keys) {
-      const entry = this.failures.get(key)
-      if (entry !== undefined && --entry.count <= 0) this.failures.delete(key)
-    }
-    for (const key of reset) this.failures.delete(key)
-  }
-
-  // Bounded memory under a flood of distinct keys: drop expired entries, then the oldest.
-  private evict (now: number): void {
-    const max = this.options.maxKeys ?? 100_000
-    if (this.failures.size <= max) return
-    for (const [key, entry] of this.failures) if (entry.resetAt <= now) this.failures.delete(key)
-    for (const key of this.failures.keys()) {
-      if (this.failures.size <= max) break
-      this.failures.delete(key)
-    }
+  async succeeded (attempt: Attempt): Promise<void> {
+    const { release, forget } = afterSuccess(attempt)
+    await this.store.release(release)
+    await this.store.forget(forget)
   }
 }
