@@ -43,7 +43,7 @@ t.test('every bad variable is reported at once, with a fix', async (t) => {
 
 t.test('production generates nothing', async (t) => {
   const cwd = dir()
-  t.same(problems({ NODE_ENV: 'production', UPSTREAM_URL: 'http://app:5000' }, cwd).sort(), ['HEADER_SIGNING_SECRET', 'SECRET_KEY'])
+  t.same(problems({ NODE_ENV: 'production', UPSTREAM_URL: 'http://app:5000' }, cwd).sort(), ['HEADER_SIGNING_SECRET', 'LOCAL_AUTH', 'SECRET_KEY'])
   t.notOk(existsSync(join(cwd, 'data')), 'no ./data created')
 })
 
@@ -87,7 +87,7 @@ t.test('OIDC settings', async (t) => {
 
 t.test('cookie security follows PUBLIC_URL and NODE_ENV', async (t) => {
   t.equal(loadConfig({ ...secrets, PUBLIC_URL: 'https://tt.example.com' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, true)
-  t.equal(loadConfig({ ...secrets, NODE_ENV: 'production', UPSTREAM_URL: 'http://a' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, true)
+  t.equal(loadConfig({ ...secrets, NODE_ENV: 'production', UPSTREAM_URL: 'http://a', LOCAL_AUTH: 'password' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, true)
   t.equal(loadConfig({ ...secrets, PUBLIC_URL: 'https://x', SESSION_COOKIE_SECURE: 'false' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, false)
   t.same(problems({ ...secrets, PUBLIC_URL: 'https://x/app' }), ['PUBLIC_URL'])
 })
