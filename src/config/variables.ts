@@ -1,13 +1,13 @@
 // The one list of environment variables the gateway reads, and the check against typos in them: a
 // misspelt UPSTREAM_ULR must not silently leave the demo upstream in place, nor a misspelt
-// LOCAL_AUTH leave the name-only sign-in on. loadConfig refuses to read a name missing here, so a
-// new variable cannot be forgotten in this list.
+// LOCAL_AUTH leave the name-only sign-in on. loadConfig adds every name it actually reads; the list
+// covers the ones read only under some settings (a unit test checks that each get('…') is listed).
 
 /** Secrets, each of which may instead be given as `<NAME>_FILE` (Docker and Kubernetes secrets). */
 export const SECRET_VARIABLES = ['SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'HEADER_SIGNING_SECRET', 'OIDC_CLIENT_SECRET',
   'IDENTITY_JWT_KEY', 'IDENTITY_JWT_KEY_PREVIOUS', 'DATABASE_URL'] as const
 
-/** Every other variable the configuration reads. Add new ones here (the loader insists). */
+/** Every other variable the configuration reads. Add new ones here (test/unit/config-variables.test.ts checks). */
 const SETTINGS = [
   'NODE_ENV', 'PORT', 'HOST', 'PUBLIC_URL', 'UPSTREAM_URL',
   'AUTH_METHOD', 'LOCAL_AUTH', 'ALLOW_SELF_REGISTER', 'ADMIN_USERNAMES',
