@@ -381,10 +381,10 @@ function list (value: string): string[] {
 /** SPEC §7: with local sign-in in production, the operator says whether a name alone signs in. */
 function parseLocalAuth (value: string | undefined, ctx: { production: boolean, localSignIn: boolean }, fail: Fail): LocalAuth | undefined {
   if (value === undefined && ctx.production && ctx.localSignIn) {
-    return fail('LOCAL_AUTH', 'must be set when NODE_ENV=production and AUTH_METHOD is local or both: ' +
-      'LOCAL_AUTH=password (accounts with passwords: npx authgate users add <name> --password), ' +
-      'or LOCAL_AUTH=username only on a trusted network, since with username anyone who reaches the port signs in as anyone, admin included by typing the name; ' +
-      'or AUTH_METHOD=oidc for single sign-on only')
+    return fail('LOCAL_AUTH', 'must be set when NODE_ENV=production and AUTH_METHOD is local or both: the development default, username, ' +
+      'lets anyone who reaches the port sign in as anyone (admin included) by typing a name. Set LOCAL_AUTH=password ' +
+      '(create accounts with: npx authgate users add <name> --password), or AUTH_METHOD=oidc for single sign-on only; ' +
+      'LOCAL_AUTH=username only on a trusted network')
   }
   return oneOf('LOCAL_AUTH', value ?? 'username', ['username', 'password'] as const, fail)
 }
