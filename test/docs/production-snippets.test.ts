@@ -76,3 +76,13 @@ for (const snippet of snippets) {
     t.same(config.unknownVariables, [], 'no misspelt variables')
   })
 }
+
+t.test('env.example and the Dockerfile name the sign-in choice production needs', async (t) => {
+  for (const path of ['env.example', 'Dockerfile']) {
+    const text = read(path)
+    t.match(text, /LOCAL_AUTH=password/, `${path}: LOCAL_AUTH=password`)
+    t.match(text, /AUTH_METHOD=oidc/, `${path}: or AUTH_METHOD=oidc`)
+  }
+  t.notMatch(read('env.example'), /hop count(?! is refused)/, 'env.example no longer offers a hop count')
+  t.match(read('Dockerfile'), /^ENV .*HOST=0\.0\.0\.0/m, 'the image still listens on every interface (its HEALTHCHECK and published port need it)')
+})
