@@ -1,7 +1,10 @@
 # authgate container image. Build: docker build -t authgate .
 # Run:   docker run -p 8080:8080 --env-file .env -v authgate-data:/app/data authgate
 # Production needs NODE_ENV=production (the default here), UPSTREAM_URL, SECRET_KEY and
-# HEADER_SIGNING_SECRET (or their _FILE variants from Docker/Kubernetes secrets). See docs/DEPLOY.md.
+# HEADER_SIGNING_SECRET (or their _FILE variants from Docker/Kubernetes secrets), and the sign-in
+# choice: LOCAL_AUTH=password, or AUTH_METHOD=oidc with the OIDC_* settings (without it the container
+# refuses to start: name-only sign-in would let anyone in). See docs/DEPLOY.md.
+# HOST=0.0.0.0 below: inside the container every interface, so the published port reaches it.
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app

@@ -47,8 +47,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const { config, db, upstream } = options
   const app = Fastify({
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
-    // A hop count trusts that many proxies nearest to us (what proxy-addr does with a number).
-    trustProxy: typeof config.trustProxy === 'number' ? (_address: string, hop: number) => hop < (config.trustProxy as number) : config.trustProxy,
+    // The proxies' addresses (or true/false): X-Forwarded-* is believed only from a listed peer.
+    trustProxy: config.trustProxy,
     bodyLimit: 64 * 1024,
     // One normalised URL, decided before routing: the same one is access-checked and proxied.
     rewriteUrl: (req) => {

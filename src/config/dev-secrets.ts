@@ -6,12 +6,13 @@ import { join } from 'node:path'
 
 export interface DevSecrets { SECRET_KEY: string, HEADER_SIGNING_SECRET: string }
 
-export function loadOrCreateDevSecrets (dataDir: string): DevSecrets {
+/** The secrets, and whether this call created them (false: loaded from an earlier start). */
+export function loadOrCreateDevSecrets (dataDir: string): { secrets: DevSecrets, created: boolean } {
   const file = join(dataDir, 'dev-secrets.json')
   try {
     const stored = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevSecrets>
     if (typeof stored.SECRET_KEY === 'string' && typeof stored.HEADER_SIGNING_SECRET === 'string') {
-      return { SECRET_KEY: stored.SECRET_KEY, HEADER_SIGNING_SECRET: stored.HEADER_SIGNING_SECRET }
+      return { secrets: { SECRET_KEY: stored.SECRET_KEY, HEADER_SIGNING_SECRET: stored.HEADER_SIGNING_SECRET }, created: false }
     }
   } catch {
     // absent or unreadable: generate below
@@ -22,5 +23,5 @@ export function loadOrCreateDevSecrets (dataDir: string): DevSecrets {
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   writeFileSync(file, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 })
-  return secrets
+  return { secrets, created: true }
 }

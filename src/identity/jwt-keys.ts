@@ -48,17 +48,20 @@ export function parseVerificationKeys (pem: string): KeyObject[] | string {
   return keys
 }
 
-/** Development only: the key in ./data/identity-jwt-key.pem, generated on first use (mode 0600). */
-export function loadOrCreateDevSigningKey (dataDir: string): KeyObject {
+/**
+ * Development only: the key in ./data/identity-jwt-key.pem, generated on first use (mode 0600), and
+ * whether this call created it (false: loaded from an earlier start).
+ */
+export function loadOrCreateDevSigningKey (dataDir: string): { key: KeyObject, created: boolean } {
   const file = join(dataDir, 'identity-jwt-key.pem')
   try {
     const key = parseSigningKey(readFileSync(file, 'utf8'))
-    if (typeof key !== 'string') return key
+    if (typeof key !== 'string') return { key, created: false }
   } catch {
     // absent or unreadable: generate below
   }
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   writeFileSync(file, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 })
-  return privateKey
+  return { key: privateKey, created: true }
 }

@@ -3,6 +3,8 @@
 import { html, type SafeHtml } from './html.js'
 
 export const STYLESHEET_PATH = '/_authgate/static/authgate.css'
+/** The pages' icon (pages/static.ts serves it); linked, so browsers need not ask for /favicon.ico. */
+export const ICON_PATH = '/_authgate/static/favicon.svg'
 
 /** What the operator brands the pages with: APP_NAME and LOGO_URL / LOGO_FILE. */
 export interface Brand {
@@ -32,6 +34,7 @@ export function page ({ title, appName, logo, body, wide }: PageOptions): string
 <meta name="referrer" content="no-referrer">
 <title>${title} · ${appName}</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
+<link rel="icon" href="${ICON_PATH}" type="image/svg+xml">
 </head>
 <body>
 <main class="card${wide === true ? ' wide' : ''}">

@@ -9,6 +9,7 @@ import { sessionIdentity } from '../session/session.js'
 import type { IdentityIssuer, OutgoingIdentityHeaders } from '../identity/issuer.js'
 import { brandOf, messagePage } from '../pages/layout.js'
 import { setPageSecurityHeaders } from '../pages/security-headers.js'
+import { sendGatewayIcon } from '../pages/static.js'
 import type { Metrics } from '../ops/metrics.js'
 import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from './access.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
@@ -85,6 +86,11 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
       return
     }
     metrics.requests.inc('unauthenticated')
+    // Browsers fetch /favicon.ico by themselves: before sign-in it is the gateway pages' icon, not a 401.
+    if (target.path === '/favicon.ico' && (request.method === 'GET' || request.method === 'HEAD')) {
+      await sendGatewayIcon(reply)
+      return
+    }
     if (isBrowserNavigation(request.method, request.headers.accept)) {
       await reply.redirect(loginLocation(target), 302)
       return

@@ -110,6 +110,29 @@ t.test('TRUST_PROXY extends X-Forwarded-For only for trusted peers', async (t) =
   t.equal(last().headers['x-forwarded-host'], 'tt.example.com')
 })
 
+t.test('TRUST_PROXY: a client that reaches the gateway directly cannot pick its own address', async (t) => {
+  // The operator's proxy is elsewhere; this client connects straight from 127.0.0.1 and forges the chain.
+  const elsewhere = await startGateway({ TRUST_PROXY: '192.0.2.10,10.0.0.0/8' }, { upstream: upstream.url })
+  t.teardown(elsewhere.close)
+  const c = cookieHeader((await loginLocal(elsewhere.url, 'carol')).cookies)
+  await rawRequest(elsewhere.url, `GET /x HTTP/1.1\nHost: gw\nCookie: ${c}\nX-Forwarded-For: 203.0.113.9, 192.0.2.10\nConnection: close`)
+  t.equal(last().headers['x-forwarded-for'], '127.0.0.1', 'the forged hops are not believed: the peer is not a listed proxy')
+
+  // A hop count (what Fastify before 5.12.1 honoured) would have believed 203.0.113.9: it is refused.
+  for (const hops of ['1', '2']) {
+    let started: Awaited<ReturnType<typeof startGateway>> | undefined
+    try {
+      started = await startGateway({ TRUST_PROXY: hops }, { upstream: upstream.url })
+    } catch (err) {
+      t.match((err as Error).message, /TRUST_PROXY: .*hop count/, `TRUST_PROXY=${hops}: a startup error`)
+    }
+    if (started !== undefined) {
+      await started.close()
+      t.fail(`TRUST_PROXY=${hops} started`)
+    }
+  }
+})
+
 t.test('request and response bodies are carried intact and streamed', async (t) => {
   const body = JSON.stringify({ hello: 'wörld', n: [1, 2, 3] })
   const res = await http(`${gw.url}/submit?x=1`, { method: 'POST', headers: { cookie: session, 'content-type': 'application/json' }, body })

@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { startGateway } from '../support/gateway.js'
 import { startUpstream } from '../support/upstream.js'
-import { http, loginLocal } from '../support/http.js'
+import { cookieHeader, http, loginLocal } from '../support/http.js'
 import { LOGIN_ERRORS, MESSAGES, loginErrorLocation } from '../../src/auth/local/routes.js'
 import { ConfigError, loadConfig } from '../../src/config/index.js'
 
@@ -31,6 +31,7 @@ function assertGatewayPage (t: Test, res: { headers: Record<string, unknown>, bo
   t.match(res.body, /^<!doctype html>\n<html lang="en">/, `${what}: doctype and lang`)
   t.notMatch(res.body, /<script|\sstyle=|\son[a-z]+=|<style/i, `${what}: no script, no inline style or handler`)
   t.match(res.body, /<link rel="stylesheet" href="\/_authgate\/static\/authgate.css">/, `${what}: the one stylesheet`)
+  t.match(res.body, /<link rel="icon" href="\/_authgate\/static\/favicon.svg" type="image\/svg\+xml">/, `${what}: the gateway's own icon`)
   t.notMatch(res.body, /https?:\/\//, `${what}: no external asset`)
 }
 
@@ -59,6 +60,43 @@ t.test('the stylesheet is served with a CSS type and cached', async (t) => {
   t.equal(res.headers['cache-control'], 'public, max-age=3600')
   t.equal(res.headers['x-content-type-options'], 'nosniff')
   t.equal(res.body, readFileSync(new URL('../../src/pages/assets/authgate.css', import.meta.url), 'utf8'))
+})
+
+t.test('the pages\' icon: served without a session, cached; /favicon.ico is the application\'s once signed in', async (t) => {
+  const upstream = await startUpstream()
+  t.teardown(upstream.close)
+  const gw = await startGateway({}, { upstream: upstream.url })
+  t.teardown(gw.close)
+  t.equal((await http(`${gw.url}/favicon.ico`)).status, 200, 'no 401 for the browser\'s own request')
+  const icon = readFileSync(new URL('../../src/pages/assets/favicon.svg', import.meta.url), 'utf8')
+  t.match(icon, /^<svg /)
+
+  const linked = await http(`${gw.url}/_authgate/static/favicon.svg`)
+  t.equal(linked.status, 200)
+  t.equal(linked.headers['content-type'], 'image/svg+xml')
+  t.equal(linked.headers['cache-control'], 'public, max-age=3600')
+  t.match(linked.headers['content-security-policy'], /sandbox/, 'an SVG opened on its own runs nothing')
+  t.equal(linked.body, icon)
+
+  // Browsers ask for /favicon.ico on their own, as an image: before sign-in that was a 401 on every page.
+  const received = upstream.received.length
+  for (const accept of ['image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5', '*/*']) {
+    const anonymous = await http(`${gw.url}/favicon.ico`, { headers: { accept } })
+    t.equal(anonymous.status, 200, `without a session (Accept: ${accept}): the gateway's icon, not 401`)
+    t.equal(anonymous.headers['content-type'], 'image/svg+xml')
+    t.equal(anonymous.body, icon)
+    // The same URL is the application's icon once signed in: revalidated, so that one replaces it.
+    t.equal(anonymous.headers['cache-control'], 'no-cache')
+    t.match(anonymous.headers.vary, /cookie/i)
+  }
+  t.equal((await http(`${gw.url}/favicon.ico`, { method: 'POST' })).status, 401, 'only GET and HEAD')
+  t.equal(upstream.received.length, received, 'none of it reached the upstream')
+
+  const { cookies } = await loginLocal(gw.url, 'iconfan')
+  const signedIn = await http(`${gw.url}/favicon.ico`, { headers: { cookie: cookieHeader(cookies) } })
+  t.equal(signedIn.status, 200)
+  t.equal(upstream.received.at(-1)?.url, '/favicon.ico', 'with a session: proxied to the application')
+  t.not(signedIn.body, icon)
 })
 
 t.test('AUTH_METHOD=both shows the SSO button (OIDC_BUTTON_TEXT) and the form; next is carried to SSO', async (t) => {

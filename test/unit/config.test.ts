@@ -14,7 +14,7 @@ const problems = (env: Record<string, string>, cwd = dir()): string[] => configP
 t.test('defaults follow the SPEC', async (t) => {
   const c = loadConfig({ ...secrets }, { cwd: dir(), dotenv: false })
   t.equal(c.port, 8080)
-  t.equal(c.host, '0.0.0.0')
+  t.equal(c.host, '127.0.0.1', 'development listens on loopback only')
   t.equal(c.databaseUrl, 'sqlite:./data/authgate.db')
   t.equal(c.authMethod, 'local')
   t.equal(c.localAuth, 'username')
@@ -26,6 +26,7 @@ t.test('defaults follow the SPEC', async (t) => {
   t.same(c.skipAuthPaths, [])
   t.equal(c.upstreamUrl, undefined)
   t.same(c.generatedSecrets, [])
+  t.same(c.loadedSecrets, [])
 })
 
 t.test('every bad variable is reported at once, with a fix', async (t) => {
@@ -42,7 +43,7 @@ t.test('every bad variable is reported at once, with a fix', async (t) => {
 
 t.test('production generates nothing', async (t) => {
   const cwd = dir()
-  t.same(problems({ NODE_ENV: 'production', UPSTREAM_URL: 'http://app:5000' }, cwd).sort(), ['HEADER_SIGNING_SECRET', 'SECRET_KEY'])
+  t.same(problems({ NODE_ENV: 'production', UPSTREAM_URL: 'http://app:5000' }, cwd).sort(), ['HEADER_SIGNING_SECRET', 'LOCAL_AUTH', 'SECRET_KEY'])
   t.notOk(existsSync(join(cwd, 'data')), 'no ./data created')
 })
 
@@ -50,7 +51,10 @@ t.test('development generates secrets once and keeps them', async (t) => {
   const cwd = dir()
   const first = loadConfig({}, { cwd, dotenv: false })
   t.same(first.generatedSecrets, ['SECRET_KEY', 'HEADER_SIGNING_SECRET'])
+  t.same(first.loadedSecrets, [])
   const second = loadConfig({}, { cwd, dotenv: false })
+  t.same(second.generatedSecrets, [], 'the second start generates nothing ...')
+  t.same(second.loadedSecrets, ['SECRET_KEY', 'HEADER_SIGNING_SECRET'], '... it loads what the first stored')
   t.equal(second.secretKeys[0], first.secretKeys[0])
   t.equal(second.headerSigningSecret, first.headerSigningSecret)
   t.ok(first.secretKeys[0]!.length >= 32)
@@ -83,7 +87,7 @@ t.test('OIDC settings', async (t) => {
 
 t.test('cookie security follows PUBLIC_URL and NODE_ENV', async (t) => {
   t.equal(loadConfig({ ...secrets, PUBLIC_URL: 'https://tt.example.com' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, true)
-  t.equal(loadConfig({ ...secrets, NODE_ENV: 'production', UPSTREAM_URL: 'http://a' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, true)
+  t.equal(loadConfig({ ...secrets, NODE_ENV: 'production', UPSTREAM_URL: 'http://a', LOCAL_AUTH: 'password' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, true)
   t.equal(loadConfig({ ...secrets, PUBLIC_URL: 'https://x', SESSION_COOKIE_SECURE: 'false' }, { cwd: dir(), dotenv: false }).sessionCookieSecure, false)
   t.same(problems({ ...secrets, PUBLIC_URL: 'https://x/app' }), ['PUBLIC_URL'])
 })
@@ -98,7 +102,8 @@ t.test('HEADER_SIGNING_SECRET, which the upstream holds, cannot also be a sessio
 t.test('TRUST_PROXY and SKIP_AUTH_PATHS forms', async (t) => {
   const c = (v: Record<string, string>) => loadConfig({ ...secrets, ...v }, { cwd: dir(), dotenv: false })
   t.equal(c({ TRUST_PROXY: 'true' }).trustProxy, true)
-  t.equal(c({ TRUST_PROXY: '2' }).trustProxy, 2)
+  t.equal(c({ TRUST_PROXY: 'FALSE' }).trustProxy, false)
+  t.equal(c({ TRUST_PROXY: '' }).trustProxy, false)
   t.same(c({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).trustProxy, ['10.0.0.0/8', '127.0.0.1'])
   t.same(c({ TRUST_PROXY: '::1,fd00::/8' }).trustProxy, ['::1', 'fd00::/8'])
   for (const bad of ['999.1.1.1', 'cafe', '10.0.0.0/99', '::1/200', '10.0.0.0/8/8', '10.0.0.0/', '1.2.3']) {
@@ -111,4 +116,78 @@ t.test('TRUST_PROXY and SKIP_AUTH_PATHS forms', async (t) => {
 t.test('loopback hosts', async (t) => {
   for (const h of ['localhost', 'LOCALHOST', '127.0.0.1', '127.1.2.3', '::1', '[::1]']) t.ok(isLoopbackHost(h), h)
   for (const h of ['10.0.0.1', 'example.com', 'localhost.example.com', 'app.localhost', '128.0.0.1', '::2', '0.0.0.0']) t.notOk(isLoopbackHost(h), h)
+})
+
+const production = { ...secrets, NODE_ENV: 'production', UPSTREAM_URL: 'http://app:5000' }
+const refusal = (env: Record<string, string>): string => {
+  try {
+    loadConfig(env, { cwd: dir(), dotenv: false })
+  } catch (err) {
+    return (err as Error).message
+  }
+  return ''
+}
+
+t.test('production: local sign-in needs an explicit LOCAL_AUTH (SPEC §7)', async (t) => {
+  // The README's "set at least" recipe once started with name-only sign-in: anyone could type admin.
+  for (const authMethod of [undefined, 'local', 'both']) {
+    const env: Record<string, string> = { ...production, ...(authMethod !== undefined ? { AUTH_METHOD: authMethod } : {}) }
+    if (authMethod === 'both') Object.assign(env, { OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'c', OIDC_CLIENT_SECRET: 's', OIDC_REDIRECT_URI: 'https://tt.example.com/auth/oidc/callback' })
+    t.same(problems(env), ['LOCAL_AUTH'], `AUTH_METHOD=${authMethod ?? '(unset)'}: LOCAL_AUTH unset is refused`)
+    t.same(problems({ ...env, LOCAL_AUTH: '' }), ['LOCAL_AUTH'], 'set to empty is unset')
+    t.same(problems({ ...env, LOCAL_AUTH: 'password' }), [])
+    t.same(problems({ ...env, LOCAL_AUTH: 'username' }), [], 'name-only sign-in stays possible as an explicit choice')
+  }
+  const message = refusal(production)
+  t.match(message, /LOCAL_AUTH: /)
+  t.match(message, /username/)
+  t.match(message, /anyone who (can )?reach(es)? (the|this) port/i, 'says why username is dangerous')
+  t.match(message, /LOCAL_AUTH=password/, 'and what to write')
+  t.same(problems({ ...production, AUTH_METHOD: 'oidc', OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'c', OIDC_CLIENT_SECRET: 's', OIDC_REDIRECT_URI: 'https://tt.example.com/auth/oidc/callback' }), [],
+    'AUTH_METHOD=oidc: no local sign-in, nothing to choose')
+  t.equal(loadConfig({ ...secrets }, { cwd: dir(), dotenv: false }).localAuth, 'username', 'development keeps its default')
+})
+
+t.test('HOST: loopback in development, every interface in production, HOST wins', async (t) => {
+  t.equal(loadConfig({ ...secrets }, { cwd: dir(), dotenv: false }).host, '127.0.0.1')
+  t.equal(loadConfig({ ...production, LOCAL_AUTH: 'password' }, { cwd: dir(), dotenv: false }).host, '0.0.0.0')
+  t.equal(loadConfig({ ...secrets, HOST: '0.0.0.0' }, { cwd: dir(), dotenv: false }).host, '0.0.0.0')
+  t.equal(loadConfig({ ...production, LOCAL_AUTH: 'password', HOST: '127.0.0.1' }, { cwd: dir(), dotenv: false }).host, '127.0.0.1')
+})
+
+t.test('a list variable set to empty is the empty list, not its default (SPEC §7)', async (t) => {
+  const c = (v: Record<string, string>): ReturnType<typeof loadConfig> => loadConfig({ ...secrets, ...v }, { cwd: dir(), dotenv: false })
+  t.same(c({}).adminUsernames, ['admin'], 'unset: the default')
+  for (const empty of ['', ' ', ',', ' , ,, ']) {
+    t.same(c({ ADMIN_USERNAMES: empty }).adminUsernames, [], `ADMIN_USERNAMES=${JSON.stringify(empty)}: no admins by name`)
+    t.same(c({ SKIP_AUTH_PATHS: empty }).skipAuthPaths, [], 'SKIP_AUTH_PATHS')
+    t.same(c({ SECRET_KEY_PREVIOUS: empty }).secretKeys, [secrets.SECRET_KEY], 'SECRET_KEY_PREVIOUS')
+    t.equal(c({ TRUST_PROXY: empty }).trustProxy, false, 'TRUST_PROXY: no proxies')
+    const sso = { AUTH_METHOD: 'oidc', OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'c', OIDC_CLIENT_SECRET: 's', OIDC_REDIRECT_URI: 'https://tt.example.com/auth/oidc/callback' }
+    t.same(c({ ...sso, OIDC_ADMIN_EMAILS: empty }).oidc?.adminEmails, [], 'OIDC_ADMIN_EMAILS')
+    // OIDC_SCOPES is a (space-separated) list too: empty is no scopes, which lacks openid.
+    t.same(problems({ ...secrets, ...sso, OIDC_SCOPES: empty.replace(/,/g, ' ') }), ['OIDC_SCOPES'], 'OIDC_SCOPES: empty is refused, not silently the default')
+  }
+  t.same(c({ ADMIN_USERNAMES: ' Root, ,boss ' }).adminUsernames, ['root', 'boss'], 'blanks between commas dropped')
+})
+
+t.test('TRUST_PROXY: a hop count is refused, with why and what to write instead', async (t) => {
+  for (const hops of ['0', '1', '2', '10']) t.same(problems({ ...secrets, TRUST_PROXY: hops }), ['TRUST_PROXY'], hops)
+  const message = refusal({ ...secrets, TRUST_PROXY: '1' })
+  t.match(message, /hop count/)
+  t.match(message, /immediate peer|connects? directly/i, 'says why')
+  t.match(message, /TRUST_PROXY=127\.0\.0\.1/, 'says what to write instead')
+})
+
+t.test('development secrets: generated on the first start, loaded afterwards', async (t) => {
+  const cwd = dir()
+  const env = { IDENTITY_JWT: 'true', PUBLIC_URL: 'http://localhost:8080' }
+  const first = loadConfig(env, { cwd, dotenv: false })
+  t.same(first.generatedSecrets, ['SECRET_KEY', 'HEADER_SIGNING_SECRET', 'IDENTITY_JWT_KEY'])
+  t.same(first.loadedSecrets, [])
+  const second = loadConfig(env, { cwd, dotenv: false })
+  t.same(second.generatedSecrets, [])
+  t.same(second.loadedSecrets, ['SECRET_KEY', 'HEADER_SIGNING_SECRET', 'IDENTITY_JWT_KEY'])
+  const explicit = loadConfig({ ...env, ...secrets }, { cwd, dotenv: false })
+  t.same(explicit.loadedSecrets, ['IDENTITY_JWT_KEY'], 'only what was not set explicitly')
 })

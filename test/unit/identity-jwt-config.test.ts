@@ -70,7 +70,7 @@ t.test('every problem is named', async (t) => {
   t.same(problems({ ...base, IDENTITY_JWT_KEY: pkcs8, IDENTITY_JWT_KEY_PREVIOUS: rsa }, cwd), ['IDENTITY_JWT_KEY_PREVIOUS'])
   t.same(problems({ ...base, IDENTITY_JWT: 'maybe' }, cwd), ['IDENTITY_JWT'])
   t.same(problems({ ...base, PUBLIC_URL: undefined, IDENTITY_JWT_KEY: pkcs8 }, cwd), ['PUBLIC_URL'])
-  t.same(problems({ ...base, NODE_ENV: 'production' }, cwd), ['IDENTITY_JWT_KEY'], 'production needs a key')
+  t.same(problems({ ...base, NODE_ENV: 'production', LOCAL_AUTH: 'password' }, cwd), ['IDENTITY_JWT_KEY'], 'production needs a key')
   const err = (() => { try { loadConfig({ ...base, IDENTITY_JWT_KEY: rsa }, { cwd, dotenv: false }) } catch (e) { return (e as Error).message } return '' })()
   t.match(err, /openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256/, 'the message says how to make one')
   t.notMatch(err, /BEGIN/, 'and never echoes key material')
