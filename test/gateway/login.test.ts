@@ -92,7 +92,7 @@ t.test('LOCAL_AUTH=username (default)', async (t) => {
   await t.test('names that NFKC would change are refused, never folded onto another account', async (t) => {
     const { user: admin } = await gw.users.create({ username: 'admin', isAdmin: true })
     await gw.users.create({ username: 'karl' })
-    for (const [typed, lookalikeOf] of [['ａｄｍｉｎ', 'admin'], ['\u212Aarl', 'karl'], ['ﬁona', 'fiona'], ['Zoe\u0301', 'zoé']]) {
+    for (const [typed, lookalikeOf] of [['ａｄｍｉｎ', 'admin'], ['\u212Aarl', 'karl'], ['ﬁona', 'fiona'], ['Zoe\u0301', 'zoé']] as const) {
       const before = await gw.users.findByUsername(lookalikeOf)
       const res = await postLogin(gw.url, { username: typed })
       t.equal(res.status, 400, JSON.stringify(typed))
