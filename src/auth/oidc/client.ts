@@ -49,7 +49,7 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
  * arrive (after decompression), and the connection dropped past MAX_RESPONSE_BYTES. Content-Length
  * alone bounds nothing: a chunked answer has none, and a compressed one states the compressed size.
  */
-const boundedFetch: client.CustomFetch = async (url, options) => {
+export const boundedFetch: client.CustomFetch = async (url, options) => {
   const response = await fetch(url, options as RequestInit)
   const declared = Number(response.headers.get('content-length') ?? '0')
   if (declared > MAX_RESPONSE_BYTES) {
