@@ -59,6 +59,10 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
     }))
   }
 
+  /** Groups are never cut to fit the session cookie (an upstream may deny by group): refuse instead. */
+  const tooLargeForSession = (err: SessionTooLargeError): OidcFailure =>
+    new OidcFailure('groups-too-large', err.message, groupsTooLargeMessage(oidc?.groupsClaim ?? 'groups'))
+
   app.get<{ Querystring: { next?: string } }>('/login/oidc', async (request, reply) => {
     const next = safeNextPath(request.query.next)
     if (oidc === undefined || client === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), next)
@@ -127,9 +131,6 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
     }
   })
 
-  const tooLargeForSession = (err: SessionTooLargeError): OidcFailure =>
-    new OidcFailure('groups-too-large', err.message, groupsTooLargeMessage(oidc?.groupsClaim ?? 'groups'))
-
   // Both routes are GET only (the gateway asks for response_mode=query); never proxied upstream.
   for (const url of ['/login/oidc', '/auth/oidc/callback']) {
     app.route({
@@ -144,7 +145,7 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
 export function classify (err: unknown): OidcFailure {
   const reason = describeError(err)
   // openid-client wraps what our fetch throws: an oversized answer is the provider's error.
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     if (e instanceof IdpResponseTooLargeError) return new OidcFailure('provider-error', reason)
   }
   if (err instanceof AuthorizationResponseError) return new OidcFailure(err.error === 'access_denied' ? 'access-denied' : 'provider-error', reason)
