@@ -42,8 +42,9 @@ export function checkUsername (input: string): UsernameCheck {
 /** What the login form and the CLI say about a name they cannot use. */
 export function usernameProblemMessage (problem: UsernameProblem): string {
   switch (problem) {
-    case 'lookalike':
     case 'surrounding-space':
+      return 'This username begins or ends with a space, which no username has. Type it without.'
+    case 'lookalike':
       return 'This username contains characters that look like other characters (such as fullwidth letters, ligatures, the Kelvin sign or separately typed accents), so it could be mistaken for another account. Type it with ordinary letters.'
     case 'empty':
     case 'characters':
