@@ -36,6 +36,12 @@ t.test('migrate, add, list, passwords, admin, disable, enable, revoke', async (t
   t.equal((await cli(['users', 'add', 'bob', '--password'], 'short\n')).code, 2, 'weak password refused')
   t.equal((await cli(['users', 'add', 'bad name'])).code, 2, 'invalid username refused')
   t.equal((await cli(['users', 'add', 'bob'])).code, 0)
+  const lookalike = await cli(['users', 'add', 'ａｌｉｃｅ'])
+  t.equal(lookalike.code, 2, 'a fullwidth look-alike is refused, not folded onto alice')
+  t.match(lookalike.stderr, /look like other characters/)
+  const disable = await cli(['users', 'disable', 'ｂｏｂ'])
+  t.equal(disable.code, 2, 'an operator command never reaches another account through folding either')
+  t.match(disable.stderr, /look like other characters/)
 
   const list = await cli(['users', 'list', '--json'])
   const users = JSON.parse(list.stdout) as Array<{ username: string, isAdmin: boolean, hasPassword: boolean, passwordHash?: string }>

@@ -4,9 +4,9 @@ import { createInterface } from 'node:readline'
 import { readEnvironment } from '../config/index.js'
 import { openDatabase, type Db } from '../db/index.js'
 import { migrateToLatest } from '../db/migrate.js'
-import { UserRepository, normalizeUsername, type User } from '../db/users.js'
+import { UserRepository, type User } from '../db/users.js'
+import { checkUsername, usernameProblemMessage } from '../db/username.js'
 import { checkNewPassword, hashPassword } from '../auth/local/password.js'
-import { isValidUsername } from '../auth/local/routes.js'
 
 const HELP = `Usage: authgate <command>
 
@@ -79,8 +79,14 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
       if (value === undefined) throw new UsageError(`missing <${what}>`)
       return value
     }
+    /** The stored name for an argument: lower-cased, never folded (a look-alike never reaches another user). */
+    const usernameArg = (value: string | undefined): string => {
+      const checked = checkUsername(need(value, 'username'))
+      if (!checked.ok) throw new UsageError(`username: ${usernameProblemMessage(checked.problem)}`)
+      return checked.username
+    }
     const mustExist = (found: boolean, username: string): void => {
-      if (!found) throw new UsageError(`no such user: ${normalizeUsername(username)}`)
+      if (!found) throw new UsageError(`no such user: ${username}`)
     }
     switch (`${command} ${sub ?? ''}`) {
       case 'users list': {
@@ -91,8 +97,7 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
         return 0
       }
       case 'users add': {
-        const username = normalizeUsername(need(arg, 'username'))
-        if (!isValidUsername(username)) throw new UsageError('username: letters, digits and . _ @ + - only, at most 64 characters')
+        const username = usernameArg(arg)
         const passwordHash = flags.password === true ? await newPasswordHash() : null
         const { user, created } = await users.create({ username, isAdmin: flags.admin === true, passwordHash })
         if (!created) throw new UsageError(`user already exists: ${username}`)
@@ -100,37 +105,37 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
         return 0
       }
       case 'users set-password': {
-        const username = need(arg, 'username')
+        const username = usernameArg(arg)
         mustExist((await users.findByUsername(username)) !== undefined, username)
         await users.setPasswordHash(username, await newPasswordHash())
         // A new password is often a response to a leaked one: whoever used it is signed out too.
         await users.revokeSessions(username)
-        out(`password set for ${normalizeUsername(username)}; their current sessions end within 5 seconds`)
+        out(`password set for ${username}; their current sessions end within 5 seconds`)
         return 0
       }
       case 'users set-admin': {
-        const username = need(arg, 'username')
+        const username = usernameArg(arg)
         if (arg2 !== 'true' && arg2 !== 'false') throw new UsageError('users set-admin <username> <true|false>')
         mustExist(await users.setAdmin(username, arg2 === 'true'), username)
         // Sessions carry the admin flag they were issued with: a demotion must not wait for them to expire.
         if (arg2 === 'false') await users.revokeSessions(username)
         out(arg2 === 'true'
-          ? `${normalizeUsername(username)} is now an administrator (current sessions pick it up at the next sign-in)`
-          : `${normalizeUsername(username)} is no longer an administrator; their current sessions end within 5 seconds`)
+          ? `${username} is now an administrator (current sessions pick it up at the next sign-in)`
+          : `${username} is no longer an administrator; their current sessions end within 5 seconds`)
         return 0
       }
       case 'users disable':
       case 'users enable': {
-        const username = need(arg, 'username')
+        const username = usernameArg(arg)
         const enable = sub === 'enable'
         mustExist(await users.setActive(username, enable), username)
-        out(`${normalizeUsername(username)} ${enable ? 'enabled' : 'disabled; their sessions end within 5 seconds'}`)
+        out(`${username} ${enable ? 'enabled' : 'disabled; their sessions end within 5 seconds'}`)
         return 0
       }
       case 'sessions revoke': {
-        const username = need(arg, 'username')
+        const username = usernameArg(arg)
         mustExist(await users.revokeSessions(username), username)
-        out(`sessions of ${normalizeUsername(username)} revoked; gateways refuse them within 5 seconds`)
+        out(`sessions of ${username} revoked; gateways refuse them within 5 seconds`)
         return 0
       }
       default:

@@ -2,6 +2,7 @@
 import type { Selectable, Updateable } from 'kysely'
 import type { Db } from './index.js'
 import type { UsersTable } from './schema.js'
+import { checkUsername } from './username.js'
 
 export interface User {
   id: number
@@ -50,18 +51,21 @@ export function toUser (row: Selectable<UsersTable>): User {
 }
 
 /**
- * Usernames are compared and stored trimmed and lower-cased, as TimeTracker does, in NFKC form so
- * that compatibility look-alikes (fullwidth "ａｄｍｉｎ", ligatures) are the same name as their plain form.
+ * The stored name a lookup or change refers to, lower-cased as TimeTracker does (username.ts); a
+ * name checkUsername refuses names no row, so it can never reach another account by folding.
  */
-export function normalizeUsername (input: string): string {
-  return input.normalize('NFKC').trim().toLowerCase()
+function storedName (input: string): string | undefined {
+  const checked = checkUsername(input)
+  return checked.ok ? checked.username : undefined
 }
 
 export class UserRepository {
   constructor (private readonly db: Db) {}
 
   async findByUsername (username: string): Promise<User | undefined> {
-    const row = await this.db.kysely.selectFrom('users').selectAll().where('username', '=', normalizeUsername(username)).executeTakeFirst()
+    const name = storedName(username)
+    if (name === undefined) return undefined
+    const row = await this.db.kysely.selectFrom('users').selectAll().where('username', '=', name).executeTakeFirst()
     return row === undefined ? undefined : toUser(row)
   }
 
@@ -77,10 +81,12 @@ export class UserRepository {
 
   /**
    * Insert a user; when the username already exists (a concurrent first login, say) the existing row
-   * is returned with `created: false` rather than an error.
+   * is returned with `created: false` rather than an error. Callers check the name first (a name
+   * checkUsername refuses is a bug here, and throws).
    */
   async create (user: NewUser): Promise<{ user: User, created: boolean }> {
-    const username = normalizeUsername(user.username)
+    const username = storedName(user.username)
+    if (username === undefined) throw new Error('refusing to create a user with an unusable username')
     const inserted = await this.db.kysely.insertInto('users').values({
       username,
       is_admin: flag(user.isAdmin ?? false),
@@ -168,7 +174,9 @@ export class UserRepository {
   }
 
   private async updateByUsername (username: string, set: Updateable<UsersTable>): Promise<boolean> {
-    const result = await this.db.kysely.updateTable('users').set(set).where('username', '=', normalizeUsername(username)).executeTakeFirst()
+    const name = storedName(username)
+    if (name === undefined) return false
+    const result = await this.db.kysely.updateTable('users').set(set).where('username', '=', name).executeTakeFirst()
     return Number(result.numUpdatedRows) > 0
   }
 }

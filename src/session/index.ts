@@ -6,7 +6,7 @@ import { deriveKey } from './keys.js'
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from './csrf.js'
 import { isSessionCurrent, newSessionPayload, parseSessionPayload, type LoginMethod, type SessionPayload, type SessionUser } from './session.js'
 import type { RevocationList } from './revocations.js'
-import { fitSessionPayload } from './budget.js'
+import { fitSessionPayload, SessionTooLargeError } from './budget.js'
 
 declare module '@fastify/secure-session' {
   interface SessionData { s: SessionPayload }
@@ -66,16 +66,16 @@ export class Sessions {
   }
 
   /**
-   * Replace whatever the browser had with a new session (a fresh cookie: no fixation). What does not
-   * fit in one cookie (see budget.ts) is dropped here, and logged.
+   * Replace whatever the browser had with a new session (a fresh cookie: no fixation). An ID token
+   * that does not fit in one cookie (see budget.ts) is left out, and logged; an identity that does
+   * not fit throws SessionTooLargeError, nothing started.
    */
   start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string } = {}): SessionPayload {
     const full = newSessionPayload(user, method, this.settings.maxAge, Math.floor(Date.now() / 1000), extra)
-    const { payload, droppedIdToken, droppedGroups } = fitSessionPayload(this.names.session, full)
-    if (droppedIdToken || droppedGroups > 0) {
-      request.log.warn({ username: user.username, droppedIdToken, groupsKept: payload.g.length, groupsDropped: droppedGroups },
-        'session cookie would exceed 4 KB: ' + (droppedGroups > 0 ? 'ID token and some groups not kept (the upstream sees fewer groups)' : 'ID token not kept (logout sends client_id instead of id_token_hint)'))
-    }
+    const fitted = fitSessionPayload(this.names.session, full)
+    if (!fitted.fits) throw new SessionTooLargeError(fitted.bytes, fitted.budget, fitted.groups)
+    const { payload, droppedIdToken } = fitted
+    if (droppedIdToken) request.log.warn({ username: user.username }, 'session cookie would exceed 4 KB: ID token not kept (logout sends client_id instead of id_token_hint)')
     request.session.regenerate()
     request.session.set('s', payload)
     return payload

@@ -58,8 +58,8 @@ for (const backend of backends) {
 
     const users = new UserRepository(db)
 
-    await t.test('create, find, list; usernames normalised and unique', async (t) => {
-      const { user, created } = await users.create({ username: '  Alice ', isAdmin: true, email: 'alice@example.com', fullName: 'Alice A.' })
+    await t.test('create, find, list; usernames lower-cased and unique', async (t) => {
+      const { user, created } = await users.create({ username: 'Alice', isAdmin: true, email: 'alice@example.com', fullName: 'Alice A.' })
       t.ok(created)
       t.equal(user.username, 'alice')
       t.equal(user.isAdmin, true)
@@ -72,6 +72,14 @@ for (const backend of backends) {
       t.notOk(again.created, 'a second create returns the existing row')
       t.equal(again.user.id, user.id)
       t.equal(await users.findByUsername('nobody'), undefined)
+    })
+
+    await t.test('a look-alike name reaches no row and cannot be created', async (t) => {
+      t.equal(await users.findByUsername('ａｌｉｃｅ'), undefined, 'fullwidth')
+      t.equal(await users.findByUsername(' alice'), undefined, 'surrounding space')
+      t.equal(await users.setAdmin('ＡＬＩＣＥ', false), false)
+      t.equal((await users.findByUsername('alice'))?.isAdmin, true, 'alice unchanged')
+      await t.rejects(users.create({ username: '\u212Aarl' }), /unusable username/)
     })
 
     await t.test('concurrent first logins of one name create one row', async (t) => {

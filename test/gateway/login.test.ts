@@ -89,6 +89,20 @@ t.test('LOCAL_AUTH=username (default)', async (t) => {
     }
   })
 
+  await t.test('names that NFKC would change are refused, never folded onto another account', async (t) => {
+    const { user: admin } = await gw.users.create({ username: 'admin', isAdmin: true })
+    await gw.users.create({ username: 'karl' })
+    for (const [typed, lookalikeOf] of [['ａｄｍｉｎ', 'admin'], ['\u212Aarl', 'karl'], ['ﬁona', 'fiona'], ['Zoe\u0301', 'zoé']] as const) {
+      const before = await gw.users.findByUsername(lookalikeOf)
+      const res = await postLogin(gw.url, { username: typed })
+      t.equal(res.status, 400, JSON.stringify(typed))
+      t.match(res.body, /look like other characters/, 'the page says why')
+      t.notOk(res.cookies.authgate, 'no session')
+      t.same(await gw.users.findByUsername(lookalikeOf), before, `${lookalikeOf} unchanged (or still absent)`)
+    }
+    t.equal((await gw.users.findByUsername('admin'))?.lastLoginAt, admin.lastLoginAt)
+  })
+
   await t.test('a disabled user is refused', async (t) => {
     await gw.users.create({ username: 'mallory' })
     await gw.users.setActive('mallory', false)

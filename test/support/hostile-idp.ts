@@ -46,6 +46,13 @@ export type Misbehaviour =
    * succeeds. (Counting restarts at every setMisbehave call.)
    */
   | 'unknown-kid-then-rotate'
+  /**
+   * The JWKS, token or userinfo response is valid JSON padded to HUGE_RESPONSE_BYTES and sent
+   * chunked, without Content-Length: only a client that counts the bytes as they arrive can stop it.
+   */
+  | 'chunked-huge-jwks'
+  | 'chunked-huge-token'
+  | 'chunked-huge-userinfo'
 
 export const MISBEHAVIOURS: readonly Misbehaviour[] = [
   'none',
@@ -60,8 +67,22 @@ export const MISBEHAVIOURS: readonly Misbehaviour[] = [
   'missing-iss-param',
   'wrong-iss-param',
   'userinfo-sub-mismatch',
-  'unknown-kid-then-rotate'
+  'unknown-kid-then-rotate',
+  'chunked-huge-jwks',
+  'chunked-huge-token',
+  'chunked-huge-userinfo'
 ]
+
+/** Size of the chunked-huge-* responses: far above any sane limit, small enough to send in a test. */
+export const HUGE_RESPONSE_BYTES = 64 * 1024 * 1024
+
+/** One chunked-huge-* response: how much was written, and whether the client read it to the end. */
+export interface HugeResponseRecord {
+  path: string
+  bytesWritten: number
+  /** false: the client closed the connection before the end (it stopped reading). */
+  completed: boolean
+}
 
 /** End-user claims released in the ID Token and at userinfo. Any JSON shape is allowed. */
 export type HostileClaims = Record<string, unknown>
@@ -147,6 +168,8 @@ export interface HostileIdpFixture {
   authorizeRequests: AuthorizeRequestRecord[]
   tokenRequests: TokenRequestRecord[]
   endSessionRequests: Array<Record<string, string>>
+  /** The chunked-huge-* responses, settled (finished or aborted) ones only. */
+  hugeResponses: HugeResponseRecord[]
   /** Current misbehaviour. */
   readonly misbehave: Misbehaviour
   setMisbehave: (m: Misbehaviour) => void
@@ -197,6 +220,7 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
   const authorizeRequests: AuthorizeRequestRecord[] = []
   const tokenRequests: TokenRequestRecord[] = []
   const endSessionRequests: Array<Record<string, string>> = []
+  const hugeResponses: HugeResponseRecord[] = []
   const codes = new Map<string, IssuedCode>()
   const accessTokens = new Map<string, { expiresAt: number }>()
 
@@ -239,6 +263,7 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
       case '/.well-known/openid-configuration':
         return sendJson(res, 200, discoveryDocument())
       case '/jwks':
+        if (misbehave === 'chunked-huge-jwks') return await sendHugeJson(res, url.pathname, await jwks())
         return sendJson(res, 200, await jwks())
       case '/authorize':
         return authorize(req, res, url)
@@ -407,13 +432,15 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
 
     const accessToken = randomToken()
     accessTokens.set(accessToken, { expiresAt: Date.now() + TOKEN_TTL_S * 1000 })
-    sendJson (res, 200, {
+    const tokenResponse = {
       access_token: accessToken,
       token_type: 'Bearer',
       expires_in: TOKEN_TTL_S,
       scope: issued.scope,
       id_token: await idToken(issued)
-    })
+    }
+    if (misbehave === 'chunked-huge-token') return await sendHugeJson(res, '/token', tokenResponse)
+    sendJson(res, 200, tokenResponse)
   }
 
   async function idToken (issued: IssuedCode): Promise<string> {
@@ -472,7 +499,32 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
       return sendJson(res, 401, { error: 'invalid_token' })
     }
     const sub = misbehave === 'userinfo-sub-mismatch' ? `${subject()}-someone-else` : subject()
+    if (misbehave === 'chunked-huge-userinfo') return await sendHugeJson(res, '/userinfo', { ...structuredClone(claims), sub })
     sendJson(res, 200, { ...structuredClone(claims), sub })
+  }
+
+  /** `body` plus a "padding" member that makes it HUGE_RESPONSE_BYTES, chunked, honouring backpressure. */
+  async function sendHugeJson (res: ServerResponse, path: string, body: Record<string, unknown>): Promise<void> {
+    const head = JSON.stringify(body).slice(0, -1) + ',"padding":"'
+    const chunk = 'x'.repeat(64 * 1024)
+    const record: HugeResponseRecord = { path, bytesWritten: 0, completed: false }
+    let closed = false
+    res.on('close', () => { closed = true })
+    res.statusCode = 200
+    res.setHeader('content-type', 'application/json')
+    res.setHeader('cache-control', 'no-store')
+    const write = async (data: string): Promise<void> => {
+      record.bytesWritten += data.length
+      if (!res.write(data)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve) })
+    }
+    await write(head)
+    while (!closed && record.bytesWritten + chunk.length + 2 <= HUGE_RESPONSE_BYTES) await write(chunk)
+    if (!closed) {
+      res.end('"}')
+      await new Promise<void>((resolve) => { res.once('finish', resolve); res.once('close', resolve) })
+      record.completed = res.writableFinished
+    }
+    hugeResponses.push(record)
   }
 
   async function logout (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -504,6 +556,7 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
     authorizeRequests,
     tokenRequests,
     endSessionRequests,
+    hugeResponses,
     get misbehave () {
       return misbehave
     },

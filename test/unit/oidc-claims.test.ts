@@ -1,5 +1,5 @@
 import t from 'tap'
-import { claimAt, mapClaims, parseEmailVerified, parseGroups, MAX_FULL_NAME } from '../../src/auth/oidc/claims.js'
+import { claimAt, mapClaims, parseEmailVerified, parseGroups, MAX_FULL_NAME, MAX_GROUP, MAX_GROUPS } from '../../src/auth/oidc/claims.js'
 
 const mapping = { usernameClaim: 'preferred_username', fullNameClaim: 'name', emailClaim: 'email', groupsClaim: 'groups' }
 
@@ -14,14 +14,24 @@ t.test('claimAt: literal names first, then dotted paths into objects', async (t)
   t.equal(claimAt(claims, 'a.b.c.toString'), undefined)
 })
 
-t.test('parseGroups: array or space/comma separated string, cleaned', async (t) => {
-  t.same(parseGroups(['a', 'b', 'a', ' c ', '', 3, null]), ['a', 'b', 'c'])
-  t.same(parseGroups('a b,c , d\te'), ['a', 'b', 'c', 'd', 'e'])
-  t.same(parseGroups(''), [])
-  t.same(parseGroups(undefined), [])
-  t.same(parseGroups({ a: 1 }), [])
-  t.same(parseGroups(['x'.repeat(300), 'ok']), ['ok'], 'absurdly long group names are dropped')
-  t.equal(parseGroups(Array.from({ length: 1000 }, (_, i) => `g${i}`)).length, 256, 'bounded count')
+t.test('parseGroups: array (as sent) or space/comma separated string; empty entries and repeats left out', async (t) => {
+  t.same(parseGroups(['a', 'b', 'a', ' c ', '']), { ok: true, groups: ['a', 'b', ' c '] })
+  t.same(parseGroups('a b,c , d\te'), { ok: true, groups: ['a', 'b', 'c', 'd', 'e'] })
+  t.same(parseGroups(''), { ok: true, groups: [] })
+  t.same(parseGroups(undefined), { ok: true, groups: [] })
+  t.same(parseGroups(null), { ok: true, groups: [] })
+})
+
+t.test('parseGroups: never drops a group silently, refuses instead', async (t) => {
+  const at = (n: number): string[] => Array.from({ length: n }, (_, i) => `g${i}`)
+  t.same(parseGroups(at(MAX_GROUPS)), { ok: true, groups: at(MAX_GROUPS) }, 'at the limit: all kept')
+  t.match(parseGroups([...at(MAX_GROUPS), 'suspended']), { ok: false, problem: 'too-many', reason: /257 groups, at most 256/ }, 'one over: refused')
+  t.match(parseGroups([...at(MAX_GROUPS), 'g0']), { ok: true }, 'repeats do not count')
+  t.match(parseGroups(['x'.repeat(MAX_GROUP)]), { ok: true }, 'a name at the length limit')
+  t.match(parseGroups(['ok', 'x'.repeat(MAX_GROUP + 1)]), { ok: false, problem: 'too-long', reason: /group 2 of 2 is longer than 256/ })
+  for (const bad of [['a', 3], ['a', null], [{ name: 'a' }], { a: 1 }, 42, true]) {
+    t.match(parseGroups(bad), { ok: false, problem: 'unreadable' }, JSON.stringify(bad))
+  }
 })
 
 t.test('parseEmailVerified: booleans and their string forms only', async (t) => {
@@ -35,7 +45,7 @@ t.test('parseEmailVerified: booleans and their string forms only', async (t) => 
 })
 
 t.test('mapClaims: the usual shape', async (t) => {
-  const result = mapClaims({ sub: 's', preferred_username: ' Alice ', name: 'Alice A', email: 'alice@example.test', email_verified: true, groups: ['g'] }, mapping)
+  const result = mapClaims({ sub: 's', preferred_username: 'Alice', name: 'Alice A', email: 'alice@example.test', email_verified: true, groups: ['g'] }, mapping)
   t.same(result, { ok: true, identity: { username: 'alice', fullName: 'Alice A', email: 'alice@example.test', emailVerified: true, groups: ['g'] } })
 })
 
@@ -65,6 +75,28 @@ t.test('mapClaims: unusable usernames are refused', async (t) => {
     const result = mapClaims({ preferred_username: name }, mapping)
     t.equal(result.ok ? 'ok' : result.code, 'invalid-username', name)
   }
+})
+
+t.test('mapClaims: look-alike usernames are refused with a page that says why, never folded', async (t) => {
+  for (const [name, reason] of [['ａｄｍｉｎ', /NFKC form \(U\+FF41\)/], ['\u212Aarl', /U\+212A/], ['ﬁona', /U\+FB01/], ['Zoe\u0301', /U\+0301/], [' Alice ', /spaces around it/], ['admin\u00A0', /spaces around it/]] as const) {
+    const result = mapClaims({ preferred_username: name }, mapping)
+    t.equal(result.ok ? 'ok' : result.code, 'lookalike-username', JSON.stringify(name))
+    if (result.ok) continue
+    t.match(result.message, /"preferred_username"[\s\S]*would be read as another name[\s\S]*OIDC_USERNAME_CLAIM/)
+    t.notOk(result.message.includes(name), 'the page does not show the value')
+    t.match(result.reason, reason)
+  }
+  t.match(mapClaims({ preferred_username: 'KARL' }, mapping), { ok: true, identity: { username: 'karl' } }, 'a case variant is the documented rule')
+})
+
+t.test('mapClaims: groups that cannot all be carried refuse the sign-in', async (t) => {
+  const many = mapClaims({ preferred_username: 'a', groups: Array.from({ length: 2000 }, (_, i) => `g${i}`) }, mapping)
+  t.match(many, { ok: false, code: 'groups-too-large', reason: /2000 groups, at most 256/, message: /fewer groups[\s\S]*OIDC_GROUPS_CLAIM/ })
+  t.match(mapClaims({ preferred_username: 'a', groups: { admins: true } }, mapping), { ok: false, code: 'invalid-groups', message: /"groups" \(OIDC_GROUPS_CLAIM\)/ })
+  // Entra ID above 200 groups: a reference to Microsoft Graph instead of the list.
+  const overage = mapClaims({ preferred_username: 'a', _claim_names: { groups: 'src1' }, _claim_sources: { src1: { endpoint: 'https://graph.microsoft.com/…' } } }, mapping)
+  t.match(overage, { ok: false, code: 'groups-too-large', reason: /reference to the groups/ })
+  t.match(mapClaims({ preferred_username: 'a', _claim_names: { other: 'src1' } }, mapping), { ok: true }, 'other distributed claims do not matter')
 })
 
 t.test('mapClaims: optional claims are cleaned, not trusted', async (t) => {

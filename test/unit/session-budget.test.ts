@@ -1,6 +1,6 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import { estimateSessionCookieSize, fitSessionPayload, SESSION_COOKIE_BUDGET } from '../../src/session/budget.js'
+import { estimateSessionCookieSize, fitSessionPayload, identityFitsSession, SessionTooLargeError, SESSION_COOKIE_BUDGET } from '../../src/session/budget.js'
 import { newSessionPayload } from '../../src/session/session.js'
 import { Sessions } from '../../src/session/index.js'
 import type { RevocationList } from '../../src/session/revocations.js'
@@ -10,24 +10,62 @@ const payload = (groups: string[], idToken?: string) => newSessionPayload({ ...u
 
 t.test('small payloads are left alone', async (t) => {
   const p = payload(['a', 'b'], 'x.y.z')
-  t.same(fitSessionPayload('authgate', p), { payload: p, droppedIdToken: false, droppedGroups: 0 })
+  t.same(fitSessionPayload('authgate', p), { fits: true, payload: p, droppedIdToken: false })
 })
 
-t.test('the ID token goes first, then groups from the end', async (t) => {
+t.test('the ID token is left out to fit; the groups never are', async (t) => {
   const bigToken = 'e'.repeat(2500)
   const fitted = fitSessionPayload('authgate', payload(['a', 'b'], bigToken))
-  t.equal(fitted.payload.idt, undefined)
-  t.same(fitted.payload.g, ['a', 'b'])
-  t.equal(fitted.droppedIdToken, true)
-  t.equal(fitted.droppedGroups, 0)
+  t.match(fitted, { fits: true, droppedIdToken: true })
+  if (fitted.fits) {
+    t.equal(fitted.payload.idt, undefined)
+    t.same(fitted.payload.g, ['a', 'b'])
+  }
 
   const groups = Array.from({ length: 500 }, (_, i) => `group-${i}`)
   const many = fitSessionPayload('__Host-authgate', payload(groups, bigToken))
-  t.equal(many.droppedIdToken, true)
-  t.ok(many.droppedGroups > 0)
-  t.same(many.payload.g, groups.slice(0, groups.length - many.droppedGroups), 'a prefix, in order')
-  t.ok(estimateSessionCookieSize('__Host-authgate', many.payload) <= SESSION_COOKIE_BUDGET)
-  t.notOk(estimateSessionCookieSize('__Host-authgate', { ...many.payload, g: groups.slice(0, many.payload.g.length + 1) }) <= SESSION_COOKIE_BUDGET, 'as many as fit')
+  t.match(many, { fits: false, groups: 500, budget: SESSION_COOKIE_BUDGET }, 'refused, not cut')
+  t.ok(!many.fits && many.bytes > SESSION_COOKIE_BUDGET)
+})
+
+t.test('at the boundary: the last group that fits, and one more', async (t) => {
+  const group = (i: number): string => `group-${String(i).padStart(4, '0')}`
+  // The largest list that fits, found by growing it one group at a time.
+  let n = 0
+  while (estimateSessionCookieSize('__Host-authgate', payload(Array.from({ length: n + 1 }, (_, i) => group(i)))) <= SESSION_COOKIE_BUDGET) n++
+  const fitting = Array.from({ length: n }, (_, i) => group(i))
+  t.ok(n > 100, `${n} groups fit`)
+  t.match(fitSessionPayload('__Host-authgate', payload(fitting, 'big.' + 'x'.repeat(3000) + '.token')), { fits: true, droppedIdToken: true, payload: { g: fitting } }, 'all of them kept')
+  t.match(fitSessionPayload('__Host-authgate', payload([...fitting, group(n)])), { fits: false, groups: n + 1 }, 'one more refuses the session')
+})
+
+t.test('identityFitsSession: the same answer before the user row exists', async (t) => {
+  const identity = (groups: string[]) => ({ username: 'alice', email: 'alice@example.test', fullName: 'Alice', groups })
+  t.match(identityFitsSession('authgate', identity(['a'])), { fits: true })
+  t.match(identityFitsSession('authgate', identity(Array.from({ length: 300 }, (_, i) => `group-${i}`))), { fits: false, groups: 300 })
+  // Its estimate is the largest a real session of that identity can be (largest id and timestamps).
+  const groups = Array.from({ length: 120 }, (_, i) => `g-${i}`)
+  const probe = identityFitsSession('authgate', identity(groups), 100_000)
+  const real = newSessionPayload({ ...user, ...identity(groups) }, 'oidc', 86400, Math.floor(Date.now() / 1000))
+  t.ok(probe.fits && estimateSessionCookieSize('authgate', probe.payload) >= estimateSessionCookieSize('authgate', real))
+})
+
+t.test('Sessions.start throws rather than cutting groups', async (t) => {
+  const app = Fastify()
+  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList)
+  await sessions.register(app)
+  app.get('/', async (request) => {
+    try {
+      sessions.start(request, { ...user, groups: Array.from({ length: 600 }, (_, i) => `group-${i}`) }, 'oidc')
+      return 'started'
+    } catch (err) {
+      return err instanceof SessionTooLargeError ? `refused: ${err.message}` : 'other error'
+    }
+  })
+  const response = await app.inject('/')
+  t.match(response.body, /^refused: .*600 groups/)
+  t.notOk(([] as string[]).concat(response.headers['set-cookie'] ?? []).some((c) => c.startsWith('__Host-authgate=')), 'no session cookie')
+  await app.close()
 })
 
 t.test('the estimate bounds the real cookie, multi-byte characters included', async (t) => {
@@ -35,9 +73,13 @@ t.test('the estimate bounds the real cookie, multi-byte characters included', as
   const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList)
   await sessions.register(app)
   let groups: string[] = []
+  const named = (count: number): string[] => Array.from({ length: count }, (_, i) => `Gruppe-ä-${i}`)
   app.get('/', async (request) => { sessions.start(request, { ...user, fullName: 'Ämmälä 日本', groups }, 'oidc', { idToken: 'h.' + 'p'.repeat(1500) + '.s' }); return 'ok' })
-  for (const count of [0, 50, 150, 400]) {
-    groups = Array.from({ length: count }, (_, i) => `Gruppe-ä-${i}`)
+  // Up to the largest list that fits, where the estimate's margin matters most.
+  let largest = 0
+  while (fitSessionPayload('__Host-authgate', newSessionPayload({ ...user, fullName: 'Ämmälä 日本', groups: named(largest + 1) }, 'oidc', 3600, Math.floor(Date.now() / 1000))).fits) largest++
+  for (const count of [0, 50, largest]) {
+    groups = named(count)
     for (let i = 0; i < 10; i++) {
       const response = await app.inject('/')
       const cookie = ([] as string[]).concat(response.headers['set-cookie'] ?? []).find((c) => c.startsWith('__Host-authgate='))!

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
-import { normalizeUsername } from '../../db/users.js'
+import { checkUsername, usernameProblemMessage } from '../../db/username.js'
 import type { Sessions } from '../../session/index.js'
 import { loginPage } from '../../pages/login.js'
 import { brandOf } from '../../pages/layout.js'
@@ -25,14 +25,9 @@ export interface LocalLoginDeps {
 
 interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unknown, next?: unknown }
 
-/** What a username may be: what TimeTracker accepts, and nothing that could confuse a header or a log. */
-export function isValidUsername (username: string): boolean {
-  return /^[\p{L}\p{N}][\p{L}\p{N}._@+-]{0,63}$/u.test(username)
-}
-
 export const MESSAGES = {
   invalidCredentials: 'Invalid username or password.',
-  invalidUsername: 'Enter a username of letters, digits and . _ @ + - (at most 64 characters).',
+  invalidUsername: usernameProblemMessage('characters'),
   csrf: 'This form has expired. Please try again.',
   disabled: 'This account is disabled. Contact your administrator.',
   registrationClosed: 'This username is not registered, and new accounts are not created automatically. Contact your administrator.',
@@ -108,8 +103,10 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
       return render(request, reply, 403, next, { error: MESSAGES.csrf })
     }
     const rawUsername = typeof form.username === 'string' ? form.username : ''
-    const username = normalizeUsername(rawUsername)
-    if (!isValidUsername(username)) return render(request, reply, 400, next, { error: MESSAGES.invalidUsername, username: rawUsername.slice(0, 64) })
+    // Spaces typed around the name are trimmed (no stored name has any); nothing else is folded.
+    const checked = checkUsername(rawUsername.trim())
+    if (!checked.ok) return render(request, reply, 400, next, { error: usernameProblemMessage(checked.problem), username: rawUsername.slice(0, 64) })
+    const username = checked.username
 
     const attempt: Attempt = {
       address: clientAddressKey(request.ip),

@@ -27,21 +27,51 @@ export interface SignInResult {
   idToken: string
 }
 
-/** IdP responses larger than this (by Content-Length) are refused before they are read. */
-const MAX_RESPONSE_BYTES = 1024 * 1024
+/** IdP responses larger than this are refused: by Content-Length before reading, else while reading. */
+export const MAX_RESPONSE_BYTES = 1024 * 1024
 /** An unknown `kid` forces a JWKS refetch at most this often (ms); other failures never do. */
 const FORCED_JWKS_REFRESH_INTERVAL = 10_000
 /** /login/oidc retries discovery on demand at most this often (ms), on top of the backoff. */
 const ON_DEMAND_INTERVAL = 1_000
 
-const boundedFetch: client.CustomFetch = async (url, options) => {
-  const response = await fetch(url, options as RequestInit)
-  const length = Number(response.headers.get('content-length') ?? '0')
-  if (length > MAX_RESPONSE_BYTES) {
-    await response.body?.cancel()
-    throw new Error(`response from ${new URL(url).origin} is ${length} bytes, more than the ${MAX_RESPONSE_BYTES} accepted`)
+export class IdpResponseTooLargeError extends Error {
+  constructor (url: string, what: string) {
+    super(`response from ${new URL(url).origin}${new URL(url).pathname} ${what}, more than the ${MAX_RESPONSE_BYTES} bytes accepted`)
+    this.name = 'IdpResponseTooLargeError'
   }
-  return response
+}
+
+/** Status codes whose Response may not have a body (the Response constructor refuses one). */
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
+
+/**
+ * fetch for every request to the IdP, memory bounded: the body is read here, counting bytes as they
+ * arrive (after decompression), and the connection dropped past MAX_RESPONSE_BYTES. Content-Length
+ * alone bounds nothing: a chunked answer has none, and a compressed one states the compressed size.
+ */
+export const boundedFetch: client.CustomFetch = async (url, options) => {
+  const response = await fetch(url, options as RequestInit)
+  const declared = Number(response.headers.get('content-length') ?? '0')
+  if (declared > MAX_RESPONSE_BYTES) {
+    await response.body?.cancel()
+    throw new IdpResponseTooLargeError(url, `declares ${declared} bytes`)
+  }
+  if (response.body === null) return response
+  const chunks: Uint8Array[] = []
+  let received = 0
+  const reader = response.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    received += value.byteLength
+    if (received > MAX_RESPONSE_BYTES) {
+      await reader.cancel()
+      throw new IdpResponseTooLargeError(url, 'went on past the limit')
+    }
+    chunks.push(value)
+  }
+  const body = NULL_BODY_STATUS.has(response.status) ? null : Buffer.concat(chunks)
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers })
 }
 
 export class OidcClient {

@@ -12,6 +12,9 @@ export type OidcFailureCode =
   | 'verification-failed'
   | 'missing-username'
   | 'invalid-username'
+  | 'lookalike-username'
+  | 'groups-too-large'
+  | 'invalid-groups'
   | 'not-registered'
   | 'linked-elsewhere'
   | 'unverified-email'
@@ -30,6 +33,9 @@ export const FAILURES: Record<OidcFailureCode, FailurePage> = {
   'verification-failed': { status: 400, title: 'Sign-in failed', message: 'The answer from the sign-in provider could not be verified, so you were not signed in. ' + TRY_AGAIN },
   'missing-username': { status: 400, title: 'Sign-in failed', message: 'The sign-in provider did not send a username.' },
   'invalid-username': { status: 400, title: 'Sign-in failed', message: 'The username sent by the sign-in provider is not usable here.' },
+  'lookalike-username': { status: 400, title: 'Username not usable here', message: 'The username sent by the sign-in provider cannot be used here, so you were not signed in.' },
+  'groups-too-large': { status: 400, title: 'Too many groups', message: 'The sign-in provider sent more groups than this gateway can carry for one session. Leaving some out could give access that one of them denies, so you were not signed in.' },
+  'invalid-groups': { status: 400, title: 'Sign-in failed', message: 'The groups sent by the sign-in provider are in a form this gateway cannot read, so you were not signed in.' },
   'not-registered': { status: 403, title: 'Not registered', message: 'You signed in at the provider, but you have no account here, and new accounts are not created automatically. Ask your administrator to add you.' },
   'linked-elsewhere': { status: 409, title: 'Account already linked', message: 'An account with your username exists here but belongs to another sign-in identity, so you were not signed in to it. Contact your administrator.' },
   'unverified-email': { status: 403, title: 'Email address not verified', message: 'Your sign-in provider has not verified your email address, which is your username here. Verify it at the provider, then try again.' },

@@ -9,12 +9,13 @@ import type { UserRepository } from '../../db/users.js'
 import type { Sessions } from '../../session/index.js'
 import type { SessionPayload } from '../../session/session.js'
 import { deriveKey } from '../../session/keys.js'
+import { identityFitsSession, SessionTooLargeError } from '../../session/budget.js'
 import type { Metrics } from '../../ops/metrics.js'
 import { brandOf, messagePage } from '../../pages/layout.js'
 import { loginRenderer, MESSAGES } from '../local/routes.js'
 import { safeNextPath } from '../next-url.js'
-import type { OidcClient } from './client.js'
-import { mapClaims } from './claims.js'
+import { IdpResponseTooLargeError, type OidcClient } from './client.js'
+import { groupsTooLargeMessage, mapClaims } from './claims.js'
 import { upsertOidcUser } from './linking.js'
 import { describeError, FAILURES, OidcFailure } from './errors.js'
 import {
@@ -57,6 +58,10 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
       link: failure.code === 'sso-disabled' ? { href: '/login', text: 'Back to sign-in' } : { href: '/login?next=' + encodeURIComponent(next), text: 'Try again' }
     }))
   }
+
+  /** Groups are never cut to fit the session cookie (an upstream may deny by group): refuse instead. */
+  const tooLargeForSession = (err: SessionTooLargeError): OidcFailure =>
+    new OidcFailure('groups-too-large', err.message, groupsTooLargeMessage(oidc?.groupsClaim ?? 'groups'))
 
   app.get<{ Querystring: { next?: string } }>('/login/oidc', async (request, reply) => {
     const next = safeNextPath(request.query.next)
@@ -101,15 +106,22 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
       const result = await client.signIn(params, tx).catch((err: unknown) => { throw classify(err) })
 
       const mapped = mapClaims(result.claims, oidc)
-      if (!mapped.ok) throw new OidcFailure(mapped.code, `claim mapping: ${mapped.code}`, mapped.message)
+      if (!mapped.ok) throw new OidcFailure(mapped.code, `claim mapping: ${mapped.reason}`, mapped.message)
       const identity = mapped.identity
+      // Checked before any row is written; sessions.start checks again with the row's values.
+      const fit = identityFitsSession(sessions.names.session, identity)
+      if (!fit.fits) throw tooLargeForSession(new SessionTooLargeError(fit.bytes, fit.budget, fit.groups))
       const upsert = await upsertOidcUser(users, { issuer: result.issuer, sub: result.sub }, identity,
         { allowSelfRegister: config.allowSelfRegister, usernameIsEmail: oidc.usernameClaim === oidc.emailClaim },
         { adminGroup: oidc.adminGroup, adminEmails: oidc.adminEmails, adminUsernames: config.adminUsernames })
       if (!upsert.ok) throw new OidcFailure(upsert.reason, `${upsert.reason} (username ${identity.username})`)
 
       const { user } = upsert
-      sessions.start(request, { ...user, groups: identity.groups }, 'oidc', { idToken: result.idToken })
+      try {
+        sessions.start(request, { ...user, groups: identity.groups }, 'oidc', { idToken: result.idToken })
+      } catch (err) {
+        throw err instanceof SessionTooLargeError ? tooLargeForSession(err) : err
+      }
       metrics.logins.inc('oidc')
       request.log.info({ username: user.username, admin: user.isAdmin, outcome: upsert.outcome, groups: identity.groups.length }, 'signed in (oidc)')
       return await reply.redirect(tx.next, 302)
@@ -132,6 +144,10 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
 /** Which page an error from the protocol exchange deserves; the reason goes to the log. */
 export function classify (err: unknown): OidcFailure {
   const reason = describeError(err)
+  // openid-client wraps what our fetch throws: an oversized answer is the provider's error.
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof IdpResponseTooLargeError) return new OidcFailure('provider-error', reason)
+  }
   if (err instanceof AuthorizationResponseError) return new OidcFailure(err.error === 'access_denied' ? 'access-denied' : 'provider-error', reason)
   if (err instanceof ResponseBodyError) return new OidcFailure('provider-error', reason)
   const code = (err as { code?: unknown }).code
