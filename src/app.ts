@@ -117,9 +117,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     await localLoginRoutes(gateway, { config, users, sessions, metrics })
     await oidcRoutes(gateway, { config, users, sessions, metrics, client: oidcClient })
-    const logoutGate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources,
-      endSessionOrigins: () => [oidcClient?.endSessionOrigin()].filter((origin) => origin !== undefined) })
-    await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate: logoutGate })
+    const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
+    await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate })
     await opsRoutes(gateway, { db, metrics, revocations, readinessChecks: oidcReadiness })
     await staticRoutes(gateway, { logo: config.logo })
     if (jwt !== undefined) await jwksRoute(gateway, jwt)

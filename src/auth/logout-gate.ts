@@ -29,12 +29,15 @@ export interface LogoutGateOptions {
   brand: Brand
   /** The pages' img-src additions (a LOGO_URL on another origin). */
   imgSources: string[]
-  /**
-   * Where a sign-out may continue (the IdP's end-session endpoint): browsers apply the page's
-   * form-action to the redirect after the form, so the confirmation page must allow it.
-   */
-  endSessionOrigins: () => string[]
 }
+
+/**
+ * The confirmation form's sign-out may go on to the IdP: its end-session endpoint, whatever hosts
+ * that redirects through, and OIDC_POST_LOGOUT_REDIRECT_URI. Browsers check form-action on every
+ * redirect after a form, so no list of origins would be sure to hold; the page's one form is fixed
+ * and it runs no script, so a narrower form-action would protect nothing there.
+ */
+const CONFIRMATION_FORM_ACTIONS = ['*']
 
 export class LogoutGate {
   constructor (private readonly options: LogoutGateOptions) {}
@@ -49,9 +52,9 @@ export class LogoutGate {
 
   /** The "Sign out?" page: 200 for a GET (a question), 403 for a POST that was not done. */
   ask (request: FastifyRequest, reply: FastifyReply): FastifyReply {
-    const { sessions, brand, imgSources, endSessionOrigins } = this.options
+    const { sessions, brand, imgSources } = this.options
     request.log.info({ method: request.method, site: this.siteOf(request) }, 'sign-out not done: it may come from another site, asking to confirm')
-    setPageSecurityHeaders(reply, endSessionOrigins(), imgSources)
+    setPageSecurityHeaders(reply, CONFIRMATION_FORM_ACTIONS, imgSources)
     return reply.code(request.method === 'GET' || request.method === 'HEAD' ? 200 : 403).type('text/html; charset=utf-8')
       .send(logoutConfirmationPage({ ...brand, csrfToken: sessions.csrfToken(request, reply) }))
   }

@@ -8,6 +8,9 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Page } from 'playwright-core'
 import { startGateway, type TestGateway } from '../support/gateway.js'
+import { startHostileIdp } from '../support/hostile-idp.js'
+import { CookieJar } from '../support/browserless.js'
+import { CLIENT_ID, CLIENT_SECRET, hostileLogin, startSsoGateway } from '../support/sso.js'
 import { collectCspViolations, launchBrowser, requireChromium, type TestBrowser } from '../support/browser.js'
 import { startDemo } from '../../scripts/demo/run.js'
 import { DEMO_ACCOUNTS } from '../../scripts/demo/idp.js'
@@ -177,5 +180,37 @@ if (requireChromium(t)) {
     await page.waitForURL((url) => url.origin === base && url.pathname === '/login')
     t.equal((await page.getByRole('status').textContent())?.trim(), MESSAGES.signedOut)
     t.same(violations, [], 'the redirect to the IdP was not refused by form-action')
+  })
+
+  t.test('SSO: confirming follows an end-session endpoint that redirects on to another site (form-action on every hop)', async (t) => {
+    // Many IdPs (Keycloak with id_token_hint, Auth0, Okta) end their session and redirect at once to
+    // the post-logout URI, which may be on yet another origin.
+    const homepage = await serve('localhost', () => ({ '/goodbye': '<!doctype html><title>Example Corp</title><h1>Goodbye</h1>' }))
+    closers.push(closeServer(homepage.server))
+    const idp = await startHostileIdp({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET })
+    closers.push(async () => { await idp.close() })
+    const sso = await startSsoGateway(idp.issuer, { OIDC_POST_LOGOUT_REDIRECT_URI: `${homepage.url}/goodbye` }, app.url)
+    closers.push(sso.close)
+    const elsewhere = await serve('localhost', () => attackerPages(`${sso.url}/logout`))
+    closers.push(closeServer(elsewhere.server))
+
+    // Signed in through the IdP over HTTP; the browser gets that session cookie.
+    const jar = new CookieJar()
+    t.equal((await hostileLogin(sso, jar)).response.status, 302)
+    const page = await browser.freshPage()
+    const violations = collectCspViolations(page)
+    await browser.context.addCookies(jar.all().filter((c) => c.name.startsWith('authgate')).map((c) => ({ name: c.name, value: c.value, url: sso.url })))
+    await page.goto(`${sso.url}/`)
+    t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Timesheet', 'signed in')
+
+    await page.goto(elsewhere.url + '/link')
+    await clickTo(page, sso.url, ['link', { name: 'Claim your prize' }])
+    t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Sign out?')
+    t.equal(idp.endSessionRequests.length, 0, 'the IdP heard nothing yet')
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.waitForURL(`${homepage.url}/goodbye?state=*`)
+    t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Goodbye', 'through the IdP to the post-logout page')
+    t.equal(idp.endSessionRequests.length, 1)
+    t.same(violations, [], 'no hop refused by form-action')
   })
 }

@@ -196,8 +196,8 @@ t.test('SSO: a cross-site GET /logout does not go on to the IdP; the confirmatio
   t.match(body, /<h1>Sign out\?<\/h1>/)
   t.equal((await identityAtUpstream(gw, jar, upstream))?.user, 'alice', 'still signed in')
   t.notOk(op.calls.some((call) => call.path.includes('session/end')), 'the IdP heard nothing')
-  // A browser enforces form-action on the redirect after the form: the IdP's origin must be allowed.
-  t.match(page.headers.get('content-security-policy'), new RegExp(`form-action 'self' ${op.issuer.replace(/[.]/g, '\\.')}(;|$)`))
+  // Browsers check form-action on every redirect after the form: the IdP's hosts must be allowed.
+  t.match(page.headers.get('content-security-policy'), /form-action 'self' \*(;|$)/)
 
   const confirmed = await fetchWithJar(jar, `${gw.url}/logout`, {
     method: 'POST',

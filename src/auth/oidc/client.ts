@@ -224,12 +224,6 @@ export class OidcClient {
     return { issuer: idClaims.iss, sub: idClaims.sub, claims, idToken: tokens.id_token }
   }
 
-  /** The origin of end_session_endpoint, when known: a form whose answer redirects there needs it in form-action. */
-  endSessionOrigin (): string | undefined {
-    const endpoint = this.metadata?.end_session_endpoint
-    return endpoint !== undefined && URL.canParse(endpoint) ? new URL(endpoint).origin : undefined
-  }
-
   /** RP-initiated logout at the IdP, or undefined when it has no end_session_endpoint (or is unknown). */
   endSessionUrl (params: { idToken: string | undefined, postLogoutRedirectUri: URL | undefined, state: string }): URL | undefined {
     if (this.metadata?.end_session_endpoint === undefined) return undefined
