@@ -8,6 +8,7 @@ import { Sessions } from './session/index.js'
 import { RevocationList } from './session/revocations.js'
 import { localLoginRoutes } from './auth/local/routes.js'
 import { logoutRoutes } from './auth/logout.js'
+import { LogoutGate } from './auth/logout-gate.js'
 import { OidcClient } from './auth/oidc/client.js'
 import { oidcEndSession, oidcRoutes } from './auth/oidc/routes.js'
 import { opsRoutes } from './ops/routes.js'
@@ -116,7 +117,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     await localLoginRoutes(gateway, { config, users, sessions, metrics, db })
     await oidcRoutes(gateway, { config, users, sessions, metrics, client: oidcClient })
-    await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient) })
+    const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
+    await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate })
     await opsRoutes(gateway, { db, metrics, revocations, readinessChecks: oidcReadiness })
     await staticRoutes(gateway, { logo: config.logo })
     if (jwt !== undefined) await jwksRoute(gateway, jwt)

@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Sessions } from '../session/index.js'
 import type { SessionPayload } from '../session/session.js'
+import type { LogoutGate } from './logout-gate.js'
 
 export const SIGNED_OUT_LOCATION = '/login?signed_out=1'
 
@@ -11,10 +12,14 @@ export interface LogoutDeps {
   sessions: Sessions
   /** Where an ended session of this kind goes next (the IdP's end-session URL), if anywhere special. */
   endSessionRedirect?: (session: SessionPayload, request: FastifyRequest) => Promise<string | undefined>
+  /** Asks first when the request may come from another site (logout CSRF). */
+  gate: LogoutGate
 }
 
 export async function logoutRoutes (app: FastifyInstance, deps: LogoutDeps): Promise<void> {
   const logout = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    if (!deps.gate.allows(request)) return deps.gate.ask(request, reply)
+
     const session = deps.sessions.read(request)
     deps.sessions.end(request)
     if (session !== undefined) request.log.info({ username: session.u, method: session.m }, 'signed out')

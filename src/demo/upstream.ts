@@ -18,6 +18,8 @@ export function demoPage (request: IncomingMessage, secret: string): string {
 <dt>Email</dt><dd>${result.identity.email ?? '—'}</dd><dt>Full name</dt><dd>${result.identity.fullName ?? '—'}</dd>
 <dt>Groups</dt><dd>${result.identity.groups.length > 0 ? result.identity.groups.join(', ') : '—'}</dd></dl>`
     : html`<p class="alert" role="alert">✘ Signature NOT verified (${result.reason}): ${result.message}</p>`
+  // Sign out is a plain link to /logout, as TimeTracker's: from the application's own page (same
+  // origin) the gateway signs out in one click, whatever the browser sends.
   return page({
     title: 'Demo upstream',
     appName: 'authgate demo',
@@ -26,7 +28,7 @@ export function demoPage (request: IncomingMessage, secret: string): string {
 <p class="lead">This is authgate's built-in demo application, not yours. Set UPSTREAM_URL to protect your own.</p>
 ${verdict}
 <table><caption class="visually-hidden">Headers the application received</caption><tbody>${rows}</tbody></table>
-<form method="post" action="/logout"><button class="button secondary" type="submit">Sign out</button></form>`
+<p><a class="button secondary" href="/logout">Sign out</a></p>`
   })
 }
 

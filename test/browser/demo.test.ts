@@ -63,7 +63,7 @@ if (requireChromium(t)) {
     t.match(identity, alice.email)
     t.ok(await browser.screenshot(page, 'demo-page-sso'))
 
-    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByRole('link', { name: 'Sign out' }).click()
     await page.waitForURL((url) => url.origin === demo.issuer)
     await page.getByRole('button', { name: 'Yes, sign me out' }).click()
     await page.waitForURL((url) => url.origin === base && url.pathname === '/login')

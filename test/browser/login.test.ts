@@ -94,7 +94,7 @@ if (requireChromium(t)) {
     t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Hello, erin')
     t.ok(await browser.screenshot(page, 'demo-upstream-local'))
 
-    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByRole('link', { name: 'Sign out' }).click()
     await page.waitForURL(`${local.url}/login?signed_out=1`)
     t.equal((await page.getByRole('status').textContent())?.trim(), MESSAGES.signedOut)
     t.equal(await page.getByRole('alert').count(), 0, 'signing out is not an error')

@@ -118,7 +118,7 @@ t.test('logout clears the session', async (t) => {
   t.teardown(gw.close)
   const { cookies } = await loginLocal(gw.url, 'leaver')
   for (const method of ['GET', 'POST']) {
-    const res = await http(`${gw.url}/logout`, { method, headers: { cookie: cookieHeader(cookies) } })
+    const res = await http(`${gw.url}/logout`, { method, headers: { cookie: cookieHeader(cookies), origin: gw.url } })
     t.equal(res.status, 303, method)
     t.equal(res.headers.location, '/login?signed_out=1', 'lands on the login page saying so')
     t.equal(setCookies(res.headers).authgate, '', `${method}: cookie cleared`)

@@ -24,7 +24,7 @@ t.test('RP-initiated logout through the end_session_endpoint', async (t) => {
   t.equal((await ssoLogin(gw, jar, { login: 'alice', password: 'pw' })).status, 302)
   t.equal((await identityAtUpstream(gw, jar, upstream))?.user, 'alice')
 
-  const logout = await fetchWithJar(jar, `${gw.url}/logout`, { method: 'POST' })
+  const logout = await fetchWithJar(jar, `${gw.url}/logout`, { method: 'POST', headers: { 'sec-fetch-site': 'same-origin' } })
   t.equal(logout.status, 303)
   const target = new URL(logout.headers.get('location')!)
   t.equal(target.origin + target.pathname, `${op.issuer}/session/end`)

@@ -159,7 +159,7 @@ t.test('logout lands on the login page with a "signed out" notice; signed-in use
   t.equal(signedIn.status, 302, 'a signed-in user is not told they signed out')
   t.equal(signedIn.headers.location, '/home')
 
-  const out = await http(`${gw.url}/logout`, { method: 'POST', headers: { ...HTML, cookie } })
+  const out = await http(`${gw.url}/logout`, { method: 'POST', headers: { ...HTML, cookie, 'sec-fetch-site': 'same-origin' } })
   t.equal(out.status, 303)
   t.equal(out.headers.location, '/login?signed_out=1')
   const page = await http(`${gw.url}/login?signed_out=1`, { headers: HTML })
