@@ -38,3 +38,23 @@ function abortOnRefusal (request: ClientRequest, socket: WebSocket): void {
   socket.once('unexpected-response', (req: ClientRequest) => { req.destroy() })
   request.end()
 }
+
+type WsMessage = { data: Buffer | ArrayBuffer | Buffer[], binary: boolean }
+
+/** The @fastify/http-proxy wsHooks this gateway uses. */
+export interface WsHooks {
+  onConnect?: (context: unknown, source: WebSocket, target: WebSocket) => void
+  onDisconnect?: (context: unknown, source: WebSocket) => void
+  onIncomingMessage?: (context: unknown, source: WebSocket, target: WebSocket, message: WsMessage) => void
+  onOutgoingMessage?: (context: unknown, source: WebSocket, target: WebSocket, message: WsMessage) => void
+}
+
+/** The plugin takes one set of hooks: each of these is called in turn, in the order given. */
+export function combineWsHooks (...all: WsHooks[]): Required<WsHooks> {
+  return {
+    onConnect: (context, source, target) => { for (const hooks of all) hooks.onConnect?.(context, source, target) },
+    onDisconnect: (context, source) => { for (const hooks of all) hooks.onDisconnect?.(context, source) },
+    onIncomingMessage: (context, source, target, message) => { for (const hooks of all) hooks.onIncomingMessage?.(context, source, target, message) },
+    onOutgoingMessage: (context, source, target, message) => { for (const hooks of all) hooks.onOutgoingMessage?.(context, source, target, message) }
+  }
+}

@@ -1,5 +1,6 @@
 // A real WebSocket upstream (package ws) for tests: echoes messages, closes on request, and records
 // every TCP connection, handshake and close so tests can prove what did (or did not) reach it.
+// Under /sink it echoes nothing: tests drive those sockets (upstream.sockets) themselves.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -62,7 +63,9 @@ export async function startWsUpstream (): Promise<WsUpstream> {
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       state.sockets.add(ws)
+      const sink = (req.url ?? '').startsWith('/sink')
       ws.on('message', (data, binary) => {
+        if (sink) return
         const text = data.toString()
         if (!binary && text.startsWith('close:')) {
           const [, code, reason] = text.split(':')
