@@ -113,3 +113,20 @@ t.test('a client flooding an upstream that stops reading is slowed down, and not
   t.pass('the gateway holds nothing once the upstream has read everything')
   client.close()
 })
+
+t.test('a client flooding before the upstream has answered the handshake is not read ahead of it', async (t) => {
+  const before = new Set(upstream.sockets)
+  const held = upstream.held.length
+  const client = new WebSocket(wsBase + '/sink/held', { headers: { cookie } })
+  await within(new Promise((resolve, reject) => { client.once('open', resolve); client.once('error', reject) }), 'client open')
+  await within(until(() => upstream.held.length > held), 'the gateway dials the upstream')
+  // The plugin would queue each message until the upstream answers (for up to 30 s).
+  const sent = await flood(client)
+  t.ok(client.bufferedAmount >= BACKED_UP, `the client's writes back up (${(sent * MESSAGE / 1048576).toFixed(1)} MiB sent, ${(client.bufferedAmount / 1048576).toFixed(1)} MiB still queued in the client)`)
+  upstream.held.pop()!()
+  const upstreamSide = [...upstream.sockets].find((s) => !before.has(s))
+  if (upstreamSide === undefined) throw new Error('the upstream accepted no socket')
+  await within(receive(upstreamSide, sent), `all ${sent} messages delivered`)
+  t.pass(`all ${sent} messages arrived intact and in order`)
+  client.close()
+})
