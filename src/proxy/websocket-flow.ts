@@ -28,6 +28,12 @@ export class WebSocketFlow {
   readonly hooks = {
     onConnect: (_context: unknown, source: WebSocket, target: WebSocket): void => {
       this.pairs.set(source, target)
+      // The plugin forwards pings and pongs without a hook: these listeners come after its own, so
+      // they see the frame already queued.
+      for (const [reader, writer] of [[source, target], [target, source]] as const) {
+        reader.on('ping', () => { holdBack(reader, writer, 0) })
+        reader.on('pong', () => { holdBack(reader, writer, 0) })
+      }
     },
     onDisconnect: (_context: unknown, source: WebSocket): void => {
       this.pairs.delete(source)

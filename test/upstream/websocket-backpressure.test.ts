@@ -130,3 +130,19 @@ t.test('a client flooding before the upstream has answered the handshake is not 
   t.pass(`all ${sent} messages arrived intact and in order`)
   client.close()
 })
+
+t.test('pings flooding an upstream that stops reading are held back like messages', async (t) => {
+  const { client, upstreamSide } = await pair('/sink/pings')
+  upstreamSide.pause()
+  const payload = Buffer.alloc(125, 0x70)
+  let pings = 0
+  // A few pings per read: ws itself ends a socket that sends more than 60 before it could answer them.
+  while (client.readyState === client.OPEN && client.bufferedAmount < BACKED_UP && pings * payload.length < LIMIT) {
+    for (let i = 0; i < 16; i++, pings++) client.ping(payload)
+    await tick()
+  }
+  t.ok(client.bufferedAmount >= BACKED_UP, `the client's writes back up (${pings} pings sent, ${(client.bufferedAmount / 1048576).toFixed(1)} MiB still queued in the client)`)
+  t.ok(gateway.webSocketFlow.bufferedBytes <= WS_HIGH_WATER_MARK + 64 * 1024, `the gateway holds at most its high-water mark plus one socket read (${gateway.webSocketFlow.bufferedBytes} bytes)`)
+  upstreamSide.terminate()
+  client.terminate()
+})
