@@ -1,9 +1,9 @@
 // Backpressure for proxied WebSockets. @fastify/http-proxy forwards every message with send() however
 // much is already queued, so a peer that stops reading while the other keeps sending (or an upstream
-// that keeps its handshake pending) would grow the gateway's memory without bound. The plugin's hooks
-// run just before each send: when the destination already holds WS_HIGH_WATER_MARK bytes, the source's socket
-// is no longer read until the destination's has drained. The sender then meets a full TCP window,
-// exactly as if it were talking to the slow reader directly.
+// that keeps its handshake pending) would grow the gateway's memory without bound. The plugin's
+// hooks run just before each send: when the destination already holds WS_HIGH_WATER_MARK bytes, the
+// source's socket is no longer read until the destination's has drained. The sender then meets a
+// full TCP window, exactly as if it were talking to the slow reader directly.
 import type { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import type WebSocket from 'ws'
