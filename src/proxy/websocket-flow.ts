@@ -73,7 +73,12 @@ function holdBack (reader: WebSocket, writer: WebSocket, size: number): void {
   // (websocket.ts) bufferedAmount is exactly that socket's write queue, and once past the mark (far
   // above a socket's own highWaterMark) the socket owes a 'drain'. ws has no public accessor for it.
   const tcp = (writer as unknown as { _socket?: Socket | null })._socket
-  if (tcp == null) return
+  if (tcp == null) {
+    // Fail closed should a ws release hide it: a pair that cannot be held back is not kept open.
+    reader.close(1013, 'peer not reading')
+    writer.close(1013, 'peer not reading')
+    return
+  }
   pauseUntil(reader, [[tcp, 'drain'], [writer, 'close']])
 }
 
