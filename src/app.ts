@@ -15,6 +15,7 @@ import { opsRoutes } from './ops/routes.js'
 import { Metrics } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
 import { WebSocketSessions } from './proxy/websocket-sessions.js'
+import { WebSocketFlow } from './proxy/websocket-flow.js'
 import { forwardAuthRoutes } from './proxy/forward-auth.js'
 import { IdentityIssuer } from './identity/issuer.js'
 import { AssertionSigner } from './identity/jwt.js'
@@ -39,6 +40,8 @@ export interface Gateway {
   app: FastifyInstance
   users: UserRepository
   metrics: Metrics
+  /** Proxied WebSockets' backpressure; read-only figures for tests and benchmarks. */
+  webSocketFlow: Pick<WebSocketFlow, 'bufferedBytes'>
   close: () => Promise<void>
 }
 
@@ -78,6 +81,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   // Open WebSockets are re-checked whenever the revocation list is: closed within one refresh.
   const webSockets = new WebSocketSessions(sessions, app.log)
   revocations.afterRefresh(() => { webSockets.sweep() })
+  const webSocketFlow = new WebSocketFlow()
   // Discovery runs in the background: the gateway serves local sign-in and sessions meanwhile.
   const oidcClient = config.oidc !== undefined ? new OidcClient({ config: config.oidc, log: app.log }) : undefined
   oidcClient?.start()
@@ -126,12 +130,13 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
-  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, webSockets, imgSources }) })
+  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, webSockets, webSocketFlow, imgSources }) })
 
   return {
     app,
     users,
     metrics,
+    webSocketFlow,
     close: async () => {
       oidcClient?.stop()
       revocations.stop()

@@ -13,8 +13,9 @@ import { sendGatewayIcon } from '../pages/static.js'
 import type { Metrics } from '../ops/metrics.js'
 import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from './access.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
-import { webSocketOptions } from './websocket.js'
+import { combineWsHooks, webSocketOptions } from './websocket.js'
 import type { WebSocketSessions } from './websocket-sessions.js'
+import type { WebSocketFlow } from './websocket-flow.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,6 +32,8 @@ export interface ProxyDeps {
   metrics: Metrics
   /** Holds each proxied WebSocket to the session that opened it. */
   webSockets: WebSocketSessions
+  /** Backpressure for proxied WebSockets, both directions. */
+  webSocketFlow: WebSocketFlow
   /** Extra image origins for the gateway's own error pages (a LOGO_URL elsewhere). */
   imgSources?: string[]
 }
@@ -62,7 +65,7 @@ export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'pr
 }
 
 export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
-  const { config, upstream, sessions, issuer, metrics, webSockets } = deps
+  const { config, upstream, sessions, issuer, metrics, webSockets, webSocketFlow } = deps
   app.decorateRequest('identityHeaders', undefined)
   // No body is parsed on the way to the upstream (Fastify's default text/plain parser would buffer
   // it against the gateway's body limit and re-send it with another Content-Type): the proxy's
@@ -106,7 +109,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     // Upgrades take the same route, preHandler included (see websocket.ts).
     websocket: true,
     ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
-    wsHooks: webSockets.hooks,
+    wsHooks: combineWsHooks(webSockets.hooks, webSocketFlow.hooks),
     replyOptions: {
       rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, {
         identity: request.identityHeaders,

@@ -14,14 +14,18 @@ export const WS_MAX_PAYLOAD = 16 * 1024 * 1024
 export const WS_UPSTREAM_HANDSHAKE_TIMEOUT = 30_000
 
 export function webSocketOptions (context: (request: FastifyRequest) => Omit<ForwardContext, 'upgrade'>): {
-  wsServerOptions: { maxPayload: number }
-  wsClientOptions: { maxPayload: number, handshakeTimeout: number, finishRequest: (request: ClientRequest, socket: WebSocket) => void, rewriteRequestHeaders: (headers: HeaderMap, request: FastifyRequest) => HeaderMap }
+  wsServerOptions: { maxPayload: number, perMessageDeflate: false }
+  wsClientOptions: { maxPayload: number, handshakeTimeout: number, perMessageDeflate: false, finishRequest: (request: ClientRequest, socket: WebSocket) => void, rewriteRequestHeaders: (headers: HeaderMap, request: FastifyRequest) => HeaderMap }
 } {
   return {
-    wsServerOptions: { maxPayload: WS_MAX_PAYLOAD },
+    // No permessage-deflate on either side (ws offers it to the upstream by default): messages are
+    // forwarded as they came, and each socket's bufferedAmount is then exactly its TCP write queue,
+    // which is what WebSocketFlow's backpressure waits on (websocket-flow.ts).
+    wsServerOptions: { maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false },
     wsClientOptions: {
       maxPayload: WS_MAX_PAYLOAD,
       handshakeTimeout: WS_UPSTREAM_HANDSHAKE_TIMEOUT,
+      perMessageDeflate: false,
       finishRequest: abortOnRefusal,
       // `headers` are the plugin's static extras (none); everything comes from the client's request.
       rewriteRequestHeaders: (_headers, request) => upstreamWebSocketHeaders(request.headers, context(request))
@@ -37,4 +41,24 @@ export function webSocketOptions (context: (request: FastifyRequest) => Omit<For
 function abortOnRefusal (request: ClientRequest, socket: WebSocket): void {
   socket.once('unexpected-response', (req: ClientRequest) => { req.destroy() })
   request.end()
+}
+
+type WsMessage = { data: Buffer | ArrayBuffer | Buffer[], binary: boolean }
+
+/** The @fastify/http-proxy wsHooks this gateway uses. */
+export interface WsHooks {
+  onConnect?: (context: unknown, source: WebSocket, target: WebSocket) => void
+  onDisconnect?: (context: unknown, source: WebSocket) => void
+  onIncomingMessage?: (context: unknown, source: WebSocket, target: WebSocket, message: WsMessage) => void
+  onOutgoingMessage?: (context: unknown, source: WebSocket, target: WebSocket, message: WsMessage) => void
+}
+
+/** The plugin takes one set of hooks: each of these is called in turn, in the order given. */
+export function combineWsHooks (...all: WsHooks[]): Required<WsHooks> {
+  return {
+    onConnect: (context, source, target) => { for (const hooks of all) hooks.onConnect?.(context, source, target) },
+    onDisconnect: (context, source) => { for (const hooks of all) hooks.onDisconnect?.(context, source) },
+    onIncomingMessage: (context, source, target, message) => { for (const hooks of all) hooks.onIncomingMessage?.(context, source, target, message) },
+    onOutgoingMessage: (context, source, target, message) => { for (const hooks of all) hooks.onOutgoingMessage?.(context, source, target, message) }
+  }
 }

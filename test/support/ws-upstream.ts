@@ -1,6 +1,9 @@
 // A real WebSocket upstream (package ws) for tests: echoes messages, closes on request, and records
 // every TCP connection, handshake and close so tests can prove what did (or did not) reach it.
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
+// Under /sink it echoes nothing: tests drive those sockets (upstream.sockets) themselves; under
+// /sink/held it also leaves the handshake unanswered until the test calls what it put in `held`.
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { AddressInfo, Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 
@@ -18,6 +21,8 @@ export interface WsUpstream {
   requests: Array<{ url: string, headers: IncomingHttpHeaders }>
   /** Answer upgrades to paths starting with this with 403 instead of accepting them. */
   refusePrefix: string
+  /** Upgrades to /sink/held waiting for their answer: call one to accept that handshake. */
+  held: Array<() => void>
   close: () => Promise<void>
 }
 
@@ -37,6 +42,7 @@ export async function startWsUpstream (): Promise<WsUpstream> {
     sockets: new Set(),
     requests: [],
     refusePrefix: '/refuse',
+    held: [],
     open: () => tcp.size,
     close: async () => {
       for (const s of state.sockets) s.terminate()
@@ -60,9 +66,18 @@ export async function startWsUpstream (): Promise<WsUpstream> {
       }      else socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
       return
     }
+    if ((req.url ?? '').startsWith('/sink/held')) {
+      state.held.push(() => { accept(req, socket, head) })
+      return
+    }
+    accept(req, socket, head)
+  })
+  function accept (req: IncomingMessage, socket: Duplex, head: Buffer): void {
     wss.handleUpgrade(req, socket, head, (ws) => {
       state.sockets.add(ws)
+      const sink = (req.url ?? '').startsWith('/sink')
       ws.on('message', (data, binary) => {
+        if (sink) return
         const text = data.toString()
         if (!binary && text.startsWith('close:')) {
           const [, code, reason] = text.split(':')
@@ -80,7 +95,7 @@ export async function startWsUpstream (): Promise<WsUpstream> {
         state.closes.push({ code, reason: reason.toString() })
       })
     })
-  })
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   return state
