@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
+import type { FastifyBaseLogger } from 'fastify'
 import { loggerOptions } from '../../src/logger.js'
 import { startGateway, type TestGateway } from '../support/gateway.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
@@ -94,7 +95,7 @@ async function answeredWithin<T> (work: Promise<T>, timeoutMs: number): Promise<
   return await Promise.race([work, sleep(timeoutMs).then(() => undefined)])
 }
 
-function logCapture (): { logger: ReturnType<typeof pino>, lines: () => Array<Record<string, unknown>> } {
+function logCapture (): { logger: FastifyBaseLogger, lines: () => Array<Record<string, unknown>> } {
   const lines: string[] = []
   const logger = pino(loggerOptions('info'), { write: (line: string) => { lines.push(line) } })
   return { logger, lines: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) }
@@ -131,6 +132,8 @@ t.test('130 slow uploads from one address do not stall a signed-in user on anoth
   const sample = refused[0]?.received() ?? ''
   t.match(sample, /\r\nretry-after: \d+\r\n/i, '429 says when to retry')
   t.match(sample, /too many/i, 'and why, in its body')
+  clearInterval(drip)
+  for (const a of attackers) a.socket.destroy()
 })
 
 t.test('a body that stalls gets 408 and its upstream request is aborted', async (t) => {
@@ -153,7 +156,7 @@ t.test('a body that stalls gets 408 and its upstream request is aborted', async 
   const lines = log.lines().filter((l) => /request body/i.test(String(l.msg)))
   t.equal(lines.length, 1, 'logged once')
   t.equal(lines[0]?.level, 30, 'at info')
-  t.equal(log.lines().filter((l) => (l.level as number) >= 40).length, 0, 'no warning or error')
+  t.same(log.lines().filter((l) => (l.level as number) >= 40), [], 'no warning or error')
 })
 
 t.test('a body that trickles below the minimum rate gets 408', async (t) => {
