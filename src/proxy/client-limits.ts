@@ -260,11 +260,14 @@ export function limitClients (app: FastifyInstance, deps: ClientLimitsDeps): { e
     // A client that hangs up ends the upstream request too (as the raw request did before).
     payload.once('error', (err) => { watchdog.destroy(err) })
     payload.once('close', () => { if (!request.raw.complete) watchdog.destroy(new Error('the client closed the connection during the request body')) })
-    // Answered before the body was read (a refusal, or an upstream that answered early): stop watching.
+    // Answered before the body was read (a refusal, or an upstream that answered early): stop
+    // watching, and let Node discard the rest of the body as it would have (so a keep-alive
+    // connection can carry the next request).
     reply.raw.once('close', () => {
       if (!watchdog.writableFinished) {
         payload.unpipe(watchdog)
         watchdog.destroy()
+        payload.resume()
       }
     })
     payload.pipe(watchdog)

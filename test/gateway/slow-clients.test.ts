@@ -210,6 +210,22 @@ t.test('responses may take longer than the body limits: long-polling still works
   t.equal(JSON.parse(posted.body).bytes, 15)
 })
 
+t.test('a body refused before it was read leaves its keep-alive connection usable', async (t) => {
+  const upstream = await startReadingUpstream()
+  t.teardown(upstream.close)
+  const gw = await startGateway({ SKIP_AUTH_PATHS: '/static/', CLIENT_BODY_IDLE_TIMEOUT: '1' }, { upstream: upstream.url })
+  t.teardown(gw.close)
+  const body = Buffer.alloc(256 * 1024, 'x')
+  const client = await rawClient(gw.url, '127.0.0.7', uploadHead('/private', body.length, ['Accept: application/json']))
+  t.teardown(() => { client.socket.destroy() })
+  client.socket.write(body)
+  t.ok(await eventually(() => / 401 /.test(client.received()), 5000), 'no session: 401')
+  client.socket.write('GET /static/next HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n')
+  const raw = await client.closed(5000)
+  t.match(raw ?? '', /HTTP\/1\.1 401 [\s\S]*HTTP\/1\.1 200 /, 'the next request on the connection is answered')
+  t.notOk(upstream.completed.some((c) => c.url === '/private'), 'the refused body never reached the upstream')
+})
+
 t.test('request headers must arrive within CLIENT_HEADER_TIMEOUT', async (t) => {
   const upstream = await startReadingUpstream()
   t.teardown(upstream.close)
