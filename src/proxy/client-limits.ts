@@ -215,9 +215,11 @@ export function limitClients (app: FastifyInstance, deps: ClientLimitsDeps): { e
     // The rest of the request is never read: the connection cannot carry another one.
     void reply.code(status).header('connection', 'close').header('cache-control', 'no-store')
     if (status === 429) void reply.header('retry-after', String(RETRY_AFTER_SECONDS))
-    if (isBrowserNavigation(request.method, request.headers.accept)) {
+    // Any request from a page (a navigation or a form post) gets a page; API clients get JSON.
+    if (request.headers.accept?.includes('text/html') === true) {
       setPageSecurityHeaders(reply, [], deps.imgSources)
-      void reply.type('text/html; charset=utf-8').send(messagePage({ ...deps.brand, title, message, link: { href: request.url, text: 'Try again' } }))
+      const link = isBrowserNavigation(request.method, request.headers.accept) ? { href: request.url, text: 'Try again' } : { href: '/', text: 'Back' }
+      void reply.type('text/html; charset=utf-8').send(messagePage({ ...deps.brand, title, message, link }))
     } else {
       void reply.send({ error: status === 429 ? 'too_many_requests' : 'request_timeout', message })
     }

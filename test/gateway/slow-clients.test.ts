@@ -264,6 +264,12 @@ t.test('the per-address limit is released however a request ends, and IPv6 count
   await hold('2001:db8:1:2:ffff::9', '/static/b')
   t.ok(await eventually(() => upstream.inFlight() === 2, 5000))
   t.equal(await tryOnce('2001:db8:1:2::77'), 429, 'a third request from the same /64 is refused')
+  const page = await http(`${gw.url}/static/page`, { headers: { 'x-forwarded-for': '2001:db8:1:2::78', accept: 'text/html' } })
+  t.equal(page.status, 429, 'a browser gets a page')
+  t.match(String(page.headers['content-type']), /^text\/html/)
+  t.match(String(page.headers['content-security-policy']), /default-src/, 'with the pages\' security headers')
+  t.match(page.body, /Too many requests/)
+  t.equal(page.headers['retry-after'], '2')
   t.equal(await tryOnce('2001:db8:1:3::1'), 200, 'another /64 is another client')
   t.equal(await tryOnce('198.51.100.7'), 200, 'and so is an IPv4 client')
 
