@@ -27,6 +27,8 @@ async function startReadingUpstream (): Promise<{ url: string, inFlight: () => n
     const hash = createHash('sha256')
     let bytes = 0
     req.on('data', (chunk: Buffer) => { hash.update(chunk); bytes += chunk.length })
+    // An upstream that is slow to read: it takes nothing for the first 3 s.
+    if ((req.url ?? '').startsWith('/static/slow-reader')) { req.pause(); setTimeout(() => { req.resume() }, 3000) }
     req.on('close', () => { if (!req.complete) { aborted.push(req.url ?? ''); finish() } })
     req.on('end', () => {
       const url = req.url ?? ''
@@ -193,6 +195,21 @@ t.test('a slow but steady upload, pauses included, completes', async (t) => {
   const seen = upstream.completed.find((c) => c.url === '/static/steady')
   t.equal(seen?.bytes, body.length, 'the whole body reached the upstream')
   t.equal(seen?.sha256, createHash('sha256').update(body).digest('hex'))
+})
+
+t.test('an upstream that reads slowly does not make its client too slow', async (t) => {
+  const upstream = await startReadingUpstream()
+  t.teardown(upstream.close)
+  const gw = await startGateway({ SKIP_AUTH_PATHS: '/static/', CLIENT_BODY_IDLE_TIMEOUT: '1', CLIENT_BODY_MIN_RATE: '100' }, { upstream: upstream.url })
+  t.teardown(gw.close)
+  // More than every buffer on the way holds, so the client is stopped by the gateway for 3 s.
+  const body = Buffer.alloc(32 * 1024 * 1024, 'y')
+  const client = await rawClient(gw.url, '127.0.0.8', uploadHead('/static/slow-reader', body.length, ['Connection: close']))
+  t.teardown(() => { client.socket.destroy() })
+  client.socket.write(body)
+  const raw = await client.closed(30_000)
+  t.match(raw ?? '', /^HTTP\/1\.1 200 /, 'answered, not 408')
+  t.equal(upstream.completed.find((c) => c.url === '/static/slow-reader')?.bytes, body.length, 'the whole body arrived')
 })
 
 t.test('responses may take longer than the body limits: long-polling still works', async (t) => {
