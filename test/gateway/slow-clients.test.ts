@@ -179,16 +179,17 @@ t.test('a body that trickles below the minimum rate gets 408', async (t) => {
 t.test('a slow but steady upload, pauses included, completes', async (t) => {
   const upstream = await startReadingUpstream()
   t.teardown(upstream.close)
-  const gw = await startGateway({ SKIP_AUTH_PATHS: '/static/', CLIENT_BODY_IDLE_TIMEOUT: '1', CLIENT_BODY_MIN_RATE: '100' }, { upstream: upstream.url })
+  const gw = await startGateway({ SKIP_AUTH_PATHS: '/static/', CLIENT_BODY_IDLE_TIMEOUT: '2', CLIENT_BODY_MIN_RATE: '100' }, { upstream: upstream.url })
   t.teardown(gw.close)
 
-  // 4 s at ~800 bytes/s, with one pause shorter than the idle limit: slower than any attack needs to be, above the minimum.
+  // ~5 s at ~800 bytes/s, with one pause of half the idle limit: far slower than an ordinary
+  // upload, still well above the minimum rate.
   const body = Buffer.alloc(3200, 'abcdefgh')
   const client = await rawClient(gw.url, '127.0.0.5', uploadHead('/static/steady', body.length, ['Connection: close']))
   t.teardown(() => { client.socket.destroy() })
   for (let sent = 0; sent < body.length; sent += 200) {
     client.socket.write(body.subarray(sent, sent + 200))
-    await sleep(sent === 1600 ? 600 : 250)
+    await sleep(sent === 1600 ? 1000 : 250)
   }
   const raw = await client.closed(10_000)
   t.match(raw ?? '', /^HTTP\/1\.1 200 /)
