@@ -24,6 +24,7 @@ import { normalizeRequestTarget } from './proxy/access.js'
 import { brandOf, messagePage } from './pages/layout.js'
 import { setPageSecurityHeaders } from './pages/security-headers.js'
 import { staticRoutes } from './pages/static.js'
+import { headerTimeoutServerOptions, logHeaderTimeouts } from './proxy/client-limits.js'
 
 export interface AppOptions {
   config: Config
@@ -63,13 +64,16 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     // One access line per request (below) instead of Fastify's two: request logging was a third of
     // the gateway's CPU per proxied request (docs/PERFORMANCE.md).
     logController: new LogController({ disableRequestLogging: true }),
-    routerOptions: { maxParamLength: 2048 }
+    routerOptions: { maxParamLength: 2048 },
+    // Request headers must arrive in time (CLIENT_HEADER_TIMEOUT); bodies are watched per request (proxy/client-limits.ts).
+    ...headerTimeoutServerOptions(config.clientLimits)
   })
 
   // A LOGO_URL on another origin must be allowed to load on every gateway page.
   const imgSources = config.logo?.origin !== undefined ? [config.logo.origin] : []
   const brand = brandOf(config)
   const metrics = new Metrics()
+  logHeaderTimeouts(app.server, app.log, metrics.clientsRefused)
   const users = new UserRepository(db)
   const revocations = new RevocationList(users, app.log, options.revocationRefreshMs)
   await revocations.start()

@@ -8,6 +8,7 @@ import { isLoopbackHost } from './net.js'
 import { loadOrCreateDevSecrets } from './dev-secrets.js'
 import { KNOWN_VARIABLES, SECRET_VARIABLES, findUnknownVariables, type UnknownVariable } from './variables.js'
 import type { KeyObject } from 'node:crypto'
+import type { ClientLimits } from '../proxy/client-limits.js'
 import { KEY_HELP, loadOrCreateDevSigningKey, parseSigningKey, parseVerificationKeys } from '../identity/jwt-keys.js'
 
 export type AuthMethod = 'local' | 'oidc' | 'both'
@@ -77,6 +78,10 @@ export interface Config {
   sessionMaxAge: number
   trustProxy: TrustProxy
   skipAuthPaths: string[]
+  /** UPSTREAM_POOL_SIZE: connections to the upstream, shared by every client. */
+  upstreamPoolSize: number
+  /** How slow and how greedy one client may be toward the shared upstream pool. */
+  clientLimits: ClientLimits
   identityJwt: IdentityJwtConfig | undefined
   logLevel: string
   appName: string
@@ -195,6 +200,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
 
   const trustProxy = parseTrustProxy(get('TRUST_PROXY') ?? 'false', fail)
   const skipAuthPaths = parseSkipAuthPaths(getList('SKIP_AUTH_PATHS'), fail)
+  const { upstreamPoolSize, clientLimits } = parseClientLimits(get, fail)
 
   const logLevel = get('LOG_LEVEL') ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) fail('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`)
@@ -253,6 +259,8 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     sessionMaxAge: sessionMaxAge!,
     trustProxy: trustProxy!,
     skipAuthPaths: skipAuthPaths ?? [],
+    upstreamPoolSize: upstreamPoolSize!,
+    clientLimits: clientLimits!,
     identityJwt,
     logLevel,
     appName: get('APP_NAME') ?? 'authgate',
@@ -451,6 +459,33 @@ function isAddressOrCidr (value: string): boolean {
   if (prefix === undefined) return true
   if (!/^\d{1,3}$/.test(prefix)) return false
   return Number(prefix) <= (version === 4 ? 32 : 128)
+}
+
+/** Defaults a slow mobile upload passes with room to spare (20 KB/s is twenty times the minimum rate). */
+export const CLIENT_LIMIT_DEFAULTS = { headerTimeout: 30, bodyIdleTimeout: 30, bodyMinRate: 1024, upstreamPoolSize: 128 }
+
+function parseClientLimits (get: (name: string) => string | undefined, fail: Fail): { upstreamPoolSize: number | undefined, clientLimits: ClientLimits | undefined } {
+  const seconds = (name: string, fallback: number): number | undefined =>
+    parseIntIn(get(name) ?? String(fallback), 1, 3600) ?? fail(name, 'must be a whole number of seconds from 1 to 3600')
+  const headerTimeout = seconds('CLIENT_HEADER_TIMEOUT', CLIENT_LIMIT_DEFAULTS.headerTimeout)
+  const bodyIdleTimeout = seconds('CLIENT_BODY_IDLE_TIMEOUT', CLIENT_LIMIT_DEFAULTS.bodyIdleTimeout)
+  const bodyMinRate = parseIntIn(get('CLIENT_BODY_MIN_RATE') ?? String(CLIENT_LIMIT_DEFAULTS.bodyMinRate), 0, 1_000_000_000) ??
+    fail('CLIENT_BODY_MIN_RATE', 'must be a whole number of bytes per second (0 turns the rate check off; the idle limit still applies)')
+  const upstreamPoolSize = parseIntIn(get('UPSTREAM_POOL_SIZE') ?? String(CLIENT_LIMIT_DEFAULTS.upstreamPoolSize), 2, 65535) ??
+    fail('UPSTREAM_POOL_SIZE', 'must be a whole number of connections from 2 to 65535')
+  // By default one address may hold a quarter of the pool: never all of it, enough for a busy browser.
+  const fallbackMax = upstreamPoolSize !== undefined ? Math.max(1, Math.floor(upstreamPoolSize / 4)) : 1
+  const maxRaw = get('CLIENT_MAX_CONCURRENT_REQUESTS')
+  let maxConcurrentRequests = parseIntIn(maxRaw ?? String(fallbackMax), 1, 65534) ??
+    fail('CLIENT_MAX_CONCURRENT_REQUESTS', 'must be a whole number of requests, at least 1')
+  if (maxConcurrentRequests !== undefined && upstreamPoolSize !== undefined && maxConcurrentRequests >= upstreamPoolSize) {
+    maxConcurrentRequests = fail('CLIENT_MAX_CONCURRENT_REQUESTS', `must be less than UPSTREAM_POOL_SIZE (${upstreamPoolSize}), or one client address could hold every upstream connection; raise UPSTREAM_POOL_SIZE too if you need more`)
+  }
+  if (headerTimeout === undefined || bodyIdleTimeout === undefined || bodyMinRate === undefined || maxConcurrentRequests === undefined) return { upstreamPoolSize, clientLimits: undefined }
+  return {
+    upstreamPoolSize,
+    clientLimits: { headerTimeoutMs: headerTimeout * 1000, bodyIdleTimeoutMs: bodyIdleTimeout * 1000, bodyMinBytesPerSecond: bodyMinRate, maxConcurrentRequests }
+  }
 }
 
 function parseSkipAuthPaths (paths: string[], fail: Fail): string[] | undefined {

@@ -15,6 +15,7 @@ const SETTINGS = [
   'OIDC_USERNAME_CLAIM', 'OIDC_FULL_NAME_CLAIM', 'OIDC_EMAIL_CLAIM', 'OIDC_GROUPS_CLAIM',
   'OIDC_ADMIN_GROUP', 'OIDC_ADMIN_EMAILS', 'OIDC_POST_LOGOUT_REDIRECT_URI', 'OIDC_BUTTON_TEXT',
   'SESSION_COOKIE_SECURE', 'SESSION_MAX_AGE', 'TRUST_PROXY', 'SKIP_AUTH_PATHS',
+  'UPSTREAM_POOL_SIZE', 'CLIENT_HEADER_TIMEOUT', 'CLIENT_BODY_IDLE_TIMEOUT', 'CLIENT_BODY_MIN_RATE', 'CLIENT_MAX_CONCURRENT_REQUESTS',
   'IDENTITY_JWT', 'IDENTITY_JWT_AUDIENCE',
   'LOG_LEVEL', 'APP_NAME', 'LOGO_URL', 'LOGO_FILE'
 ] as const
@@ -24,7 +25,7 @@ export const KNOWN_VARIABLES: ReadonlySet<string> = new Set<string>([
 ])
 
 /** Names that look like the gateway's own settings: an unknown one among them is most likely a typo. */
-const GATEWAY_PREFIXES = ['AUTH', 'OIDC_', 'UPSTREAM', 'SESSION_', 'SECRET', 'HEADER_', 'ADMIN_', 'ALLOW']
+const GATEWAY_PREFIXES = ['AUTH', 'OIDC_', 'UPSTREAM', 'SESSION_', 'SECRET', 'HEADER_', 'ADMIN_', 'ALLOW', 'CLIENT_']
 
 // Kubernetes adds <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_8080_TCP_ADDR and so on for every Service
 // in the namespace; a Service named "authgate" or "upstream" must not look like a typo.

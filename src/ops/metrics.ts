@@ -26,11 +26,12 @@ export class Metrics {
   readonly upstreamErrors = new Counter('authgate_upstream_errors_total', 'Proxied requests that failed to reach the upstream.', 'kind')
   readonly logins = new Counter('authgate_logins_total', 'Successful sign-ins, by method.', 'method')
   readonly loginFailures = new Counter('authgate_login_failures_total', 'Refused sign-ins, by reason.', 'reason')
+  readonly clientsRefused = new Counter('authgate_client_requests_refused_total', 'Requests refused for holding the upstream pool too long or too much, by reason.', 'reason')
   private readonly startedAt = Date.now()
 
   render (): string {
     return [
-      this.requests.render(), this.upstreamErrors.render(), this.logins.render(), this.loginFailures.render(),
+      this.requests.render(), this.upstreamErrors.render(), this.logins.render(), this.loginFailures.render(), this.clientsRefused.render(),
       '# HELP authgate_uptime_seconds Seconds since the process started.', '# TYPE authgate_uptime_seconds gauge',
       `authgate_uptime_seconds ${Math.floor((Date.now() - this.startedAt) / 1000)}`
     ].join('\n') + '\n'

@@ -14,6 +14,7 @@ import type { Metrics } from '../ops/metrics.js'
 import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from './access.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { combineWsHooks, webSocketOptions } from './websocket.js'
+import { limitClients } from './client-limits.js'
 import type { WebSocketSessions } from './websocket-sessions.js'
 import type { WebSocketFlow } from './websocket-flow.js'
 
@@ -38,12 +39,12 @@ export interface ProxyDeps {
   imgSources?: string[]
 }
 
-/** Upstream connections kept open: enough for concurrent long-polls and bursts, bounded for the upstream's sake. */
+/** Upstream connections kept open by default (UPSTREAM_POOL_SIZE): enough for concurrent long-polls and bursts, bounded for the upstream's sake. */
 export const UPSTREAM_CONNECTIONS = 128
 
-export function createUpstreamPool (upstream: URL): Pool {
+export function createUpstreamPool (upstream: URL, connections = UPSTREAM_CONNECTIONS): Pool {
   return new Pool(upstream.origin, {
-    connections: UPSTREAM_CONNECTIONS,
+    connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
     // Long-polling and streaming responses may legitimately stay open: no body timeout. Headers
@@ -71,6 +72,8 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
   // it against the gateway's body limit and re-send it with another Content-Type): the proxy's
   // own pass-through parser streams every type as it came.
   app.removeAllContentTypeParsers()
+  // One client may hold only part of the pool, and only while it keeps sending (client-limits.ts).
+  const clientLimits = limitClients(app, { limits: config.clientLimits, brand: brandOf(config), imgSources: deps.imgSources, refused: metrics.clientsRefused })
 
   /** Runs before anything reaches the upstream: identity, or the skip-auth rule, or a refusal. */
   async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -104,7 +107,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
   await app.register(httpProxy, {
     upstream: upstream.href,
     prefix: '/',
-    undici: createUpstreamPool(upstream),
+    undici: createUpstreamPool(upstream, config.upstreamPoolSize),
     preHandler: authorize,
     // Upgrades take the same route, preHandler included (see websocket.ts).
     websocket: true,
@@ -117,6 +120,8 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
       }) as typeof headers,
       rewriteHeaders: (headers) => clientResponseHeaders(headers) as typeof headers,
       onError: (reply, { error }) => {
+        // A body that came too slowly was answered (408) and its upstream request aborted on purpose.
+        if (clientLimits.endedForSlowness(reply.request)) return
         const timeout = /timeout/i.test((error as { code?: string }).code ?? '') || /timeout/i.test(error.name)
         metrics.upstreamErrors.inc(timeout ? 'timeout' : 'unreachable')
         reply.log.warn({ err: error.message, code: (error as { code?: string }).code }, 'upstream request failed')

@@ -191,3 +191,24 @@ t.test('development secrets: generated on the first start, loaded afterwards', a
   const explicit = loadConfig({ ...env, ...secrets }, { cwd, dotenv: false })
   t.same(explicit.loadedSecrets, ['IDENTITY_JWT_KEY'], 'only what was not set explicitly')
 })
+
+t.test('slow-client limits and the upstream pool: defaults, values, and refusals', async (t) => {
+  const c = loadConfig({ ...secrets }, { cwd: dir(), dotenv: false })
+  t.equal(c.upstreamPoolSize, 128)
+  t.same(c.clientLimits, { headerTimeoutMs: 30_000, bodyIdleTimeoutMs: 30_000, bodyMinBytesPerSecond: 1024, maxConcurrentRequests: 32 }, 'one address: a quarter of the pool')
+  const set = loadConfig({ ...secrets, CLIENT_HEADER_TIMEOUT: '10', CLIENT_BODY_IDLE_TIMEOUT: '60', CLIENT_BODY_MIN_RATE: '0', UPSTREAM_POOL_SIZE: '512' }, { cwd: dir(), dotenv: false })
+  t.same(set.clientLimits, { headerTimeoutMs: 10_000, bodyIdleTimeoutMs: 60_000, bodyMinBytesPerSecond: 0, maxConcurrentRequests: 128 }, 'the default share follows the pool size')
+  t.equal(set.upstreamPoolSize, 512)
+  t.equal(loadConfig({ ...secrets, CLIENT_MAX_CONCURRENT_REQUESTS: '100' }, { cwd: dir(), dotenv: false }).clientLimits.maxConcurrentRequests, 100)
+
+  t.same(problems({ ...secrets, CLIENT_HEADER_TIMEOUT: '0', CLIENT_BODY_IDLE_TIMEOUT: '1.5', CLIENT_BODY_MIN_RATE: '-1', UPSTREAM_POOL_SIZE: '1' }).sort(),
+    ['CLIENT_BODY_IDLE_TIMEOUT', 'CLIENT_BODY_MIN_RATE', 'CLIENT_HEADER_TIMEOUT', 'UPSTREAM_POOL_SIZE'])
+  t.same(problems({ ...secrets, CLIENT_MAX_CONCURRENT_REQUESTS: '128' }), ['CLIENT_MAX_CONCURRENT_REQUESTS'], 'one address may never hold the whole pool')
+  t.same(problems({ ...secrets, CLIENT_MAX_CONCURRENT_REQUESTS: '0' }), ['CLIENT_MAX_CONCURRENT_REQUESTS'], 'and there is no "unlimited"')
+  try {
+    loadConfig({ ...secrets, CLIENT_MAX_CONCURRENT_REQUESTS: '200', UPSTREAM_POOL_SIZE: '64' }, { cwd: dir(), dotenv: false })
+    t.fail('should throw')
+  } catch (err) {
+    t.match((err as Error).message, /CLIENT_MAX_CONCURRENT_REQUESTS: must be less than UPSTREAM_POOL_SIZE \(64\)/)
+  }
+})
