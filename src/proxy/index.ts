@@ -13,7 +13,7 @@ import type { Metrics } from '../ops/metrics.js'
 import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from './access.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { webSocketOptions } from './websocket.js'
-import type { WebSocketSessions } from './websocket-sessions.js'
+import type { OpenConnections } from './open-connections.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -28,8 +28,8 @@ export interface ProxyDeps {
   sessions: Sessions
   issuer: IdentityIssuer
   metrics: Metrics
-  /** Holds each proxied WebSocket to the session that opened it. */
-  webSockets: WebSocketSessions
+  /** Holds each proxied WebSocket and response to the session that opened it. */
+  connections: OpenConnections
   /** Extra image origins for the gateway's own error pages (a LOGO_URL elsewhere). */
   imgSources?: string[]
 }
@@ -61,7 +61,7 @@ export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'pr
 }
 
 export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
-  const { config, upstream, sessions, issuer, metrics, webSockets } = deps
+  const { config, upstream, sessions, issuer, metrics, connections } = deps
   app.decorateRequest('identityHeaders', undefined)
   // No body is parsed on the way to the upstream (Fastify's default text/plain parser would buffer
   // it against the gateway's body limit and re-send it with another Content-Type): the proxy's
@@ -74,14 +74,14 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     const target = splitTarget(request.url)
     if (isSkipAuthPath(target.path, config.skipAuthPaths)) {
       metrics.requests.inc('skip-auth')
-      webSockets.admit(request, undefined)
+      connections.admit(request, reply, undefined)
       return
     }
     const session = sessions.read(request)
     if (session !== undefined) {
       request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
       metrics.requests.inc('authenticated')
-      webSockets.admit(request, session)
+      connections.admit(request, reply, session)
       return
     }
     metrics.requests.inc('unauthenticated')
@@ -100,7 +100,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     // Upgrades take the same route, preHandler included (see websocket.ts).
     websocket: true,
     ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
-    wsHooks: webSockets.hooks,
+    wsHooks: connections.hooks,
     replyOptions: {
       rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, {
         identity: request.identityHeaders,

@@ -1,12 +1,16 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { estimateSessionCookieSize, fitSessionPayload, SESSION_COOKIE_BUDGET } from '../../src/session/budget.js'
-import { newSessionPayload } from '../../src/session/session.js'
+import { newSessionId, newSessionPayload } from '../../src/session/session.js'
 import { Sessions } from '../../src/session/index.js'
 import type { RevocationList } from '../../src/session/revocations.js'
+import { openDatabase } from '../../src/db/index.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { UserRepository } from '../../src/db/users.js'
+import { SessionRepository } from '../../src/db/sessions.js'
 
 const user = { id: 7, username: 'alice', isAdmin: false, email: 'alice@example.test', fullName: 'Alice', groups: ['a', 'b'] }
-const payload = (groups: string[], idToken?: string) => newSessionPayload({ ...user, groups }, 'oidc', 3600, 1_700_000_000, idToken !== undefined ? { idToken } : {})
+const payload = (groups: string[], idToken?: string) => newSessionPayload(newSessionId(), { ...user, groups }, 'oidc', 3600, 1_700_000_000, idToken !== undefined ? { idToken } : {})
 
 t.test('small payloads are left alone', async (t) => {
   const p = payload(['a', 'b'], 'x.y.z')
@@ -32,10 +36,14 @@ t.test('the ID token goes first, then groups from the end', async (t) => {
 
 t.test('the estimate bounds the real cookie, multi-byte characters included', async (t) => {
   const app = Fastify()
-  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList)
+  const db = openDatabase('sqlite::memory:')
+  t.teardown(db.close)
+  await migrateToLatest(db)
+  const { user: stored } = await new UserRepository(db).create({ username: user.username })
+  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: 'd'.repeat(43), secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList, new SessionRepository(db))
   await sessions.register(app)
   let groups: string[] = []
-  app.get('/', async (request) => { sessions.start(request, { ...user, fullName: 'Ämmälä 日本', groups }, 'oidc', { idToken: 'h.' + 'p'.repeat(1500) + '.s' }); return 'ok' })
+  app.get('/', async (request) => { await sessions.start(request, { ...user, id: stored.id, fullName: 'Ämmälä 日本', groups }, 'oidc', { idToken: 'h.' + 'p'.repeat(1500) + '.s' }); return 'ok' })
   for (const count of [0, 50, 150, 400]) {
     groups = Array.from({ length: count }, (_, i) => `Gruppe-ä-${i}`)
     for (let i = 0; i < 10; i++) {

@@ -135,7 +135,7 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
     const promote = config.adminUsernames.includes(user.username) && !user.isAdmin
     user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
     throttle.recordSuccess(throttleKeys, [userKey])
-    sessions.start(request, user, 'local')
+    await sessions.start(request, user, 'local')
     metrics.logins.inc('local')
     request.log.info({ username: user.username, admin: user.isAdmin }, 'signed in (local)')
     return await reply.redirect(next, 303)

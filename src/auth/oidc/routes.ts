@@ -8,7 +8,7 @@ import type { Config, OidcConfig } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
 import type { Sessions } from '../../session/index.js'
 import type { SessionPayload } from '../../session/session.js'
-import { deriveKey } from '../../session/keys.js'
+import { deriveKeys } from '../../session/keys.js'
 import type { Metrics } from '../../ops/metrics.js'
 import { brandOf, messagePage } from '../../pages/layout.js'
 import { loginRenderer, MESSAGES } from '../local/routes.js'
@@ -27,6 +27,8 @@ export interface OidcRouteDeps {
   users: UserRepository
   sessions: Sessions
   metrics: Metrics
+  /** This deployment's id (src/db/sessions.ts), mixed into the transaction cookie's key. */
+  deploymentId: string
   /** undefined when AUTH_METHOD=local: the routes then say SSO is not enabled. */
   client: OidcClient | undefined
 }
@@ -36,7 +38,8 @@ const now = (): number => Math.floor(Date.now() / 1000)
 export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Promise<void> {
   const { config, users, sessions, metrics, client } = deps
   const oidc = config.oidc
-  const keys = config.secretKeys.map((secret) => deriveKey(secret, 'oidc-transaction-v1'))
+  // Bound to this deployment like the session cookie (keys.ts); current key first, then the previous ones.
+  const keys = deriveKeys(config.secretKeys, deps.deploymentId, 'oidc-transaction-v1')
   const prefix = sessions.names.oidcPrefix
   const cookieAttributes = { path: '/', httpOnly: true, secure: config.sessionCookieSecure, sameSite: 'lax' as const }
 
@@ -109,7 +112,7 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
       if (!upsert.ok) throw new OidcFailure(upsert.reason, `${upsert.reason} (username ${identity.username})`)
 
       const { user } = upsert
-      sessions.start(request, { ...user, groups: identity.groups }, 'oidc', { idToken: result.idToken })
+      await sessions.start(request, { ...user, groups: identity.groups }, 'oidc', { idToken: result.idToken })
       metrics.logins.inc('oidc')
       request.log.info({ username: user.username, admin: user.isAdmin, outcome: upsert.outcome, groups: identity.groups.length }, 'signed in (oidc)')
       return await reply.redirect(tx.next, 302)
