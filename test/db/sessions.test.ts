@@ -13,6 +13,7 @@ import { UserRepository } from '../../src/db/users.js'
 import { readDeploymentId, SessionRepository } from '../../src/db/sessions.js'
 import { newSessionId } from '../../src/session/session.js'
 import { RevocationList } from '../../src/session/revocations.js'
+import { startSessionCleanup } from '../../src/session/cleanup.js'
 import { createPostgresSchema, TEST_DATABASE_URL } from '../support/gateway.js'
 
 interface Backend { name: string, open: () => Promise<{ db: Db, cleanup: () => Promise<void> }> }
@@ -105,6 +106,21 @@ for (const backend of backends) {
       await records.end(during.id)
       await list.refresh()
       t.ok(list.isEnded(during.id))
+    })
+
+    await t.test('the background clean-up deletes expired records at start and then periodically', async (t) => {
+      const [expired, live] = [session(-HOUR), session(HOUR)]
+      await records.create(expired)
+      await records.create(live)
+      const cleanup = startSessionCleanup(records, pino({ level: 'silent' }), 20)
+      t.teardown(cleanup.stop)
+      for (let i = 0; i < 500 && (await records.find(expired.id)) !== undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      t.equal(await records.find(expired.id), undefined, 'the expired record is gone')
+      const later = session(-HOUR)
+      await records.create(later)
+      for (let i = 0; i < 500 && (await records.find(later.id)) !== undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      t.equal(await records.find(later.id), undefined, 'and one that expired after the start, at a later run')
+      t.ok(await records.find(live.id), 'the live one stays')
     })
 
     await t.test('one deployment id, which cannot be doubled or go missing unnoticed', async (t) => {
