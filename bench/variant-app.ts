@@ -12,6 +12,7 @@ import type { Pool } from 'undici'
 import type { Config } from '../src/config/index.js'
 import type { Db } from '../src/db/index.js'
 import { UserRepository } from '../src/db/users.js'
+import { readDeploymentId, SessionRepository } from '../src/db/sessions.js'
 import { Sessions } from '../src/session/index.js'
 import { sessionIdentity } from '../src/session/session.js'
 import { RevocationList } from '../src/session/revocations.js'
@@ -21,6 +22,7 @@ import { IdentityIssuer } from '../src/identity/issuer.js'
 import { forwardContext } from '../src/proxy/index.js'
 import { upstreamRequestHeaders, clientResponseHeaders } from '../src/proxy/forwarding.js'
 import { webSocketOptions } from '../src/proxy/websocket.js'
+import { OpenConnections } from '../src/proxy/open-connections.js'
 import { isBrowserNavigation, isSkipAuthPath, loginLocation, normalizeRequestTarget } from '../src/proxy/access.js'
 
 export async function buildVariantApp (options: { config: Config, db: Db, upstream: URL, pool: Pool | undefined }): Promise<{ app: FastifyInstance, close: () => Promise<void> }> {
@@ -38,24 +40,29 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
   })
   const metrics = new Metrics()
   const users = new UserRepository(db)
-  const revocations = new RevocationList(users, app.log)
+  const sessionRecords = new SessionRepository(db)
+  const revocations = new RevocationList(users, sessionRecords, app.log)
   await revocations.start()
   const issuer = new IdentityIssuer(config.headerSigningSecret, undefined)
-  const sessions = new Sessions({ secretKeys: config.secretKeys, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations)
+  const deploymentId = await readDeploymentId(db)
+  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations, sessionRecords)
+  const connections = new OpenConnections(sessions, app.log)
+  revocations.afterRefresh(() => { connections.sweep() })
   await app.register(formbody)
   await sessions.register(app)
-  await app.register(async (gateway) => { await localLoginRoutes(gateway, { config, users, sessions, metrics, db }) })
+  await app.register(async (gateway) => { await localLoginRoutes(gateway, { config, users, sessions, metrics, db, deploymentId }) })
 
   await app.register(async (proxy) => {
     proxy.decorateRequest('identityHeaders', undefined)
     // The same decision as authorize() in src/proxy/index.ts.
     async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
       const target = normalizeRequestTarget(request.url)!
-      if (isSkipAuthPath(target.path, config.skipAuthPaths)) { metrics.requests.inc('skip-auth'); return }
+      if (isSkipAuthPath(target.path, config.skipAuthPaths)) { metrics.requests.inc('skip-auth'); connections.admit(request, reply, undefined); return }
       const session = sessions.read(request)
       if (session !== undefined) {
         request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
         metrics.requests.inc('authenticated')
+        connections.admit(request, reply, session)
         return
       }
       metrics.requests.inc('unauthenticated')
@@ -69,6 +76,7 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
       preHandler: authorize,
       websocket: true,
       ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
+      wsHooks: connections.hooks,
       replyOptions: {
         rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, { identity: request.identityHeaders, ...forwardContext(request, config) }) as typeof headers,
         rewriteHeaders: (headers) => clientResponseHeaders(headers) as typeof headers

@@ -4,8 +4,10 @@ import formbody from '@fastify/formbody'
 import type { Config } from './config/index.js'
 import type { Db } from './db/index.js'
 import { UserRepository } from './db/users.js'
+import { readDeploymentId, SessionRepository } from './db/sessions.js'
 import { Sessions } from './session/index.js'
 import { RevocationList } from './session/revocations.js'
+import { startSessionCleanup } from './session/cleanup.js'
 import { localLoginRoutes } from './auth/local/routes.js'
 import { logoutRoutes } from './auth/logout.js'
 import { LogoutGate } from './auth/logout-gate.js'
@@ -14,7 +16,7 @@ import { oidcEndSession, oidcRoutes } from './auth/oidc/routes.js'
 import { opsRoutes } from './ops/routes.js'
 import { Metrics } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
-import { WebSocketSessions } from './proxy/websocket-sessions.js'
+import { OpenConnections } from './proxy/open-connections.js'
 import { WebSocketFlow } from './proxy/websocket-flow.js'
 import { forwardAuthRoutes } from './proxy/forward-auth.js'
 import { IdentityIssuer } from './identity/issuer.js'
@@ -75,16 +77,20 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const metrics = new Metrics()
   logHeaderTimeouts(app.server, app.log, metrics.clientsRefused)
   const users = new UserRepository(db)
-  const revocations = new RevocationList(users, app.log, options.revocationRefreshMs)
+  const sessionRecords = new SessionRepository(db)
+  // Read once: every key of this instance is bound to the deployment (session/keys.ts).
+  const deploymentId = await readDeploymentId(db)
+  const revocations = new RevocationList(users, sessionRecords, app.log, options.revocationRefreshMs)
   await revocations.start()
+  const sessionCleanup = startSessionCleanup(sessionRecords, app.log)
   const jwt = config.identityJwt
   // `aud` defaults to the upstream's origin: the one application these assertions are meant for.
   const assertions = jwt !== undefined ? new AssertionSigner({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
   const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
-  const sessions = new Sessions({ secretKeys: config.secretKeys, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations)
-  // Open WebSockets are re-checked whenever the revocation list is: closed within one refresh.
-  const webSockets = new WebSocketSessions(sessions, app.log)
-  revocations.afterRefresh(() => { webSockets.sweep() })
+  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations, sessionRecords)
+  // Open WebSockets and responses are re-checked whenever the revocation list changes: ended within one refresh.
+  const connections = new OpenConnections(sessions, app.log)
+  revocations.afterRefresh(() => { connections.sweep() })
   const webSocketFlow = new WebSocketFlow()
   // Discovery runs in the background: the gateway serves local sign-in and sessions meanwhile.
   const oidcClient = config.oidc !== undefined ? new OidcClient({ config: config.oidc, log: app.log }) : undefined
@@ -123,8 +129,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await gateway.register(formbody)
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
-    await localLoginRoutes(gateway, { config, users, sessions, metrics, db })
-    await oidcRoutes(gateway, { config, users, sessions, metrics, client: oidcClient })
+    await localLoginRoutes(gateway, { config, users, sessions, metrics, db, deploymentId })
+    await oidcRoutes(gateway, { config, users, sessions, metrics, deploymentId, client: oidcClient })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
     await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate })
     await opsRoutes(gateway, { db, metrics, revocations, readinessChecks: oidcReadiness })
@@ -134,7 +140,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
-  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, webSockets, webSocketFlow, imgSources }) })
+  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, connections, webSocketFlow, imgSources }) })
 
   return {
     app,
@@ -144,6 +150,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     close: async () => {
       oidcClient?.stop()
       revocations.stop()
+      sessionCleanup.stop()
       await app.close()
     }
   }

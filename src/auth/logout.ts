@@ -1,6 +1,7 @@
-// GET/POST /logout: end the gateway session. OIDC sessions may continue at the IdP's end-session
-// endpoint (see auth/oidc); everything else lands on the login page, which then says "You have signed
-// out" (/login?signed_out=1: a fixed notice, so a crafted link to it can say nothing else).
+// GET/POST /logout: end the gateway session, server-side too, so that a copy of the cookie stops
+// working (Sessions.end). OIDC sessions may continue at the IdP's end-session endpoint (see
+// auth/oidc); everything else lands on the login page, which then says "You have signed out"
+// (/login?signed_out=1: a fixed notice, so a crafted link to it can say nothing else).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Sessions } from '../session/index.js'
 import type { SessionPayload } from '../session/session.js'
@@ -21,7 +22,7 @@ export async function logoutRoutes (app: FastifyInstance, deps: LogoutDeps): Pro
     if (!deps.gate.allows(request)) return deps.gate.ask(request, reply)
 
     const session = deps.sessions.read(request)
-    deps.sessions.end(request)
+    await deps.sessions.end(request, session)
     if (session !== undefined) request.log.info({ username: session.u, method: session.m }, 'signed out')
     const target = session !== undefined && deps.endSessionRedirect !== undefined ? await deps.endSessionRedirect(session, request) : undefined
     return await reply.redirect(target ?? SIGNED_OUT_LOCATION, 303)

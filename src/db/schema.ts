@@ -30,7 +30,27 @@ export interface LoginThrottleTable {
   reset_at: ColumnType<number | string, number, number>
 }
 
+/** One row per sign-in; the session cookie carries its id. */
+export interface SessionsTable {
+  id: string
+  user_id: number
+  login_method: string
+  created_at: Timestamp
+  expires_at: Timestamp
+  /** Set by logout: the session is refused from then on, on every instance. */
+  ended_at: Timestamp | null
+}
+
+/** Exactly one row (singleton = 1): this deployment's random id, mixed into the cookie keys. */
+export interface DeploymentTable {
+  singleton: number
+  id: string
+  created_at: Timestamp
+}
+
 export interface Database {
   users: UsersTable
   login_throttle: LoginThrottleTable
+  sessions: SessionsTable
+  deployment: DeploymentTable
 }

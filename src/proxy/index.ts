@@ -15,7 +15,7 @@ import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from 
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { combineWsHooks, webSocketOptions } from './websocket.js'
 import { limitClients } from './client-limits.js'
-import type { WebSocketSessions } from './websocket-sessions.js'
+import type { OpenConnections } from './open-connections.js'
 import type { WebSocketFlow } from './websocket-flow.js'
 
 declare module 'fastify' {
@@ -31,8 +31,8 @@ export interface ProxyDeps {
   sessions: Sessions
   issuer: IdentityIssuer
   metrics: Metrics
-  /** Holds each proxied WebSocket to the session that opened it. */
-  webSockets: WebSocketSessions
+  /** Holds each proxied WebSocket and response to the session that opened it. */
+  connections: OpenConnections
   /** Backpressure for proxied WebSockets, both directions. */
   webSocketFlow: WebSocketFlow
   /** Extra image origins for the gateway's own error pages (a LOGO_URL elsewhere). */
@@ -66,7 +66,7 @@ export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'pr
 }
 
 export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
-  const { config, upstream, sessions, issuer, metrics, webSockets, webSocketFlow } = deps
+  const { config, upstream, sessions, issuer, metrics, connections, webSocketFlow } = deps
   app.decorateRequest('identityHeaders', undefined)
   // No body is parsed on the way to the upstream (Fastify's default text/plain parser would buffer
   // it against the gateway's body limit and re-send it with another Content-Type): the proxy's
@@ -81,14 +81,14 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     const target = splitTarget(request.url)
     if (isSkipAuthPath(target.path, config.skipAuthPaths)) {
       metrics.requests.inc('skip-auth')
-      webSockets.admit(request, undefined)
+      connections.admit(request, reply, undefined)
       return
     }
     const session = sessions.read(request)
     if (session !== undefined) {
       request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
       metrics.requests.inc('authenticated')
-      webSockets.admit(request, session)
+      connections.admit(request, reply, session)
       return
     }
     metrics.requests.inc('unauthenticated')
@@ -112,7 +112,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     // Upgrades take the same route, preHandler included (see websocket.ts).
     websocket: true,
     ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
-    wsHooks: combineWsHooks(webSockets.hooks, webSocketFlow.hooks),
+    wsHooks: combineWsHooks(connections.hooks, webSocketFlow.hooks),
     replyOptions: {
       rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, {
         identity: request.identityHeaders,

@@ -3,7 +3,7 @@
 // application and oauth2-proxy both had that bug with large ID tokens and group lists). Only the ID
 // token may be left out to fit: never a group, since an upstream that denies by group ("suspended")
 // would then grant what the group denies. An identity that does not fit is refused instead.
-import { newSessionPayload, type SessionPayload, type SessionUser } from './session.js'
+import { newSessionId, newSessionPayload, type SessionPayload, type SessionUser } from './session.js'
 
 /** Bytes of `name=value` we allow; browsers refuse name+value above 4096, attributes come on top. */
 export const SESSION_COOKIE_BUDGET = 3800
@@ -39,10 +39,10 @@ export function fitSessionPayload (cookieName: string, payload: SessionPayload, 
 
 /**
  * Whether a session for this identity will fit, asked before the sign-in writes anything: the user
- * id and the timestamps are taken at their largest, the ID token is left out (it may be).
+ * id and the timestamps are taken at their largest (the session id has a fixed length), the ID token is left out (it may be).
  */
 export function identityFitsSession (cookieName: string, user: Omit<SessionUser, 'id' | 'isAdmin'>, budget = SESSION_COOKIE_BUDGET): FittedPayload {
-  const probe = newSessionPayload({ ...user, id: Number.MAX_SAFE_INTEGER, isAdmin: false }, 'oidc', 0, 9_999_999_999)
+  const probe = newSessionPayload(newSessionId(), { ...user, id: Number.MAX_SAFE_INTEGER, isAdmin: false }, 'oidc', 0, 9_999_999_999)
   return fitSessionPayload(cookieName, probe, budget)
 }
 

@@ -1,11 +1,13 @@
-// Sessions for the whole gateway: the encrypted cookie (@fastify/secure-session), its name and
-// attributes, the CSRF cookie of the gateway's forms, and the one place that decides "signed in".
+// Sessions for the whole gateway: the encrypted cookie (@fastify/secure-session) pointing to a
+// server-side record, its name and attributes, the CSRF cookie of the gateway's forms, and the one
+// place that decides "signed in".
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import secureSession from '@fastify/secure-session'
-import { deriveKey } from './keys.js'
+import { deriveKey, deriveKeys } from './keys.js'
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from './csrf.js'
-import { isSessionCurrent, newSessionPayload, parseSessionPayload, type LoginMethod, type SessionPayload, type SessionUser } from './session.js'
+import { isSessionCurrent, newSessionId, newSessionPayload, parseSessionPayload, type LoginMethod, type SessionPayload, type SessionUser } from './session.js'
 import type { RevocationList } from './revocations.js'
+import type { SessionRepository } from '../db/sessions.js'
 import { fitSessionPayload, SessionTooLargeError } from './budget.js'
 
 declare module '@fastify/secure-session' {
@@ -14,6 +16,8 @@ declare module '@fastify/secure-session' {
 
 export interface SessionSettings {
   secretKeys: string[]
+  /** This deployment's id (src/db/sessions.ts): mixed into every key, see keys.ts. */
+  deploymentId: string
   secure: boolean
   maxAge: number
 }
@@ -33,9 +37,9 @@ export class Sessions {
   readonly names: ReturnType<typeof cookieNames>
   private readonly csrfKey: Buffer
 
-  constructor (private readonly settings: SessionSettings, private readonly revocations: RevocationList) {
+  constructor (private readonly settings: SessionSettings, private readonly revocations: RevocationList, private readonly records: SessionRepository) {
     this.names = cookieNames(settings.secure)
-    this.csrfKey = deriveKey(settings.secretKeys[0]!, 'csrf-v1')
+    this.csrfKey = deriveKey(settings.secretKeys[0]!, settings.deploymentId, 'csrf-v1')
   }
 
   async register (app: FastifyInstance): Promise<void> {
@@ -43,7 +47,7 @@ export class Sessions {
       sessionName: 'session',
       cookieName: this.names.session,
       // The first key encrypts; all of them decrypt (SECRET_KEY_PREVIOUS during rotation).
-      key: this.settings.secretKeys.map((secret) => deriveKey(secret, 'session-cookie-v1')),
+      key: deriveKeys(this.settings.secretKeys, this.settings.deploymentId, 'session-cookie-v1'),
       expiry: this.settings.maxAge,
       cookie: this.cookieOptions(this.settings.maxAge)
     })
@@ -60,29 +64,45 @@ export class Sessions {
     return this.isCurrent(payload, now) ? payload : undefined
   }
 
-  /** Whether a session read earlier is still current: open WebSockets are re-checked with this. */
+  /** Whether a session read earlier is still current: open WebSockets and streams are re-checked with this. */
   isCurrent (payload: SessionPayload, now = Math.floor(Date.now() / 1000)): boolean {
-    return isSessionCurrent(payload, now, this.settings.maxAge, this.revocations.cutoffFor(payload.uid))
+    return isSessionCurrent(payload, now, this.settings.maxAge, {
+      revokedBefore: this.revocations.cutoffFor(payload.uid),
+      ended: this.revocations.isEnded(payload.sid)
+    })
   }
 
   /**
-   * Replace whatever the browser had with a new session (a fresh cookie: no fixation). An ID token
-   * that does not fit in one cookie (see budget.ts) is left out, and logged; an identity that does
-   * not fit throws SessionTooLargeError, nothing started.
+   * Replace whatever the browser had with a new session (a fresh cookie and a new record: no
+   * fixation). An ID token that does not fit in one cookie (see budget.ts) is left out, and logged;
+   * an identity that does not fit throws SessionTooLargeError, nothing started.
    */
-  start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string } = {}): SessionPayload {
-    const full = newSessionPayload(user, method, this.settings.maxAge, Math.floor(Date.now() / 1000), extra)
+  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string } = {}): Promise<SessionPayload> {
+    const now = Math.floor(Date.now() / 1000)
+    const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, extra)
     const fitted = fitSessionPayload(this.names.session, full)
     if (!fitted.fits) throw new SessionTooLargeError(fitted.bytes, fitted.budget, fitted.groups)
     const { payload, droppedIdToken } = fitted
     if (droppedIdToken) request.log.warn({ username: user.username }, 'session cookie would exceed 4 KB: ID token not kept (logout sends client_id instead of id_token_hint)')
+    await this.records.create({ id: payload.sid, userId: user.id, loginMethod: method, createdAt: new Date(now * 1000), expiresAt: new Date(payload.exp * 1000) })
     request.session.regenerate()
     request.session.set('s', payload)
     return payload
   }
 
-  end (request: FastifyRequest): void {
+  /**
+   * Sign out: the browser's cookie is deleted and the session's record ended, so that a copy of the
+   * cookie is refused too: here at once, by the other instances at their next revocation refresh.
+   */
+  async end (request: FastifyRequest, session: SessionPayload | undefined): Promise<void> {
     request.session.delete()
+    if (session === undefined) return
+    try {
+      await this.records.end(session.sid)
+    } finally {
+      // Even when the database failed (the error goes on to the caller), this instance refuses it.
+      this.revocations.endSession(session.sid)
+    }
   }
 
   /** The CSRF token for this browser's forms, setting the browser's CSRF cookie when it has none. */

@@ -1,12 +1,16 @@
 // The signed-in session: what the encrypted cookie holds, and the rules that decide whether a
 // decrypted cookie is still a session. Anything unexpected reads as "not signed in".
+import { randomBytes } from 'node:crypto'
 import type { Identity } from '../identity/headers.js'
 
 export type LoginMethod = 'local' | 'oidc'
 
 /** Cookie payload (short keys: it travels with every request and must stay far below 4 KB). */
 export interface SessionPayload {
-  v: 1
+  /** 2: with a session id (version 1 cookies, from before server-side sessions, are refused) */
+  v: 2
+  /** session id: the server-side record (src/db/sessions.ts), ended by logout */
+  sid: string
   /** user id */
   uid: number
   u: string
@@ -31,9 +35,20 @@ export interface SessionUser {
   groups?: string[]
 }
 
-export function newSessionPayload (user: SessionUser, method: LoginMethod, maxAge: number, now: number, extra: { idToken?: string } = {}): SessionPayload {
+/** Clocks of the gateway's instances are assumed to agree within this many seconds. */
+export const CLOCK_SKEW_SECONDS = 60
+
+/** 128 random bits, base64url: unguessable, and short (it travels in every request's cookie). */
+export function newSessionId (): string {
+  return randomBytes(16).toString('base64url')
+}
+
+const SESSION_ID = /^[\w-]{22}$/
+
+export function newSessionPayload (sessionId: string, user: SessionUser, method: LoginMethod, maxAge: number, now: number, extra: { idToken?: string } = {}): SessionPayload {
   return {
-    v: 1,
+    v: 2,
+    sid: sessionId,
     uid: user.id,
     u: user.username,
     a: user.isAdmin,
@@ -55,7 +70,7 @@ const isSeconds = (v: unknown): v is number => typeof v === 'number' && Number.i
 export function parseSessionPayload (value: unknown): SessionPayload | undefined {
   if (typeof value !== 'object' || value === null) return undefined
   const p = value as Record<string, unknown>
-  if (p.v !== 1 || !isSeconds(p.uid) || !isString(p.u) || p.u === '' || typeof p.a !== 'boolean' ||
+  if (p.v !== 2 || typeof p.sid !== 'string' || !SESSION_ID.test(p.sid) || !isSeconds(p.uid) || !isString(p.u) || p.u === '' || typeof p.a !== 'boolean' ||
     !isNullableString(p.e) || !isNullableString(p.n) || !Array.isArray(p.g) || !p.g.every(isString) ||
     !isSeconds(p.iat) || !isSeconds(p.exp) || (p.m !== 'local' && p.m !== 'oidc') ||
     (p.idt !== undefined && !isString(p.idt))) {
@@ -64,16 +79,24 @@ export function parseSessionPayload (value: unknown): SessionPayload | undefined
   return p as unknown as SessionPayload
 }
 
+export interface SessionRevocation {
+  /** The user's cutoff: sessions issued at or before it are refused (Infinity: the user is disabled). */
+  revokedBefore: number | undefined
+  /** This session was ended (logout). */
+  ended: boolean
+}
+
 /**
  * Whether a well-formed payload is still a session at `now`: not expired, not issued in the future
- * beyond clock skew, not longer-lived than the configured maximum, and not revoked since it was issued.
- * `revokedBefore` is the user's cutoff (sessions issued at or before it are refused; Infinity: disabled).
+ * beyond clock skew, not longer-lived than the configured maximum, not ended, and not revoked since
+ * it was issued.
  */
-export function isSessionCurrent (p: SessionPayload, now: number, maxAge: number, revokedBefore: number | undefined): boolean {
+export function isSessionCurrent (p: SessionPayload, now: number, maxAge: number, revocation: SessionRevocation): boolean {
   if (p.exp <= now) return false
-  if (p.iat > now + 60) return false
+  if (p.iat > now + CLOCK_SKEW_SECONDS) return false
   if (p.exp - p.iat > maxAge) return false
-  if (revokedBefore !== undefined && p.iat <= revokedBefore) return false
+  if (revocation.ended) return false
+  if (revocation.revokedBefore !== undefined && p.iat <= revocation.revokedBefore) return false
   return true
 }
 

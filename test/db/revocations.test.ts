@@ -9,6 +9,7 @@ import { pino } from 'pino'
 import { openDatabase } from '../../src/db/index.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { UserRepository } from '../../src/db/users.js'
+import { SessionRepository } from '../../src/db/sessions.js'
 import { RevocationList } from '../../src/session/revocations.js'
 
 t.test('listeners run after each refresh and a failing one is contained', async (t) => {
@@ -21,7 +22,7 @@ t.test('listeners run after each refresh and a failing one is contained', async 
 
   const lines: string[] = []
   const log = pino({ level: 'error' }, new Writable({ write (chunk: Buffer, _enc, done) { lines.push(chunk.toString()); done() } }))
-  const list = new RevocationList(users, log, 20)
+  const list = new RevocationList(users, new SessionRepository(db), log, 20)
   t.teardown(() => { list.stop() })
 
   const seen: Array<number | undefined> = []

@@ -10,6 +10,7 @@ import { sql } from 'kysely'
 import { openDatabase, type Db } from '../../src/db/index.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { UserRepository } from '../../src/db/users.js'
+import { readDeploymentId } from '../../src/db/sessions.js'
 import { createPostgresSchema, TEST_DATABASE_URL } from '../support/gateway.js'
 
 const run = promisify(execFile)
@@ -52,8 +53,11 @@ for (const backend of backends) {
 
     await t.test('two instances migrating at once apply each migration once', async (t) => {
       const outputs = await Promise.all([migrateInProcess(url, schema), migrateInProcess(url, schema)])
-      t.same(outputs.sort(), ['applied: 0001_users, 0002_oidc_identity, 0003_session_revocation, 0004_login_throttle', 'database is up to date'])
+      t.same(outputs.sort(), ['applied: 0001_users, 0002_oidc_identity, 0003_session_revocation, 0004_login_throttle, 0005_sessions', 'database is up to date'])
       t.same(await migrateToLatest(db), [], 'idempotent')
+      const deployment = await db.kysely.selectFrom('deployment').selectAll().execute()
+      t.equal(deployment.length, 1, 'one deployment id, however many instances migrated')
+      t.equal(await readDeploymentId(db), deployment[0]!.id)
     })
 
     const users = new UserRepository(db)

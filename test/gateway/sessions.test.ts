@@ -1,11 +1,16 @@
 // The session cookie as an attacker and an operator see it: expired, tampered, truncated and
-// foreign cookies are "not signed in"; keys rotate without signing anyone out; revocation works.
+// foreign cookies are "not signed in"; a cookie is valid in its own deployment only; keys rotate
+// without signing anyone out; revocation works; logout ends the session on every replica.
 import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startGateway, SECRET_KEY } from '../support/gateway.js'
+import { createPostgresSchema, startGateway, SECRET_KEY, TEST_DATABASE_URL } from '../support/gateway.js'
+import { openDatabase } from '../../src/db/index.js'
 import { startUpstream } from '../support/upstream.js'
-import { cookieHeader, http, loginLocal, setCookies } from '../support/http.js'
-import { newSessionPayload } from '../../src/session/session.js'
+import { cookieHeader, csrfTokenFrom, http, loginLocal, setCookies } from '../support/http.js'
+import { newSessionId, newSessionPayload } from '../../src/session/session.js'
 
 const upstream = await startUpstream()
 t.teardown(upstream.close)
@@ -59,19 +64,98 @@ t.test('expiry inside the encrypted payload is enforced', async (t) => {
     const session = gw.app.createSecureSession({ s: payload } as never)
     return 'authgate=' + encodeURIComponent(gw.app.encodeSecureSession(session))
   }
-  t.equal((await asApi(gw.url, cookieFor(newSessionPayload(user, 'local', 3600, now)))).status, 200, 'current session accepted')
-  t.equal((await asApi(gw.url, cookieFor(newSessionPayload(user, 'local', 3600, now - 3600)))).status, 401, 'expired')
-  t.equal((await asApi(gw.url, cookieFor(newSessionPayload(user, 'local', 7200, now)))).status, 401, 'lifetime beyond SESSION_MAX_AGE')
-  t.equal((await asApi(gw.url, cookieFor({ ...newSessionPayload(user, 'local', 3600, now), v: 2 }))).status, 401, 'unknown payload version')
+  t.equal((await asApi(gw.url, cookieFor(newSessionPayload(newSessionId(), user, 'local', 3600, now)))).status, 200, 'current session accepted')
+  t.equal((await asApi(gw.url, cookieFor(newSessionPayload(newSessionId(), user, 'local', 3600, now - 3600)))).status, 401, 'expired')
+  t.equal((await asApi(gw.url, cookieFor(newSessionPayload(newSessionId(), user, 'local', 7200, now)))).status, 401, 'lifetime beyond SESSION_MAX_AGE')
+  t.equal((await asApi(gw.url, cookieFor({ ...newSessionPayload(newSessionId(), user, 'local', 3600, now), v: 3 }))).status, 401, 'unknown payload version')
   t.equal((await asApi(gw.url, cookieFor({ uid: user.id }))).status, 401, 'wrong shape')
+  const { sid: _sid, ...withoutSessionId } = newSessionPayload(newSessionId(), user, 'local', 3600, now)
+  t.equal((await asApi(gw.url, cookieFor({ ...withoutSessionId, v: 1 }))).status, 401, 'a version 1 payload (before server-side sessions): signed out')
 })
 
+/** Same-site sign-out, as the application's own "Logout" link sends it. */
+const logout = async (baseUrl: string, cookie: string): Promise<Awaited<ReturnType<typeof http>>> =>
+  await http(`${baseUrl}/logout`, { headers: { cookie, 'sec-fetch-site': 'same-origin' } })
+
+/** Poll until `check` returns the wanted value or a generous bound passes; the last value. */
+async function eventually<T> (check: () => Promise<T>, wanted: T): Promise<T> {
+  let value = await check()
+  for (let i = 0; i < 200 && value !== wanted; i++) {
+    await sleep(25)
+    value = await check()
+  }
+  return value
+}
+
+t.test('a cookie is valid in its own deployment only, and in every replica of it', async (t) => {
+  // Staging and production share SECRET_KEY (a copied .env) but not their database.
+  const staging = await startGateway({}, { upstream: upstream.url })
+  t.teardown(staging.close)
+  const production = await startGateway({}, { upstream: upstream.url })
+  t.teardown(production.close)
+  const admin = cookieHeader((await loginLocal(staging.url, 'admin')).cookies)
+  t.equal((await asApi(staging.url, admin)).status, 200, 'accepted where it was issued')
+  const elsewhere = await asApi(production.url, admin)
+  t.equal(elsewhere.status, 401, 'another deployment with the same SECRET_KEY: not signed in')
+  t.same(JSON.parse(elsewhere.body), { error: 'unauthenticated' })
+
+  // The login form's CSRF token is bound to its deployment too.
+  const page = await http(`${staging.url}/login`)
+  const form = new URLSearchParams({ username: 'admin', csrf_token: csrfTokenFrom(page.body), next: '/' })
+  const posted = await http(`${production.url}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader(setCookies(page.headers)) }, body: form.toString() })
+  t.equal(posted.status, 403, 'a CSRF token from another deployment is refused')
+
+  // A replica on the same database is the same deployment: sessions work in both directions.
+  const replica = await startGateway({}, { upstream: upstream.url, db: staging.db })
+  t.teardown(replica.close)
+  t.equal((await asApi(replica.url, admin)).status, 200, 'the replica accepts the first instance\'s cookie')
+  const fromReplica = cookieHeader((await loginLocal(replica.url, 'bob')).cookies)
+  t.equal((await asApi(staging.url, fromReplica)).status, 200, 'and the first instance the replica\'s')
+})
+
+t.test('logout ends the session: a copy of the cookie taken before it stops working at once', async (t) => {
+  // The default refresh interval (5 s): this gateway applies its own logout without waiting for it.
+  const gw = await startGateway({}, { upstream: upstream.url })
+  t.teardown(gw.close)
+  const copy = cookieHeader((await loginLocal(gw.url, 'leaver')).cookies)
+  const other = cookieHeader((await loginLocal(gw.url, 'leaver')).cookies)
+  t.equal((await asApi(gw.url, copy)).status, 200)
+  const res = await logout(gw.url, copy)
+  t.equal(res.status, 303)
+  t.equal(setCookies(res.headers).authgate, '', 'the browser\'s cookie is cleared')
+  t.equal((await asApi(gw.url, copy)).status, 401, 'the copy is refused right after the logout')
+  t.equal((await asApi(gw.url, other)).status, 200, 'the same user\'s other session (another browser) goes on')
+  t.equal((await logout(gw.url, copy)).status, 303, 'logging out again with the ended cookie is harmless')
+})
+
+if (TEST_DATABASE_URL !== undefined) {
+  t.test('a logout on one gateway ends the session on another sharing the PostgreSQL schema', async (t) => {
+    const schema = await createPostgresSchema()
+    const [dbA, dbB] = [schema.open(), schema.open()]
+    const a = await startGateway({}, { upstream: upstream.url, db: dbA, revocationRefreshMs: 50 })
+    const b = await startGateway({}, { upstream: upstream.url, db: dbB, revocationRefreshMs: 50 })
+    t.teardown(async () => { await a.close(); await b.close(); await dbA.close(); await dbB.close(); await schema.drop() })
+    const copy = cookieHeader((await loginLocal(a.url, 'roamer')).cookies)
+    t.equal((await asApi(b.url, copy)).status, 200, 'one deployment: the other gateway accepts the cookie')
+    t.equal((await logout(a.url, copy)).status, 303)
+    t.equal((await asApi(a.url, copy)).status, 401, 'refused at once where the logout happened')
+    // 0: a request in flight when B's refresh saw the logout is cut off.
+    t.equal(await eventually(async () => await asApi(b.url, copy).then((res) => res.status, () => 0), 401), 401, 'refused by the other gateway within its refresh')
+  })
+} else {
+  t.comment('TEST_DATABASE_URL not set: the two-gateway PostgreSQL logout test did not run')
+}
+
 t.test('SECRET_KEY rotation keeps sessions, then retires the old key', async (t) => {
-  const before = await startGateway({ SECRET_KEY: OLD_KEY }, { upstream: upstream.url })
+  // Rotation happens within one deployment: every instance below uses the same database.
+  const dir = mkdtempSync(join(tmpdir(), 'authgate-rotation-'))
+  const db = openDatabase(`sqlite:${join(dir, 'authgate.db')}`)
+  t.teardown(async () => { await db.close(); rmSync(dir, { recursive: true, force: true }) })
+  const before = await startGateway({ SECRET_KEY: OLD_KEY }, { upstream: upstream.url, db })
   const { cookies } = await loginLocal(before.url, 'rotating')
   await before.close()
 
-  const during = await startGateway({ SECRET_KEY: NEW_KEY, SECRET_KEY_PREVIOUS: `${SECRET_KEY},${OLD_KEY}` }, { upstream: upstream.url })
+  const during = await startGateway({ SECRET_KEY: NEW_KEY, SECRET_KEY_PREVIOUS: `${SECRET_KEY},${OLD_KEY}` }, { upstream: upstream.url, db })
   t.teardown(during.close)
   const res = await http(`${during.url}/api/x`, { headers: { cookie: cookieHeader(cookies), accept: 'application/json' } })
   t.equal(res.status, 200, 'old-key cookie accepted during rotation')
@@ -79,7 +163,7 @@ t.test('SECRET_KEY rotation keeps sessions, then retires the old key', async (t)
   const reissued = setCookies(res.headers).authgate
   t.ok(reissued, 'the cookie is re-encrypted with the new key on the way back')
 
-  const after = await startGateway({ SECRET_KEY: NEW_KEY }, { upstream: upstream.url })
+  const after = await startGateway({ SECRET_KEY: NEW_KEY }, { upstream: upstream.url, db })
   t.teardown(after.close)
   t.equal((await http(`${after.url}/api/x`, { headers: { cookie: cookieHeader(cookies), accept: 'application/json' } })).status, 401, 'old cookie refused once the old key is gone')
   t.equal((await http(`${after.url}/api/x`, { headers: { cookie: `authgate=${reissued!}`, accept: 'application/json' } })).status, 200, 'the re-encrypted cookie survives')
@@ -90,14 +174,16 @@ t.test('revoked and disabled users lose their sessions within the refresh interv
   t.teardown(gw.close)
   const alice = (await loginLocal(gw.url, 'alice')).cookies
   const bob = (await loginLocal(gw.url, 'bob')).cookies
-  const status = async (cookies: Record<string, string>): Promise<number> => (await http(`${gw.url}/api`, { headers: { cookie: cookieHeader(cookies), accept: 'application/json' } })).status
+  // 0: a request in flight when the refresh saw the revocation is cut off (as a stream would be).
+  const status = async (cookies: Record<string, string>): Promise<number> =>
+    await http(`${gw.url}/api`, { headers: { cookie: cookieHeader(cookies), accept: 'application/json' } }).then((res) => res.status, () => 0)
   t.equal(await status(alice), 200)
 
   await gw.users.revokeSessions('alice')
   await gw.users.setActive('bob', false)
   let aliceStatus = 200
   let bobStatus = 200
-  for (let i = 0; i < 100 && (aliceStatus === 200 || bobStatus === 200); i++) {
+  for (let i = 0; i < 100 && (aliceStatus !== 401 || bobStatus !== 401); i++) {
     await sleep(20)
     aliceStatus = await status(alice)
     bobStatus = await status(bob)

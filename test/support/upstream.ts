@@ -18,12 +18,15 @@ export interface TestUpstream {
   url: string
   port: number
   received: Received[]
+  /** Server-sent event streams (`/events`) still open on the upstream's side. */
+  openEventStreams: () => number
   server: Server
   close: () => Promise<void>
 }
 
 export async function startUpstream (port = 0): Promise<TestUpstream> {
   const received: Received[] = []
+  let eventStreams = 0
   const server = createServer((req, res) => {
     const hash = createHash('sha256')
     let length = 0
@@ -53,6 +56,15 @@ export async function startUpstream (port = 0): Promise<TestUpstream> {
           res.write(`chunk ${i}\n`)
           if (++i === 5) { clearInterval(timer); res.end('done\n') }
         }, 50)
+        return
+      }
+      if (path === '/events') {
+        // Server-sent events that never end on their own: one event every 50 ms until the client goes.
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' })
+        eventStreams++
+        let i = 0
+        const timer = setInterval(() => { res.write(`data: ${i++}\n\n`) }, 50)
+        res.once('close', () => { clearInterval(timer); eventStreams-- })
         return
       }
       if (path === '/big') {
@@ -85,6 +97,7 @@ export async function startUpstream (port = 0): Promise<TestUpstream> {
     url: `http://127.0.0.1:${actualPort}`,
     port: actualPort,
     received,
+    openEventStreams: () => eventStreams,
     server,
     close: async () => await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve() }) })
   }

@@ -4,8 +4,8 @@ import t from 'tap'
 import { deriveKey } from '../../src/session/keys.js'
 import { DEVICE_COOKIE_MAX_AGE, deviceIdFor, newDeviceCookie } from '../../src/auth/local/device-cookie.js'
 
-const key = deriveKey('k'.repeat(32), 'device-cookie-v1')
-const previous = deriveKey('p'.repeat(32), 'device-cookie-v1')
+const key = deriveKey('k'.repeat(32), 'deployment', 'device-cookie-v1')
+const previous = deriveKey('p'.repeat(32), 'deployment', 'device-cookie-v1')
 const NOW = 1_800_000_000
 
 t.test('a cookie names its username and carries a random id', async (t) => {

@@ -5,9 +5,9 @@ import {
   transactionCookieName, TRANSACTION_MAX_AGE
 } from '../../src/auth/oidc/transaction.js'
 
-const key = deriveKey('k'.repeat(40), 'oidc-transaction-v1')
-const oldKey = deriveKey('o'.repeat(40), 'oidc-transaction-v1')
-const otherKey = deriveKey('x'.repeat(40), 'oidc-transaction-v1')
+const key = deriveKey('k'.repeat(40), 'd'.repeat(43), 'oidc-transaction-v1')
+const oldKey = deriveKey('o'.repeat(40), 'd'.repeat(43), 'oidc-transaction-v1')
+const otherKey = deriveKey('x'.repeat(40), 'd'.repeat(43), 'oidc-transaction-v1')
 const now = 1_700_000_000
 
 t.test('a new transaction has fresh random state, nonce and PKCE verifier', async (t) => {

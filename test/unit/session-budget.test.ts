@@ -1,12 +1,16 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { estimateSessionCookieSize, fitSessionPayload, identityFitsSession, SessionTooLargeError, SESSION_COOKIE_BUDGET } from '../../src/session/budget.js'
-import { newSessionPayload } from '../../src/session/session.js'
+import { newSessionId, newSessionPayload } from '../../src/session/session.js'
 import { Sessions } from '../../src/session/index.js'
 import type { RevocationList } from '../../src/session/revocations.js'
+import { openDatabase } from '../../src/db/index.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { UserRepository } from '../../src/db/users.js'
+import { SessionRepository } from '../../src/db/sessions.js'
 
 const user = { id: 7, username: 'alice', isAdmin: false, email: 'alice@example.test', fullName: 'Alice', groups: ['a', 'b'] }
-const payload = (groups: string[], idToken?: string) => newSessionPayload({ ...user, groups }, 'oidc', 3600, 1_700_000_000, idToken !== undefined ? { idToken } : {})
+const payload = (groups: string[], idToken?: string) => newSessionPayload(newSessionId(), { ...user, groups }, 'oidc', 3600, 1_700_000_000, idToken !== undefined ? { idToken } : {})
 
 t.test('small payloads are left alone', async (t) => {
   const p = payload(['a', 'b'], 'x.y.z')
@@ -46,17 +50,20 @@ t.test('identityFitsSession: the same answer before the user row exists', async 
   // Its estimate is the largest a real session of that identity can be (largest id and timestamps).
   const groups = Array.from({ length: 120 }, (_, i) => `g-${i}`)
   const probe = identityFitsSession('authgate', identity(groups), 100_000)
-  const real = newSessionPayload({ ...user, ...identity(groups) }, 'oidc', 86400, Math.floor(Date.now() / 1000))
+  const real = newSessionPayload(newSessionId(), { ...user, ...identity(groups) }, 'oidc', 86400, Math.floor(Date.now() / 1000))
   t.ok(probe.fits && estimateSessionCookieSize('authgate', probe.payload) >= estimateSessionCookieSize('authgate', real))
 })
 
 t.test('Sessions.start throws rather than cutting groups', async (t) => {
   const app = Fastify()
-  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList)
+  const db = openDatabase('sqlite::memory:')
+  t.teardown(db.close)
+  await migrateToLatest(db)
+  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: 'd'.repeat(43), secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList, new SessionRepository(db))
   await sessions.register(app)
   app.get('/', async (request) => {
     try {
-      sessions.start(request, { ...user, groups: Array.from({ length: 600 }, (_, i) => `group-${i}`) }, 'oidc')
+      await sessions.start(request, { ...user, groups: Array.from({ length: 600 }, (_, i) => `group-${i}`) }, 'oidc')
       return 'started'
     } catch (err) {
       return err instanceof SessionTooLargeError ? `refused: ${err.message}` : 'other error'
@@ -70,14 +77,18 @@ t.test('Sessions.start throws rather than cutting groups', async (t) => {
 
 t.test('the estimate bounds the real cookie, multi-byte characters included', async (t) => {
   const app = Fastify()
-  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList)
+  const db = openDatabase('sqlite::memory:')
+  t.teardown(db.close)
+  await migrateToLatest(db)
+  const { user: stored } = await new UserRepository(db).create({ username: user.username })
+  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: 'd'.repeat(43), secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList, new SessionRepository(db))
   await sessions.register(app)
   let groups: string[] = []
   const named = (count: number): string[] => Array.from({ length: count }, (_, i) => `Gruppe-ä-${i}`)
-  app.get('/', async (request) => { sessions.start(request, { ...user, fullName: 'Ämmälä 日本', groups }, 'oidc', { idToken: 'h.' + 'p'.repeat(1500) + '.s' }); return 'ok' })
+  app.get('/', async (request) => { await sessions.start(request, { ...user, id: stored.id, fullName: 'Ämmälä 日本', groups }, 'oidc', { idToken: 'h.' + 'p'.repeat(1500) + '.s' }); return 'ok' })
   // Up to the largest list that fits, where the estimate's margin matters most.
   let largest = 0
-  while (fitSessionPayload('__Host-authgate', newSessionPayload({ ...user, fullName: 'Ämmälä 日本', groups: named(largest + 1) }, 'oidc', 3600, Math.floor(Date.now() / 1000))).fits) largest++
+  while (fitSessionPayload('__Host-authgate', newSessionPayload(newSessionId(), { ...user, fullName: 'Ämmälä 日本', groups: named(largest + 1) }, 'oidc', 3600, Math.floor(Date.now() / 1000))).fits) largest++
   for (const count of [0, 50, largest]) {
     groups = named(count)
     for (let i = 0; i < 10; i++) {

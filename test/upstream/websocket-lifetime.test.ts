@@ -1,4 +1,4 @@
-// A proxied WebSocket ends with its session: expiry, revocation and disabling close both sides with
+// A proxied WebSocket ends with its session: expiry, logout, revocation and disabling close both sides with
 // 1008 "session ended"; other users' sockets and SKIP_AUTH_PATHS sockets are left alone. Real gateway,
 // real ws upstream; sessions are minted with the app's own cookie encoder so one can expire in ~2 s.
 import t from 'tap'
@@ -6,7 +6,8 @@ import { once } from 'node:events'
 import WebSocket from 'ws'
 import { startGateway, type TestGateway } from '../support/gateway.js'
 import { startWsUpstream } from '../support/ws-upstream.js'
-import { newSessionPayload, type SessionPayload } from '../../src/session/session.js'
+import { cookieHeader, http, loginLocal } from '../support/http.js'
+import { newSessionId, newSessionPayload, type SessionPayload } from '../../src/session/session.js'
 
 const upstream = await startWsUpstream()
 // Revocations are re-read (and open sockets re-checked) every 50 ms instead of every 5 s.
@@ -28,7 +29,7 @@ async function within<T> (promise: Promise<T>, what: string): Promise<T> {
 
 async function sessionFor (gw: TestGateway, username: string, lifetime = 3600): Promise<{ cookie: string, payload: SessionPayload }> {
   const { user } = await gw.users.create({ username })
-  const payload = newSessionPayload(user, 'local', lifetime, Math.floor(Date.now() / 1000))
+  const payload = newSessionPayload(newSessionId(), user, 'local', lifetime, Math.floor(Date.now() / 1000))
   const session = gw.app.createSecureSession({ s: payload } as never)
   return { cookie: 'authgate=' + encodeURIComponent(gw.app.encodeSecureSession(session)), payload }
 }
@@ -102,6 +103,19 @@ for (const [name, username, end] of endings) {
     t.equal(await connect(gateway, '/socket', cookie), 401, 'the cookie cannot open a new one')
   })
 }
+
+t.test('logging out closes the sockets that session opened, on both sides', async (t) => {
+  const { cookies } = await loginLocal(gateway.url, 'leaving')
+  const cookie = cookieHeader(cookies)
+  const ws = await opened(gateway, '/socket', cookie)
+  t.same(JSON.parse(await roundTrip(ws, 'whoami')), { user: 'leaving', url: '/socket' })
+  const before = upstream.closes.length
+  const closed = closeOf(ws)
+  t.equal((await http(`${gateway.url}/logout`, { headers: { cookie, 'sec-fetch-site': 'same-origin' } })).status, 303)
+  t.same(await closed, SESSION_ENDED, 'client sees 1008 "session ended"')
+  t.same(await upstreamCloseAfter(before), SESSION_ENDED, 'upstream side closed too')
+  t.equal(await connect(gateway, '/socket', cookie), 401, 'a copy of the cookie cannot open a new one')
+})
 
 t.test('sockets of other users and on SKIP_AUTH_PATHS stay open and keep working', async (t) => {
   // Several refreshes (and re-checks) have run since the revocations above.

@@ -12,7 +12,7 @@ import { LoginThrottle, type Attempt } from './throttle.js'
 import { clientAddressKey } from '../../net/client-address.js'
 import { deviceIdFor, newDeviceCookie, DEVICE_COOKIE_MAX_AGE } from './device-cookie.js'
 import { LoginThrottleStore } from '../../db/login-throttle.js'
-import { deriveKey } from '../../session/keys.js'
+import { deriveKeys } from '../../session/keys.js'
 import type { Db } from '../../db/index.js'
 import type { Metrics } from '../../ops/metrics.js'
 
@@ -22,6 +22,8 @@ export interface LocalLoginDeps {
   sessions: Sessions
   metrics: Metrics
   db: Db
+  /** Binds device cookies to this deployment, like the session cookie (session/keys.ts). */
+  deploymentId: string
 }
 
 interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unknown, next?: unknown }
@@ -78,7 +80,7 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
   const { config, users, sessions, metrics } = deps
   const throttle = new LoginThrottle(new LoginThrottleStore(deps.db))
   // Device cookies matter where there are passwords to guess; the first key signs, all of them verify.
-  const deviceKeys = config.localAuth === 'password' ? config.secretKeys.map((secret) => deriveKey(secret, 'device-cookie-v1')) : []
+  const deviceKeys = config.localAuth === 'password' ? deriveKeys(config.secretKeys, deps.deploymentId, 'device-cookie-v1') : []
   const localEnabled = config.authMethod !== 'oidc'
   const render = loginRenderer(config, sessions)
 
@@ -144,7 +146,7 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
     user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
     await throttle.succeeded(attempt)
     if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
-    sessions.start(request, user, 'local')
+    await sessions.start(request, user, 'local')
     metrics.logins.inc('local')
     request.log.info({ username: user.username, admin: user.isAdmin }, 'signed in (local)')
     return await reply.redirect(next, 303)

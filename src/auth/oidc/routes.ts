@@ -8,7 +8,7 @@ import type { Config, OidcConfig } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
 import type { Sessions } from '../../session/index.js'
 import type { SessionPayload } from '../../session/session.js'
-import { deriveKey } from '../../session/keys.js'
+import { deriveKeys } from '../../session/keys.js'
 import { identityFitsSession, SessionTooLargeError } from '../../session/budget.js'
 import type { Metrics } from '../../ops/metrics.js'
 import { brandOf, messagePage } from '../../pages/layout.js'
@@ -28,6 +28,8 @@ export interface OidcRouteDeps {
   users: UserRepository
   sessions: Sessions
   metrics: Metrics
+  /** This deployment's id (src/db/sessions.ts), mixed into the transaction cookie's key. */
+  deploymentId: string
   /** undefined when AUTH_METHOD=local: the routes then say SSO is not enabled. */
   client: OidcClient | undefined
 }
@@ -37,7 +39,8 @@ const now = (): number => Math.floor(Date.now() / 1000)
 export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Promise<void> {
   const { config, users, sessions, metrics, client } = deps
   const oidc = config.oidc
-  const keys = config.secretKeys.map((secret) => deriveKey(secret, 'oidc-transaction-v1'))
+  // Bound to this deployment like the session cookie (keys.ts); current key first, then the previous ones.
+  const keys = deriveKeys(config.secretKeys, deps.deploymentId, 'oidc-transaction-v1')
   const prefix = sessions.names.oidcPrefix
   const cookieAttributes = { path: '/', httpOnly: true, secure: config.sessionCookieSecure, sameSite: 'lax' as const }
 
@@ -118,7 +121,7 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
 
       const { user } = upsert
       try {
-        sessions.start(request, { ...user, groups: identity.groups }, 'oidc', { idToken: result.idToken })
+        await sessions.start(request, { ...user, groups: identity.groups }, 'oidc', { idToken: result.idToken })
       } catch (err) {
         throw err instanceof SessionTooLargeError ? tooLargeForSession(err) : err
       }

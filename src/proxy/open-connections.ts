@@ -1,0 +1,118 @@
+// A proxied connection lives no longer than the session that authorised it: a WebSocket, and an
+// HTTP response that is still streaming (server-sent events, a long download, a long-poll). Without
+// this, a response opened before a logout, a revocation or `users disable` would keep flowing for as
+// long as the upstream keeps writing.
+//
+// The proxy's preHandler admits every request it lets through. HTTP responses are tracked with their
+// session until they close. For an upgrade, the session is recorded per client TCP socket; once both
+// sides of the WebSocket are connected the pair is tracked. After every revocation-list refresh
+// (every 5 s) and every logout on this instance, each tracked session is re-checked with the same
+// rule as every HTTP request (Sessions.isCurrent: expiry, logout, revocation, a disabled user).
+// WebSockets whose session has ended are closed on both sides with 1008; responses are cut off
+// (the connection is destroyed, which also aborts the upstream request).
+import type { Socket } from 'node:net'
+import type { ServerResponse } from 'node:http'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type WebSocket from 'ws'
+import type { SessionPayload } from '../session/session.js'
+
+/** Policy violation: the socket's session is no longer current. */
+export const SESSION_ENDED_CODE = 1008
+export const SESSION_ENDED_REASON = 'session ended'
+
+export interface SessionCheck {
+  isCurrent: (payload: SessionPayload, now?: number) => boolean
+}
+
+interface TrackedSocket {
+  session: SessionPayload
+  target: WebSocket
+}
+
+export class OpenConnections {
+  /** What the preHandler let through, by client TCP socket: a session, or null (SKIP_AUTH_PATHS). */
+  private readonly admitted = new WeakMap<Socket, SessionPayload | null>()
+  /** Connected WebSocket pairs with a session to enforce, by the client-side socket. */
+  private readonly sockets = new Map<WebSocket, TrackedSocket>()
+  /** HTTP responses not yet closed, with the session that authorised them. */
+  private readonly responses = new Map<ServerResponse, SessionPayload>()
+
+  constructor (private readonly sessions: SessionCheck, private readonly log: FastifyBaseLogger) {}
+
+  /**
+   * Called by the proxy's preHandler for every request it lets through. A WebSocket handshake always
+   * passes here itself, so what onConnect reads for its socket is what this handshake was granted,
+   * never a left-over from an earlier request on the same connection.
+   */
+  admit (request: FastifyRequest, reply: FastifyReply, session: SessionPayload | undefined): void {
+    // Node's own verdict (IncomingMessage.upgrade, untyped): true only for a request it hands to the
+    // 'upgrade' event. One with an Upgrade header that Node serves as plain HTTP is a response like
+    // any other, so a client cannot dodge the tracking by adding that header.
+    if ((request.raw as { upgrade?: boolean }).upgrade === true) {
+      this.admitted.set(request.raw.socket, session ?? null)
+      return
+    }
+    if (session === undefined) return
+    const response = reply.raw
+    this.responses.set(response, session)
+    // 'close' comes once the response is complete or its connection is gone, whichever is first.
+    response.once('close', () => { this.responses.delete(response) })
+  }
+
+  /** @fastify/http-proxy's wsHooks: they see the sockets, never the request, hence `admitted`. */
+  readonly hooks = {
+    onConnect: (_context: unknown, source: WebSocket, target: WebSocket): void => {
+      // The client may have left while the upstream was answering; onDisconnect follows then.
+      if (source.readyState !== source.OPEN) return
+      // ws has no public accessor for the TCP socket under a server-side WebSocket; `_socket` is
+      // the socket of the upgrade request (request.raw.socket), set once by ws's server.
+      const tcp = (source as unknown as { _socket?: Socket | null })._socket
+      const session = tcp != null ? this.admitted.get(tcp) : undefined
+      if (session === undefined) {
+        // Fail closed: a connection the preHandler did not record cannot be kept in check.
+        this.log.error('proxied WebSocket without a recorded authorisation; closing it')
+        this.closeSocket(source, target, 1011, 'internal error')
+        return
+      }
+      if (session === null) return
+      this.sockets.set(source, { session, target })
+      // The session may have ended while the upstream was answering the handshake (up to 30 s).
+      if (!this.sessions.isCurrent(session)) this.endSocket(source)
+    },
+    onDisconnect: (_context: unknown, source: WebSocket): void => {
+      this.sockets.delete(source)
+    }
+  }
+
+  /** End every tracked WebSocket and response whose session is no longer current. */
+  sweep (now = Math.floor(Date.now() / 1000)): void {
+    for (const [source, { session }] of this.sockets) {
+      if (!this.sessions.isCurrent(session, now)) this.endSocket(source)
+    }
+    for (const [response, session] of this.responses) {
+      if (this.sessions.isCurrent(session, now)) continue
+      this.responses.delete(response)
+      this.log.info({ uid: session.uid }, 'proxied response cut off: its session ended')
+      // Half a response must not look complete: destroying the connection (not ending the
+      // response) makes the client see an error, and aborts the upstream request.
+      response.destroy()
+    }
+  }
+
+  private endSocket (source: WebSocket): void {
+    const tracked = this.sockets.get(source)
+    if (tracked === undefined) return
+    this.sockets.delete(source)
+    this.log.info({ uid: tracked.session.uid }, 'WebSocket closed: its session ended')
+    this.closeSocket(source, tracked.target, SESSION_ENDED_CODE, SESSION_ENDED_REASON)
+  }
+
+  /**
+   * Both sides at once: the proxy would pass the client's close on to the upstream only once the
+   * client answers it (up to ws's 30 s closing timeout for a client that never does).
+   */
+  private closeSocket (source: WebSocket, target: WebSocket, code: number, reason: string): void {
+    source.close(code, reason)
+    target.close(code, reason)
+  }
+}

@@ -1,0 +1,20 @@
+// Keeps the session table bounded: expired records (ended or not) are deleted in the background, at
+// start and then periodically, a little after their expiry (instances' clocks may differ), so that
+// the table holds only the sessions of the last SESSION_MAX_AGE. A failure is logged and retried.
+import type { FastifyBaseLogger } from 'fastify'
+import type { SessionRepository } from '../db/sessions.js'
+import { CLOCK_SKEW_SECONDS } from './session.js'
+
+export const SESSION_CLEANUP_INTERVAL_MS = 10 * 60_000
+
+export function startSessionCleanup (records: SessionRepository, log: FastifyBaseLogger, intervalMs = SESSION_CLEANUP_INTERVAL_MS): { stop: () => void } {
+  const run = (): void => {
+    records.deleteExpired(new Date(Date.now() - CLOCK_SKEW_SECONDS * 1000))
+      .then((deleted) => { if (deleted > 0) log.debug({ deleted }, 'expired session records deleted') })
+      .catch((err: Error) => { log.warn({ err: err.message }, 'deleting expired session records failed; retrying later') })
+  }
+  run()
+  const timer = setInterval(run, intervalMs)
+  timer.unref()
+  return { stop: () => { clearInterval(timer) } }
+}

@@ -1,0 +1,136 @@
+// The session store and the deployment id on SQLite and PostgreSQL (TEST_DATABASE_URL; skipped with
+// a notice where no PostgreSQL is configured): records are created, ended once, listed while a stolen
+// copy of their cookie could still be used, and deleted once expired; the deployment id is one
+// well-formed row that cannot be doubled, and a database without it is refused.
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { openDatabase, type Db } from '../../src/db/index.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { UserRepository } from '../../src/db/users.js'
+import { readDeploymentId, SessionRepository } from '../../src/db/sessions.js'
+import { newSessionId } from '../../src/session/session.js'
+import { RevocationList } from '../../src/session/revocations.js'
+import { startSessionCleanup } from '../../src/session/cleanup.js'
+import { createPostgresSchema, TEST_DATABASE_URL } from '../support/gateway.js'
+
+interface Backend { name: string, open: () => Promise<{ db: Db, cleanup: () => Promise<void> }> }
+
+const backends: Backend[] = [{
+  name: 'sqlite',
+  open: async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'authgate-sessions-'))
+    return { db: openDatabase(`sqlite:${join(dir, 'authgate.db')}`), cleanup: async () => { rmSync(dir, { recursive: true, force: true }) } }
+  }
+}]
+if (TEST_DATABASE_URL !== undefined) {
+  backends.push({
+    name: 'postgres',
+    open: async () => {
+      const schema = await createPostgresSchema()
+      return { db: schema.open(), cleanup: schema.drop }
+    }
+  })
+} else {
+  t.comment('TEST_DATABASE_URL is not set: PostgreSQL session-store tests skipped (set it to postgres://postgres@127.0.0.1:5432/test)')
+}
+
+const HOUR = 3600_000
+
+for (const backend of backends) {
+  t.test(backend.name, async (t) => {
+    const { db, cleanup } = await backend.open()
+    t.teardown(async () => { await db.close(); await cleanup() })
+    await migrateToLatest(db)
+    const records = new SessionRepository(db)
+    const { user } = await new UserRepository(db).create({ username: 'alice' })
+    const now = Date.now()
+    const session = (expiresIn: number): { id: string, userId: number, loginMethod: 'local', createdAt: Date, expiresAt: Date } =>
+      ({ id: newSessionId(), userId: user.id, loginMethod: 'local', createdAt: new Date(now), expiresAt: new Date(now + expiresIn) })
+
+    await t.test('a record per sign-in, ended once', async (t) => {
+      const s = session(HOUR)
+      await records.create(s)
+      t.same(await records.find(s.id), { ...s, endedAt: null })
+      await t.rejects(records.create(s), 'a session id is unique')
+      await t.rejects(records.create({ ...session(HOUR), userId: 999_999 }), 'a session belongs to an existing user')
+      const endedAt = new Date(now + 1000)
+      t.ok(await records.end(s.id, endedAt))
+      t.same((await records.find(s.id))?.endedAt, endedAt)
+      t.notOk(await records.end(s.id), 'ending it again changes nothing')
+      t.notOk(await records.end(newSessionId()), 'an unknown id changes nothing')
+      t.equal(await records.find(newSessionId()), undefined)
+    })
+
+    await t.test('the ended sessions that could still be used are listed; expired ones are deleted', async (t) => {
+      const [live, ended, endedExpired, expired] = [session(HOUR), session(HOUR), session(-HOUR), session(-2 * HOUR)]
+      for (const s of [live, ended, endedExpired, expired]) await records.create(s)
+      await records.end(ended.id)
+      await records.end(endedExpired.id)
+      const listed = await records.endedSessionIds(new Date(now))
+      t.ok(listed.has(ended.id), 'ended, not expired: listed')
+      t.notOk(listed.has(live.id), 'not ended: not listed')
+      t.notOk(listed.has(endedExpired.id), 'ended and expired: its cookie is refused anyway')
+      t.equal(await records.deleteExpired(new Date(now - 1.5 * HOUR)), 1, 'only what expired before the given instant')
+      t.equal(await records.find(expired.id), undefined)
+      t.ok(await records.find(endedExpired.id), 'expired more recently: kept for now')
+      t.ok(await records.deleteExpired(new Date(now)) >= 1)
+      t.equal(await records.find(endedExpired.id), undefined)
+      t.ok(await records.find(live.id), 'unexpired sessions are never deleted')
+      t.ok(await records.find(ended.id))
+    })
+
+    await t.test('the revocation list: ended elsewhere, ended here, and ended here during a read', async (t) => {
+      const list = new RevocationList(new UserRepository(db), records, pino({ level: 'silent' }))
+      const [elsewhere, here, during] = [session(HOUR), session(HOUR), session(HOUR)]
+      for (const s of [elsewhere, here, during]) await records.create(s)
+      await list.refresh()
+      await records.end(elsewhere.id)
+      t.notOk(list.isEnded(elsewhere.id), 'another instance\'s logout is not known before the next refresh')
+      await list.refresh()
+      t.ok(list.isEnded(elsewhere.id), 'and known after it')
+
+      await records.end(here.id)
+      list.endSession(here.id)
+      t.ok(list.isEnded(here.id), 'this instance\'s logout applies at once')
+      await list.refresh()
+      t.ok(list.isEnded(here.id), 'and is still there after the next refresh')
+
+      // A logout committed just after a read began: that read does not see it, the list keeps it.
+      const reading = list.refresh()
+      list.endSession(during.id)
+      await reading
+      t.ok(list.isEnded(during.id), 'not lost by a refresh that was already reading')
+      await records.end(during.id)
+      await list.refresh()
+      t.ok(list.isEnded(during.id))
+    })
+
+    await t.test('the background clean-up deletes expired records at start and then periodically', async (t) => {
+      const [expired, live] = [session(-HOUR), session(HOUR)]
+      await records.create(expired)
+      await records.create(live)
+      const cleanup = startSessionCleanup(records, pino({ level: 'silent' }), 20)
+      t.teardown(cleanup.stop)
+      for (let i = 0; i < 500 && (await records.find(expired.id)) !== undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      t.equal(await records.find(expired.id), undefined, 'the expired record is gone')
+      const later = session(-HOUR)
+      await records.create(later)
+      for (let i = 0; i < 500 && (await records.find(later.id)) !== undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+      t.equal(await records.find(later.id), undefined, 'and one that expired after the start, at a later run')
+      t.ok(await records.find(live.id), 'the live one stays')
+    })
+
+    await t.test('one deployment id, which cannot be doubled or go missing unnoticed', async (t) => {
+      const id = await readDeploymentId(db)
+      t.match(id, /^[\w-]{43}$/)
+      t.equal(await readDeploymentId(db), id, 'the same at every read (every replica)')
+      await t.rejects(db.kysely.insertInto('deployment').values({ singleton: 1, id: 'x'.repeat(43), created_at: new Date().toISOString() }).execute(), 'a second row is refused')
+      await t.rejects(db.kysely.insertInto('deployment').values({ singleton: 2, id: 'x'.repeat(43), created_at: new Date().toISOString() }).execute(), 'by the check too')
+      await db.kysely.deleteFrom('deployment').execute()
+      await t.rejects(readDeploymentId(db), /exactly one/, 'no row: startup refuses to go on')
+    })
+  })
+}
