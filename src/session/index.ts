@@ -74,10 +74,12 @@ export class Sessions {
 
   /**
    * Replace whatever the browser had with a new session (a fresh cookie and a new record: no
-   * fixation). An ID token that does not fit in one cookie (see budget.ts) is left out, and logged;
-   * an identity that does not fit throws SessionTooLargeError, nothing started.
+   * fixation); the session it replaces is ended, so a copy of its cookie is refused too. An ID token
+   * that does not fit in one cookie (see budget.ts) is left out, and logged; an identity that does
+   * not fit throws SessionTooLargeError, nothing started.
    */
   async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string } = {}): Promise<SessionPayload> {
+    const replaced = this.read(request)
     const now = Math.floor(Date.now() / 1000)
     const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, extra)
     const fitted = fitSessionPayload(this.names.session, full)
@@ -85,6 +87,7 @@ export class Sessions {
     const { payload, droppedIdToken } = fitted
     if (droppedIdToken) request.log.warn({ username: user.username }, 'session cookie would exceed 4 KB: ID token not kept (logout sends client_id instead of id_token_hint)')
     await this.records.create({ id: payload.sid, userId: user.id, loginMethod: method, createdAt: new Date(now * 1000), expiresAt: new Date(payload.exp * 1000) })
+    if (replaced !== undefined) await this.endRecord(replaced.sid)
     request.session.regenerate()
     request.session.set('s', payload)
     return payload
@@ -96,12 +99,15 @@ export class Sessions {
    */
   async end (request: FastifyRequest, session: SessionPayload | undefined): Promise<void> {
     request.session.delete()
-    if (session === undefined) return
+    if (session !== undefined) await this.endRecord(session.sid)
+  }
+
+  private async endRecord (sessionId: string): Promise<void> {
     try {
-      await this.records.end(session.sid)
+      await this.records.end(sessionId)
     } finally {
       // Even when the database failed (the error goes on to the caller), this instance refuses it.
-      this.revocations.endSession(session.sid)
+      this.revocations.endSession(sessionId)
     }
   }
 

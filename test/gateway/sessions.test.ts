@@ -1,6 +1,6 @@
 // The session cookie as an attacker and an operator see it: expired, tampered, truncated and
 // foreign cookies are "not signed in"; a cookie is valid in its own deployment only; keys rotate
-// without signing anyone out; revocation works; logout ends the session on every replica.
+// without signing anyone out; revocation works; logout (and signing in again) ends the session on every replica.
 import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -126,6 +126,28 @@ t.test('logout ends the session: a copy of the cookie taken before it stops work
   t.equal((await asApi(gw.url, copy)).status, 401, 'the copy is refused right after the logout')
   t.equal((await asApi(gw.url, other)).status, 200, 'the same user\'s other session (another browser) goes on')
   t.equal((await logout(gw.url, copy)).status, 303, 'logging out again with the ended cookie is harmless')
+})
+
+t.test('signing in again ends the session it replaces: a copy of the old cookie stops working', async (t) => {
+  const gw = await startGateway({}, { upstream: upstream.url })
+  t.teardown(gw.close)
+  const page = await http(`${gw.url}/login`)
+  const csrf = setCookies(page.headers)
+  const signIn = async (cookies: Record<string, string>, username: string): Promise<Record<string, string>> => {
+    const res = await http(`${gw.url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader(cookies) },
+      body: new URLSearchParams({ username, csrf_token: csrfTokenFrom(page.body), next: '/' }).toString()
+    })
+    t.equal(res.status, 303)
+    return { ...cookies, ...setCookies(res.headers) }
+  }
+  const first = await signIn(csrf, 'switcher')
+  const copy = cookieHeader(first)
+  t.equal((await asApi(gw.url, copy)).status, 200)
+  const second = await signIn(first, 'other-account')
+  t.equal((await asApi(gw.url, cookieHeader(second))).status, 200, 'the new session works')
+  t.equal((await asApi(gw.url, copy)).status, 401, 'the replaced one is ended, not left valid until it expires')
 })
 
 if (TEST_DATABASE_URL !== undefined) {
