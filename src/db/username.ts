@@ -26,8 +26,9 @@ function offending (input: string): { codePoint?: string } {
  * reached by `input`'s case variants and by no other spelling, because every input must already be
  * in NFKC form (which rules out compatibility characters and decomposed accents), and its lower-case
  * form must be a valid, NFKC-stable name too (U+0130 "İ" lower-cases to "i" plus a combining dot: a
- * mark, refused, rather than "i"). test/unit/username.test.ts checks this over all of Unicode. Whitespace is never trimmed here: the login form trims what was
- * typed before asking, SSO claims and CLI arguments are taken as they are.
+ * mark, refused, rather than "i"). test/unit/username.test.ts checks this over all of Unicode.
+ * Whitespace is never trimmed here: the login form trims what was typed before asking, SSO claims
+ * and CLI arguments are taken as they are.
  */
 export function checkUsername (input: string): UsernameCheck {
   if (input === '') return { ok: false, problem: 'empty' }
