@@ -146,6 +146,8 @@ t.test('a client that hangs up cancels its upstream request', async (t) => {
   const answer = await within(http(`${gw.url}/static/after`), BOUND_MS)
   t.equal(answer?.status, 200, 'the same gateway still answers')
   t.same(log.lines().filter((l) => (l.level as number) >= 40).map((l) => l.msg), [], 'a client hanging up is no warning or error')
+  const cancelled = log.lines().filter((l) => /upstream request cancelled/.test(String(l.msg)))
+  t.same(cancelled.map((l) => [l.level, l.path]), [[30, '/static/hold'], [30, '/static/events'], [30, '/static/upload']], 'but one info line each')
 })
 
 t.test('abandoned requests cannot exhaust the upstream pool', async (t) => {
@@ -164,7 +166,7 @@ t.test('abandoned requests cannot exhaust the upstream pool', async (t) => {
   t.equal(cancelled, POOL + 3, 'every abandoned long-poll was cancelled upstream')
   const answer = await within(http(`${gw.url}/whoami`, { headers: { cookie: session } }), BOUND_MS)
   t.equal(answer?.status, 200, 'a signed-in user still gets an answer')
-  t.equal(answer !== undefined ? JSON.parse(answer.body).user : undefined, 'alice')
+  t.equal(answer !== undefined ? JSON.parse(answer.body).user : undefined, 'alice', 'as alice')
   const again = await rawClient(gw, '127.0.0.3', get('/static/again', ['Connection: close']))
   await within(again.closed, BOUND_MS)
   t.match(again.received(), /^HTTP\/1\.1 200 /, 'and so does the abandoning address: its slots were released')
