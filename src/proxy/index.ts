@@ -117,6 +117,8 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     upstream: upstream.href,
     prefix: '/',
     undici: createUpstreamPool(upstream, config.upstreamPoolSize),
+    // Closed with the gateway (once its server has closed): no idle connection to the upstream outlives it.
+    destroyAgent: true,
     preHandler: authorize,
     // Upgrades take the same route, preHandler included (see websocket.ts).
     websocket: true,

@@ -3,14 +3,15 @@
 // waiting for its headers), streaming (server-sent events) or the client was still uploading; its
 // per-address share of the pool is released too. Otherwise one anonymous client on a SKIP_AUTH_PATHS
 // prefix could open and abandon requests until every pool connection is held. And the gateway's own
-// close() (the SIGTERM handler's) finishes while streams, long-polls and keep-alive connections are
-// open. Real gateway, a real upstream that streams forever and answers long-polls never.
+// close() (the SIGTERM handler's) finishes while streams, long-polls, WebSockets and keep-alive
+// connections are open. Real gateway, a real upstream that streams forever and answers long-polls never.
 import t, { type Test } from 'tap'
 import { connect, type Socket } from 'node:net'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
+import { WebSocketServer } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import { loggerOptions } from '../../src/logger.js'
 import { startGateway, type TestGateway } from '../support/gateway.js'
@@ -31,6 +32,7 @@ interface HangupUpstream {
 /**
  * …/events: an event every 100 ms, forever. /static/hold: never answers (a long-poll).
  * /static/upload: reads the body, answers at its end. /static/slow: answers after 2 s. Else: who asked.
+ * An upgrade anywhere: a WebSocket that stays open.
  */
 async function startHangupUpstream (): Promise<HangupUpstream> {
   const open = new Map<string, number>()
@@ -55,6 +57,15 @@ async function startHangupUpstream (): Promise<HangupUpstream> {
     if (path === '/static/slow') { setTimeout(answer, 2000); return }
     req.once('end', answer)
   })
+  // WebSockets anywhere: open until either side closes them.
+  const sockets = new WebSocketServer({ noServer: true })
+  server.on('upgrade', (req, socket, head) => {
+    sockets.handleUpgrade(req, socket, head, (ws) => {
+      const path = (req.url ?? '/').split('?', 1)[0]!
+      open.set(path, (open.get(path) ?? 0) + 1)
+      ws.once('close', () => { open.set(path, (open.get(path) ?? 1) - 1) })
+    })
+  })
   // Keeps idle connections longer than undici's own keep-alive (30 s): only the gateway ends them.
   server.keepAliveTimeout = 120_000
   server.on('connection', (socket) => { connections++; socket.once('close', () => { connections-- }) })
@@ -63,7 +74,10 @@ async function startHangupUpstream (): Promise<HangupUpstream> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     open: (path) => open.get(path) ?? 0,
     connections: () => connections,
-    close: async () => await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve() }) })
+    close: async () => {
+      for (const ws of sockets.clients) ws.terminate()
+      await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve() }) })
+    }
   }
 }
 
@@ -172,7 +186,7 @@ t.test('abandoned requests cannot exhaust the upstream pool', async (t) => {
   t.match(again.received(), /^HTTP\/1\.1 200 /, 'and so does the abandoning address: its slots were released')
 })
 
-t.test('close() ends open streams, long-polls and keep-alive connections', async (t) => {
+t.test('close() ends open streams, long-polls, WebSockets and keep-alive connections', async (t) => {
   const upstream = await startHangupUpstream()
   const gw = await startGateway({ SKIP_AUTH_PATHS: '/static/' }, { upstream: upstream.url })
   let closing: Promise<void> | undefined
@@ -188,16 +202,23 @@ t.test('close() ends open streams, long-polls and keep-alive connections', async
   const slow = await rawClient(gw, '127.0.0.4', get('/static/slow'))
   // Idle, after a request answered.
   const idle = await rawClient(gw, '127.0.0.4', get('/static/done'))
-  clients.push(stream, events, poll, slow, idle)
+  // A WebSocket client that stops reading: it never answers the gateway's close frame.
+  const socket = await rawClient(gw, '127.0.0.4', get('/static/socket', ['Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']))
+  clients.push(stream, events, poll, slow, idle, socket)
   t.ok(await eventually(() => upstream.open('/events') === 1 && upstream.open('/static/events') === 1 && upstream.open('/static/hold') === 1 && upstream.open('/static/slow') === 1 &&
-    stream.received().includes('data: ') && events.received().includes('data: ') && idle.received().includes('\r\n\r\n')), 'everything is open')
+    stream.received().includes('data: ') && events.received().includes('data: ') && idle.received().includes('\r\n\r\n') &&
+    upstream.open('/static/socket') === 1 && socket.received().startsWith('HTTP/1.1 101 ')), 'everything is open')
+  socket.socket.pause()
 
   // Before main.ts's SIGTERM handler gives up (10 s) and exits without closing the database.
   const started = Date.now()
   closing = gw.close()
   t.ok(await within(closing.then(() => true), 9000), `close() completed (${Date.now() - started} ms)`)
   t.match(slow.received(), /^HTTP\/1\.1 200 /, 'the request in progress got its answer')
-  t.ok(await eventually(() => upstream.open('/events') === 0 && upstream.open('/static/events') === 0 && upstream.open('/static/hold') === 0), 'the upstream saw the streams and the long-poll closed')
+  // Reading again, the deaf client sees its connection closed too.
+  socket.socket.resume()
+  t.ok(await eventually(() => upstream.open('/events') === 0 && upstream.open('/static/events') === 0 && upstream.open('/static/hold') === 0 && upstream.open('/static/socket') === 0),
+    'the upstream saw the streams, the long-poll and the WebSocket closed')
   t.ok(await within(Promise.all(clients.map(async (c) => await c.closed)).then(() => true), BOUND_MS), 'every client connection was closed')
   t.ok(await eventually(() => upstream.connections() === 0), `the gateway left no connection to the upstream open (${upstream.connections()})`)
 })
