@@ -110,6 +110,8 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
   /** Lets a request through to the upstream: tracked with its session, cancelled if its client leaves (hang-up.ts). */
   function forward (request: FastifyRequest, reply: FastifyReply, session: SessionPayload | undefined): void {
     connections.admit(request, reply, session)
+    // A WebSocket handshake's response is never sent (the socket is handed to ws) and it has its own upstream connection.
+    if ((request.raw as { upgrade?: boolean }).upgrade === true) return
     request.upstreamSignal = abortedWhenUnfinished(request, reply.raw)
   }
 

@@ -7,11 +7,12 @@
 // connections are open. Real gateway, a real upstream that streams forever and answers long-polls never.
 import t, { type Test } from 'tap'
 import { connect, type Socket } from 'node:net'
+import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
-import { WebSocketServer } from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import { loggerOptions } from '../../src/logger.js'
 import { startGateway, type TestGateway } from '../support/gateway.js'
@@ -159,6 +160,12 @@ t.test('a client that hangs up cancels its upstream request', async (t) => {
 
   const answer = await within(http(`${gw.url}/static/after`), BOUND_MS)
   t.equal(answer?.status, 200, 'the same gateway still answers')
+  // A WebSocket's handshake is never answered with an HTTP response: its end is no cancellation.
+  const ws = new WebSocket(`${gw.url.replace('http:', 'ws:')}/static/socket`)
+  await once(ws, 'open')
+  ws.close()
+  await once(ws, 'close')
+  t.ok(await eventually(() => upstream.open('/static/socket') === 0), 'a WebSocket opened and closed')
   t.same(log.lines().filter((l) => (l.level as number) >= 40).map((l) => l.msg), [], 'a client hanging up is no warning or error')
   const cancelled = log.lines().filter((l) => /upstream request cancelled/.test(String(l.msg)))
   t.same(cancelled.map((l) => [l.level, l.path]), [[30, '/static/hold'], [30, '/static/events'], [30, '/static/upload']], 'but one info line each')
