@@ -27,6 +27,7 @@ import { brandOf, messagePage } from './pages/layout.js'
 import { setPageSecurityHeaders } from './pages/security-headers.js'
 import { staticRoutes } from './pages/static.js'
 import { headerTimeoutServerOptions, logHeaderTimeouts } from './proxy/client-limits.js'
+import { closeConnectionsOnShutdown } from './net/shutdown.js'
 
 export interface AppOptions {
   config: Config
@@ -76,6 +77,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const brand = brandOf(config)
   const metrics = new Metrics()
   logHeaderTimeouts(app.server, app.log, metrics.clientsRefused)
+  // close() finishes within a grace period, open streams and long-polls included.
+  closeConnectionsOnShutdown(app)
   const users = new UserRepository(db)
   const sessionRecords = new SessionRepository(db)
   // Read once: every key of this instance is bound to the deployment (session/keys.ts).

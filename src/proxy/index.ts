@@ -2,10 +2,9 @@
 // of forged identity, signed, and streamed through a deliberately sized connection pool.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
-import { Pool } from 'undici'
 import type { Config } from '../config/index.js'
 import type { Sessions } from '../session/index.js'
-import { sessionIdentity } from '../session/session.js'
+import { sessionIdentity, type SessionPayload } from '../session/session.js'
 import type { IdentityIssuer, OutgoingIdentityHeaders } from '../identity/issuer.js'
 import { brandOf, messagePage } from '../pages/layout.js'
 import { setPageSecurityHeaders } from '../pages/security-headers.js'
@@ -15,6 +14,7 @@ import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from 
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { combineWsHooks, webSocketOptions } from './websocket.js'
 import { limitClients } from './client-limits.js'
+import { abortedWhenUnfinished, UpstreamPool, withClientSignal } from './hang-up.js'
 import type { OpenConnections } from './open-connections.js'
 import type { WebSocketFlow } from './websocket-flow.js'
 
@@ -22,6 +22,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Signed identity headers for this request (undefined: forwarded without identity). */
     identityHeaders: OutgoingIdentityHeaders | undefined
+    /** Aborts when this request's client leaves before its answer is complete: the upstream request is cancelled. */
+    upstreamSignal: AbortSignal | undefined
   }
 }
 
@@ -42,8 +44,8 @@ export interface ProxyDeps {
 /** Upstream connections kept open by default (UPSTREAM_POOL_SIZE): enough for concurrent long-polls and bursts, bounded for the upstream's sake. */
 export const UPSTREAM_CONNECTIONS = 128
 
-export function createUpstreamPool (upstream: URL, connections = UPSTREAM_CONNECTIONS): Pool {
-  return new Pool(upstream.origin, {
+export function createUpstreamPool (upstream: URL, connections = UPSTREAM_CONNECTIONS): UpstreamPool {
+  return new UpstreamPool(upstream.origin, {
     connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
@@ -68,6 +70,7 @@ export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'pr
 export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
   const { config, upstream, sessions, issuer, metrics, connections, webSocketFlow } = deps
   app.decorateRequest('identityHeaders', undefined)
+  app.decorateRequest('upstreamSignal', undefined)
   // No body is parsed on the way to the upstream (Fastify's default text/plain parser would buffer
   // it against the gateway's body limit and re-send it with another Content-Type): the proxy's
   // own pass-through parser streams every type as it came.
@@ -81,14 +84,14 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     const target = splitTarget(request.url)
     if (isSkipAuthPath(target.path, config.skipAuthPaths)) {
       metrics.requests.inc('skip-auth')
-      connections.admit(request, reply, undefined)
+      forward(request, reply, undefined)
       return
     }
     const session = sessions.read(request)
     if (session !== undefined) {
       request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
       metrics.requests.inc('authenticated')
-      connections.admit(request, reply, session)
+      forward(request, reply, session)
       return
     }
     metrics.requests.inc('unauthenticated')
@@ -104,24 +107,35 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     await reply.code(401).header('cache-control', 'no-store').send({ error: 'unauthenticated' })
   }
 
+  /** Lets a request through to the upstream: tracked with its session, cancelled if its client leaves (hang-up.ts). */
+  function forward (request: FastifyRequest, reply: FastifyReply, session: SessionPayload | undefined): void {
+    connections.admit(request, reply, session)
+    // A WebSocket handshake's response is never sent (the socket is handed to ws) and it has its own upstream connection.
+    if ((request.raw as { upgrade?: boolean }).upgrade === true) return
+    request.upstreamSignal = abortedWhenUnfinished(request, reply.raw)
+  }
+
   await app.register(httpProxy, {
     upstream: upstream.href,
     prefix: '/',
     undici: createUpstreamPool(upstream, config.upstreamPoolSize),
+    // Closed with the gateway (once its server has closed): no idle connection to the upstream outlives it.
+    destroyAgent: true,
     preHandler: authorize,
     // Upgrades take the same route, preHandler included (see websocket.ts).
     websocket: true,
     ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
     wsHooks: combineWsHooks(connections.hooks, webSocketFlow.hooks),
     replyOptions: {
-      rewriteRequestHeaders: (request, headers) => upstreamRequestHeaders(headers, {
+      rewriteRequestHeaders: (request, headers) => withClientSignal(upstreamRequestHeaders(headers, {
         identity: request.identityHeaders,
         ...forwardContext(request, config)
-      }) as typeof headers,
+      }), request.upstreamSignal) as typeof headers,
       rewriteHeaders: (headers) => clientResponseHeaders(headers) as typeof headers,
       onError: (reply, { error }) => {
-        // A body that came too slowly was answered (408) and its upstream request aborted on purpose.
-        if (clientLimits.endedForSlowness(reply.request)) return
+        // A body that came too slowly was answered (408) and its upstream request aborted on purpose;
+        // a request whose client left was cancelled on purpose (hang-up.ts): nobody to answer.
+        if (clientLimits.endedForSlowness(reply.request) || reply.request.upstreamSignal?.aborted === true) return
         const timeout = /timeout/i.test((error as { code?: string }).code ?? '') || /timeout/i.test(error.name)
         metrics.upstreamErrors.inc(timeout ? 'timeout' : 'unreachable')
         reply.log.warn({ err: error.message, code: (error as { code?: string }).code }, 'upstream request failed')

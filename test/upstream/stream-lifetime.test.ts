@@ -15,8 +15,7 @@ const gateway = await startGateway({}, { upstream: upstream.url, revocationRefre
 const replica = await startGateway({}, { upstream: upstream.url, revocationRefreshMs: 50, db: gateway.db })
 const streams: EventStream[] = []
 t.teardown(async () => {
-  // Only a failed test leaves a stream open (a client closing its own stream keeps the gateway's
-  // close waiting on that connection for Fastify's keep-alive timeout).
+  // Only a failed test leaves a stream open (close() would end it, after its grace period).
   for (const stream of streams) stream.close()
   await replica.close(); await gateway.close(); await upstream.close()
 })

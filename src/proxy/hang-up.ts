@@ -1,0 +1,68 @@
+// Guards the upstream connection pool against clients that hang up before their answer has begun.
+// @fastify/reply-from cancels an upstream request only through its response body, which Fastify
+// destroys with the client's connection; a request still waiting for the upstream's headers (a
+// long-poll, a slow page) has no body yet, so it kept its pool connection until the upstream
+// answered (up to the pool's 5-minute headers timeout), while the client's per-address share was
+// already released. One anonymous client on a SKIP_AUTH_PATHS prefix could open and abandon requests
+// until every pool connection was held. Now each proxied request carries an abort signal that fires
+// when its response closes unfinished (the client left, or the gateway cut it off), and the pool
+// hands it to undici, which cancels the request and frees (closes) its connection.
+import type { ServerResponse } from 'node:http'
+import type { FastifyRequest } from 'fastify'
+import { Pool, type Dispatcher } from 'undici'
+
+/** Why an upstream request was cancelled: nobody is waiting for its answer any more. */
+export class ClientGoneError extends Error {
+  readonly code = 'AUTHGATE_CLIENT_GONE'
+  constructor () {
+    super('the client closed the connection before the answer was complete')
+    this.name = 'ClientGoneError'
+  }
+}
+
+/**
+ * A signal that aborts when `request`'s response closes before it was completely sent. That is logged
+ * once, at info: the request gets no access line (it was never answered) and reply-from's own
+ * "response errored" would be a warning with a stack trace, for a cancellation made on purpose.
+ */
+export function abortedWhenUnfinished (request: FastifyRequest, response: ServerResponse): AbortSignal {
+  const controller = new AbortController()
+  response.once('close', () => {
+    if (response.writableFinished) return
+    request.log.info({ method: request.method, path: request.url.split('?', 1)[0], status: response.headersSent ? response.statusCode : undefined },
+      'connection closed before the answer was complete: upstream request cancelled')
+    request.log = request.log.child({}, { level: 'error' })
+    controller.abort(new ClientGoneError())
+  })
+  return controller.signal
+}
+
+/**
+ * reply-from builds the upstream request from a fixed set of fields, with no way to pass a signal,
+ * but it copies the request headers with Object.assign, which keeps symbol keys; undici reads only
+ * string keys. So the signal travels with the headers to UpstreamPool, under a symbol no client
+ * header can spell.
+ */
+const CLIENT_SIGNAL = Symbol('authgate.clientSignal')
+
+export function withClientSignal<H extends object> (headers: H, signal: AbortSignal | undefined): H {
+  if (signal !== undefined) Object.defineProperty(headers, CLIENT_SIGNAL, { value: signal, enumerable: true })
+  return headers
+}
+
+function clientSignalOf (headers: unknown): AbortSignal | undefined {
+  return typeof headers === 'object' && headers !== null ? (headers as { [CLIENT_SIGNAL]?: AbortSignal })[CLIENT_SIGNAL] : undefined
+}
+
+type Callback<T> = (err: Error | null, data: Dispatcher.ResponseData<T>) => void
+
+/** The proxy's pool: a request that carries its client's signal is cancelled when that client leaves. */
+export class UpstreamPool extends Pool {
+  override request<T = null> (options: Dispatcher.RequestOptions<T>, callback: Callback<T>): void
+  override request<T = null> (options: Dispatcher.RequestOptions<T>): Promise<Dispatcher.ResponseData<T>>
+  override request<T = null> (options: Dispatcher.RequestOptions<T>, callback?: Callback<T>): Promise<Dispatcher.ResponseData<T>> | void {
+    const signal = clientSignalOf(options.headers)
+    const withSignal = signal !== undefined && options.signal == null ? { ...options, signal } : options
+    return callback === undefined ? super.request(withSignal) : super.request(withSignal, callback)
+  }
+}
