@@ -7,6 +7,7 @@ import { request } from 'undici'
 import { startGateway, type TestGateway } from '../support/gateway.js'
 import { startUpstream } from '../support/upstream.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
+import { within } from '../support/within.js'
 
 const upstream = await startUpstream()
 // Revocations are re-read (and open responses re-checked) every 50 ms instead of every 5 s.
@@ -23,15 +24,6 @@ t.teardown(async () => {
 /** Generous bound for anything that should happen within a few refreshes. */
 const BOUND_MS = 10_000
 
-async function within<T> (promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`not within ${BOUND_MS} ms: ${what}`)) }, BOUND_MS) })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 interface EventStream { events: () => number, ended: Promise<'end' | 'error'>, close: () => void }
 
@@ -49,7 +41,7 @@ async function openEvents (gw: TestGateway, cookie: string): Promise<EventStream
   })
   const stream = { events: () => events, ended, close: () => { res.body.destroy() } }
   streams.push(stream)
-  await within(first, 'first event')
+  await within(first, BOUND_MS, 'first event')
   return stream
 }
 
@@ -78,9 +70,9 @@ for (const [name, end] of endings) {
     const stream = await openEvents(gateway, cookie)
     const openBefore = upstream.openEventStreams()
     await end(username, cookie)
-    const how = await within(stream.ended, 'the client\'s stream ended')
+    const how = await within(stream.ended, BOUND_MS, 'the client\'s stream ended')
     t.ok(how === 'end' || how === 'error', `the stream ended (${how})`)
-    await within(untilNoEventStreams(openBefore - 1), 'the upstream\'s side closed')
+    await within(untilNoEventStreams(openBefore - 1), BOUND_MS, 'the upstream\'s side closed')
     t.pass('the upstream saw its response closed')
     const again = await http(`${gateway.url}/events`, { headers: { cookie, accept: 'application/json' } })
     t.equal(again.status, 401, 'the cookie cannot open a new one')
@@ -93,5 +85,5 @@ t.test('another user\'s stream is left alone', async (t) => {
   t.ok(bystander.events() > before, 'still receiving events after all the endings above')
   // Until its own session ends (which also leaves no open connection behind for the teardown).
   await http(`${gateway.url}/logout`, { headers: { cookie: bystanderCookie, 'sec-fetch-site': 'same-origin' } })
-  t.ok(await within(bystander.ended, 'the bystander\'s stream ended'))
+  t.ok(await within(bystander.ended, BOUND_MS, 'the bystander\'s stream ended'))
 })

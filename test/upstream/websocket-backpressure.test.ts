@@ -8,6 +8,7 @@ import { startGateway } from '../support/gateway.js'
 import { startWsUpstream } from '../support/ws-upstream.js'
 import { cookieHeader, loginLocal } from '../support/http.js'
 import { WS_HIGH_WATER_MARK } from '../../src/proxy/websocket-flow.js'
+import { within } from '../support/within.js'
 
 const upstream = await startWsUpstream()
 const gateway = await startGateway({}, { upstream: upstream.url })
@@ -27,15 +28,6 @@ const LIMIT = 96 * 1024 * 1024
 /** Generous bound for delivering everything once the reader reads again. */
 const BOUND_MS = 60_000
 
-async function within<T> (promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`not within ${BOUND_MS} ms: ${what}`)) }, BOUND_MS) })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 const tick = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
 const until = async (condition: () => boolean): Promise<void> => { while (!condition()) await tick() }
@@ -76,10 +68,10 @@ async function receive (reader: WebSocket, count: number): Promise<void> {
 async function pair (path: string): Promise<{ client: WebSocket, upstreamSide: WebSocket }> {
   const before = new Set(upstream.sockets)
   const client = new WebSocket(wsBase + path, { headers: { cookie } })
-  await within(new Promise((resolve, reject) => { client.once('open', resolve); client.once('error', reject) }), 'client open')
+  await within(new Promise((resolve, reject) => { client.once('open', resolve); client.once('error', reject) }), BOUND_MS, 'client open')
   // The gateway dials the upstream after answering the client.
   let upstreamSide: WebSocket | undefined
-  await within(until(() => (upstreamSide = [...upstream.sockets].find((s) => !before.has(s))) !== undefined), 'upstream side open')
+  await within(until(() => (upstreamSide = [...upstream.sockets].find((s) => !before.has(s))) !== undefined), BOUND_MS, 'upstream side open')
   return { client, upstreamSide: upstreamSide! }
 }
 
@@ -92,9 +84,9 @@ t.test('an upstream flooding a client that stops reading is slowed down, and not
   t.ok(gateway.webSocketFlow.bufferedBytes <= WS_HIGH_WATER_MARK + MESSAGE, `the gateway holds at most its high-water mark plus one message (${gateway.webSocketFlow.bufferedBytes} bytes)`)
   const delivered = receive(client, sent)
   client.resume()
-  await within(delivered, `all ${sent} messages delivered`)
+  await within(delivered, BOUND_MS, `all ${sent} messages delivered`)
   t.pass(`all ${sent} messages arrived intact and in order`)
-  await within(until(() => gateway.webSocketFlow.bufferedBytes === 0), 'the gateway\'s queue empties')
+  await within(until(() => gateway.webSocketFlow.bufferedBytes === 0), BOUND_MS, 'the gateway\'s queue empties')
   t.pass('the gateway holds nothing once the client has read everything')
   client.close()
 })
@@ -107,9 +99,9 @@ t.test('a client flooding an upstream that stops reading is slowed down, and not
   t.ok(gateway.webSocketFlow.bufferedBytes <= WS_HIGH_WATER_MARK + MESSAGE, `the gateway holds at most its high-water mark plus one message (${gateway.webSocketFlow.bufferedBytes} bytes)`)
   const delivered = receive(upstreamSide, sent)
   upstreamSide.resume()
-  await within(delivered, `all ${sent} messages delivered`)
+  await within(delivered, BOUND_MS, `all ${sent} messages delivered`)
   t.pass(`all ${sent} messages arrived intact and in order`)
-  await within(until(() => gateway.webSocketFlow.bufferedBytes === 0), 'the gateway\'s queue empties')
+  await within(until(() => gateway.webSocketFlow.bufferedBytes === 0), BOUND_MS, 'the gateway\'s queue empties')
   t.pass('the gateway holds nothing once the upstream has read everything')
   client.close()
 })
@@ -118,15 +110,15 @@ t.test('a client flooding before the upstream has answered the handshake is not 
   const before = new Set(upstream.sockets)
   const held = upstream.held.length
   const client = new WebSocket(wsBase + '/sink/held', { headers: { cookie } })
-  await within(new Promise((resolve, reject) => { client.once('open', resolve); client.once('error', reject) }), 'client open')
-  await within(until(() => upstream.held.length > held), 'the gateway dials the upstream')
+  await within(new Promise((resolve, reject) => { client.once('open', resolve); client.once('error', reject) }), BOUND_MS, 'client open')
+  await within(until(() => upstream.held.length > held), BOUND_MS, 'the gateway dials the upstream')
   // The plugin would queue each message until the upstream answers (for up to 30 s).
   const sent = await flood(client)
   t.ok(client.bufferedAmount >= BACKED_UP, `the client's writes back up (${(sent * MESSAGE / 1048576).toFixed(1)} MiB sent, ${(client.bufferedAmount / 1048576).toFixed(1)} MiB still queued in the client)`)
   upstream.held.pop()!()
   const upstreamSide = [...upstream.sockets].find((s) => !before.has(s))
   if (upstreamSide === undefined) throw new Error('the upstream accepted no socket')
-  await within(receive(upstreamSide, sent), `all ${sent} messages delivered`)
+  await within(receive(upstreamSide, sent), BOUND_MS, `all ${sent} messages delivered`)
   t.pass(`all ${sent} messages arrived intact and in order`)
   client.close()
 })

@@ -8,6 +8,7 @@ import { startGateway, type TestGateway } from '../support/gateway.js'
 import { startWsUpstream } from '../support/ws-upstream.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
 import { newSessionId, newSessionPayload, type SessionPayload } from '../../src/session/session.js'
+import { within } from '../support/within.js'
 
 const upstream = await startWsUpstream()
 // Revocations are re-read (and open sockets re-checked) every 50 ms instead of every 5 s.
@@ -17,15 +18,6 @@ t.teardown(async () => { await gateway.close(); await upstream.close() })
 /** Generous bound for anything that should happen within a few refreshes or a ~2 s expiry. */
 const BOUND_MS = 10_000
 
-async function within<T> (promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`not within ${BOUND_MS} ms: ${what}`)) }, BOUND_MS) })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 async function sessionFor (gw: TestGateway, username: string, lifetime = 3600): Promise<{ cookie: string, payload: SessionPayload }> {
   const { user } = await gw.users.create({ username })
@@ -53,18 +45,18 @@ async function opened (gw: TestGateway, path: string, cookie?: string): Promise<
 async function roundTrip (ws: WebSocket, message: string): Promise<string> {
   const reply = once(ws, 'message')
   ws.send(message)
-  const [data] = await within(reply, 'echo') as [Buffer]
+  const [data] = await within(reply, BOUND_MS, 'echo') as [Buffer]
   return data.toString()
 }
 
 async function closeOf (ws: WebSocket): Promise<{ code: number, reason: string }> {
-  const [code, reason] = await within(once(ws, 'close'), 'client socket closed') as [number, Buffer]
+  const [code, reason] = await within(once(ws, 'close'), BOUND_MS, 'client socket closed') as [number, Buffer]
   return { code, reason: reason.toString() }
 }
 
 /** The close the upstream sees for its side, once there is one more than `before`. */
 async function upstreamCloseAfter (before: number): Promise<{ code: number, reason: string }> {
-  await within((async () => { while (upstream.closes.length === before) await new Promise((resolve) => setTimeout(resolve, 10)) })(), 'upstream side closed')
+  await within((async () => { while (upstream.closes.length === before) await new Promise((resolve) => setTimeout(resolve, 10)) })(), BOUND_MS, 'upstream side closed')
   return upstream.closes.at(-1)!
 }
 
@@ -144,7 +136,7 @@ t.test('closing the gateway closes its open sockets and leaves nothing running',
   const closed = closeOf(ws)
   // Resolving at all is the point: a socket or a timer kept alive would hold the close (and this
   // test process) open.
-  await within(gw.close(), 'gateway closed')
+  await within(gw.close(), BOUND_MS, 'gateway closed')
   t.equal((await closed).code, 1005, 'client socket closed by the gateway')
   t.ok((await upstreamCloseAfter(before)).code > 0, 'upstream side closed too')
 })
