@@ -7,6 +7,7 @@
 // until every pool connection was held. Now each proxied request carries an abort signal that fires
 // when its response closes unfinished (the client left, or the gateway cut it off), and the pool
 // hands it to undici, which cancels the request and frees (closes) its connection.
+import { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
@@ -21,20 +22,37 @@ export class ClientGoneError extends Error {
 }
 
 /**
+ * What undici accepts as a request's `signal` (an EventEmitter with `aborted`, `reason` and an
+ * 'abort' event): a plain EventEmitter, since every proxied request makes one and an AbortController
+ * (an EventTarget) cost several times as much per request (docs/PERFORMANCE.md).
+ */
+export class ClientSignal extends EventEmitter {
+  aborted = false
+  reason: Error | undefined
+
+  abort (reason: Error): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.reason = reason
+    this.emit('abort')
+  }
+}
+
+/**
  * A signal that aborts when `request`'s response closes before it was completely sent. That is logged
  * once, at info: the request gets no access line (it was never answered) and reply-from's own
  * "response errored" would be a warning with a stack trace, for a cancellation made on purpose.
  */
-export function abortedWhenUnfinished (request: FastifyRequest, response: ServerResponse): AbortSignal {
-  const controller = new AbortController()
+export function abortedWhenUnfinished (request: FastifyRequest, response: ServerResponse): ClientSignal {
+  const signal = new ClientSignal()
   response.once('close', () => {
     if (response.writableFinished) return
     request.log.info({ method: request.method, path: request.url.split('?', 1)[0], status: response.headersSent ? response.statusCode : undefined },
       'connection closed before the answer was complete: upstream request cancelled')
     request.log = request.log.child({}, { level: 'error' })
-    controller.abort(new ClientGoneError())
+    signal.abort(new ClientGoneError())
   })
-  return controller.signal
+  return signal
 }
 
 /**
@@ -45,13 +63,13 @@ export function abortedWhenUnfinished (request: FastifyRequest, response: Server
  */
 const CLIENT_SIGNAL = Symbol('authgate.clientSignal')
 
-export function withClientSignal<H extends object> (headers: H, signal: AbortSignal | undefined): H {
+export function withClientSignal<H extends object> (headers: H, signal: ClientSignal | undefined): H {
   if (signal !== undefined) Object.defineProperty(headers, CLIENT_SIGNAL, { value: signal, enumerable: true })
   return headers
 }
 
-function clientSignalOf (headers: unknown): AbortSignal | undefined {
-  return typeof headers === 'object' && headers !== null ? (headers as { [CLIENT_SIGNAL]?: AbortSignal })[CLIENT_SIGNAL] : undefined
+function clientSignalOf (headers: unknown): ClientSignal | undefined {
+  return typeof headers === 'object' && headers !== null ? (headers as { [CLIENT_SIGNAL]?: ClientSignal })[CLIENT_SIGNAL] : undefined
 }
 
 type Callback<T> = (err: Error | null, data: Dispatcher.ResponseData<T>) => void

@@ -14,7 +14,7 @@ import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from 
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { combineWsHooks, webSocketOptions } from './websocket.js'
 import { limitClients } from './client-limits.js'
-import { abortedWhenUnfinished, UpstreamPool, withClientSignal } from './hang-up.js'
+import { abortedWhenUnfinished, UpstreamPool, withClientSignal, type ClientSignal } from './hang-up.js'
 import type { OpenConnections } from './open-connections.js'
 import type { WebSocketFlow } from './websocket-flow.js'
 
@@ -23,7 +23,7 @@ declare module 'fastify' {
     /** Signed identity headers for this request (undefined: forwarded without identity). */
     identityHeaders: OutgoingIdentityHeaders | undefined
     /** Aborts when this request's client leaves before its answer is complete: the upstream request is cancelled. */
-    upstreamSignal: AbortSignal | undefined
+    upstreamSignal: ClientSignal | undefined
   }
 }
 

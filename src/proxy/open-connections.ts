@@ -24,6 +24,14 @@ export interface SessionCheck {
   isCurrent: (payload: SessionPayload, now?: number) => boolean
 }
 
+interface TrackedResponse {
+  response: ServerResponse
+  session: SessionPayload
+}
+
+/** Still being answered (or waiting for its answer): neither completely sent nor cut off. */
+const isOpen = ({ response }: { response: ServerResponse }): boolean => !response.writableFinished && !response.destroyed
+
 interface TrackedSocket {
   session: SessionPayload
   target: WebSocket
@@ -34,8 +42,15 @@ export class OpenConnections {
   private readonly admitted = new WeakMap<Socket, SessionPayload | null>()
   /** Connected WebSocket pairs with a session to enforce, by the client-side socket. */
   private readonly sockets = new Map<WebSocket, TrackedSocket>()
-  /** HTTP responses not yet closed, with the session that authorised them. */
-  private readonly responses = new Map<ServerResponse, SessionPayload>()
+  /**
+   * HTTP responses with the session that authorised them, by client connection: a keep-alive
+   * connection carries one after another (a pipelined one, several queued). Kept per connection
+   * rather than in a map entry per response, which made every proxied request cost a third more CPU
+   * in garbage collection (docs/PERFORMANCE.md); finished responses are dropped as new ones come.
+   */
+  private readonly responses = new WeakMap<Socket, TrackedResponse[]>()
+  /** Connections with responses to check (removed when they close). */
+  private readonly connections = new Set<Socket>()
 
   constructor (private readonly sessions: SessionCheck, private readonly log: FastifyBaseLogger) {}
 
@@ -53,10 +68,17 @@ export class OpenConnections {
       return
     }
     if (session === undefined) return
-    const response = reply.raw
-    this.responses.set(response, session)
-    // 'close' comes once the response is complete or its connection is gone, whichever is first.
-    response.once('close', () => { this.responses.delete(response) })
+    const socket = request.raw.socket
+    let tracked = this.responses.get(socket)
+    if (tracked === undefined) {
+      tracked = []
+      this.responses.set(socket, tracked)
+      this.connections.add(socket)
+      socket.once('close', () => { this.connections.delete(socket) })
+    }
+    const open = tracked.filter(isOpen)
+    open.push({ response: reply.raw, session })
+    this.responses.set(socket, open)
   }
 
   /** @fastify/http-proxy's wsHooks: they see the sockets, never the request, hence `admitted`. */
@@ -89,13 +111,14 @@ export class OpenConnections {
     for (const [source, { session }] of this.sockets) {
       if (!this.sessions.isCurrent(session, now)) this.endSocket(source)
     }
-    for (const [response, session] of this.responses) {
-      if (this.sessions.isCurrent(session, now)) continue
-      this.responses.delete(response)
-      this.log.info({ uid: session.uid }, 'proxied response cut off: its session ended')
-      // Half a response must not look complete: destroying the connection (not ending the
-      // response) makes the client see an error, and aborts the upstream request.
-      response.destroy()
+    for (const socket of this.connections) {
+      for (const { response, session } of this.responses.get(socket) ?? []) {
+        if (!isOpen({ response }) || this.sessions.isCurrent(session, now)) continue
+        this.log.info({ uid: session.uid }, 'proxied response cut off: its session ended')
+        // Half a response must not look complete: destroying the connection (not ending the
+        // response) makes the client see an error, and aborts the upstream request.
+        response.destroy()
+      }
     }
   }
 

@@ -195,7 +195,11 @@ t.test('two gateways sharing one PostgreSQL schema share the throttle', async (t
   const attacker = new Browser(a.url, '203.0.113.50')
   await attacker.signIn('victim', 'warm-up', a.url)
   const statuses = await statusesOf(Array.from({ length: 30 }, async (_, i) => await attacker.signIn('victim', `guess ${i}`, i % 2 === 0 ? a.url : b.url)))
-  t.equal(count(statuses, 401), THROTTLE.perUsernameAtAddress - 1, 'concurrent guesses spread over both replicas: the limit is checked once')
+  // At most the limit: the two replicas' counts interleave, so the account may come "under attack"
+  // (a lower limit) a guess or two early; never later.
+  const checked = count(statuses, 401)
+  t.ok(checked >= 1 && checked <= THROTTLE.perUsernameAtAddress - 1, `concurrent guesses spread over both replicas: the limit is checked once (${checked} checked)`)
+  t.equal(checked + count(statuses, 429), 30, 'the others were throttled before any password check')
   t.equal((await attacker.signIn('victim', VICTIM_PASSWORD, b.url)).status, 429, 'and the other replica throttles too')
   t.equal((await new Browser(b.url, '198.51.100.60').signIn('victim', VICTIM_PASSWORD)).status, 303, 'while the owner gets in from elsewhere')
 })

@@ -4,10 +4,10 @@ import t from 'tap'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
-import { ClientGoneError, UpstreamPool, withClientSignal } from '../../src/proxy/hang-up.js'
+import { ClientGoneError, ClientSignal, UpstreamPool, withClientSignal } from '../../src/proxy/hang-up.js'
 
 t.test('the signal survives the copy reply-from makes, and is no header', async (t) => {
-  const headers = withClientSignal({ 'x-user': 'alice' }, new AbortController().signal)
+  const headers = withClientSignal({ 'x-user': 'alice' }, new ClientSignal())
   t.same(Object.keys(headers), ['x-user'], 'not among the header names')
   t.equal(JSON.stringify(headers), '{"x-user":"alice"}')
   t.equal(Object.getOwnPropertySymbols(Object.assign({}, headers)).length, 1, 'Object.assign keeps it')
@@ -22,13 +22,15 @@ t.test('UpstreamPool cancels a request still waiting for its answer when the sig
   const pool = new UpstreamPool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
   t.teardown(async () => { await pool.destroy(); server.closeAllConnections(); server.close() })
 
-  const controller = new AbortController()
-  const answer = pool.request({ method: 'GET', path: '/hold', headers: withClientSignal({}, controller.signal) })
+  const signal = new ClientSignal()
+  const answer = pool.request({ method: 'GET', path: '/hold', headers: withClientSignal({}, signal) })
   answer.catch(() => {})
   while (received.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
   const upstreamClosed = new Promise((resolve) => { received[0]!.once('close', resolve).on('error', () => {}) })
-  controller.abort(new ClientGoneError())
+  signal.abort(new ClientGoneError())
   await t.rejects(answer, { code: 'AUTHGATE_CLIENT_GONE' }, 'the request ends, with the reason')
   await upstreamClosed
   t.pass('the upstream saw its request closed')
+  signal.abort(new Error('again'))
+  t.equal(signal.reason?.message, 'the client closed the connection before the answer was complete', 'aborts once: the first reason stays')
 })
