@@ -64,7 +64,7 @@ export function abortedWhenUnfinished (request: FastifyRequest, response: Server
 const CLIENT_SIGNAL = Symbol('authgate.clientSignal')
 
 export function withClientSignal<H extends object> (headers: H, signal: ClientSignal | undefined): H {
-  if (signal !== undefined) Object.defineProperty(headers, CLIENT_SIGNAL, { value: signal, enumerable: true })
+  if (signal !== undefined) (headers as { [CLIENT_SIGNAL]?: ClientSignal })[CLIENT_SIGNAL] = signal
   return headers
 }
 
@@ -80,7 +80,8 @@ export class UpstreamPool extends Pool {
   override request<T = null> (options: Dispatcher.RequestOptions<T>): Promise<Dispatcher.ResponseData<T>>
   override request<T = null> (options: Dispatcher.RequestOptions<T>, callback?: Callback<T>): Promise<Dispatcher.ResponseData<T>> | void {
     const signal = clientSignalOf(options.headers)
-    const withSignal = signal !== undefined && options.signal == null ? { ...options, signal } : options
-    return callback === undefined ? super.request(withSignal) : super.request(withSignal, callback)
+    // reply-from builds these options afresh for each request: set, not copied (this is per request).
+    if (signal !== undefined && options.signal == null) options.signal = signal
+    return callback === undefined ? super.request(options) : super.request(options, callback)
   }
 }
