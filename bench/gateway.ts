@@ -32,6 +32,9 @@ const config = loadConfig({
   UPSTREAM_URL: upstreamUrl,
   DATABASE_URL: 'sqlite:./authgate.db',
   SKIP_AUTH_PATHS: '/public/',
+  // The load generator is one address standing for many clients: give it all the pool one address
+  // may have (at concurrencies above the pool size it meets the per-address limit, 429, by design).
+  CLIENT_MAX_CONCURRENT_REQUESTS: '127',
   LOG_LEVEL: logLevel ?? 'silent'
 }, { cwd: dir, dotenv: false })
 const db = openDatabase(config.databaseUrl, { cwd: dir })
