@@ -9,11 +9,10 @@ import { createServer, type IncomingMessage } from 'node:http'
 import { createHash } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { pino } from 'pino'
-import type { FastifyBaseLogger } from 'fastify'
-import { loggerOptions } from '../../src/logger.js'
 import { startGateway, type TestGateway } from '../support/gateway.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
+import { answeredWithin, eventually } from '../support/within.js'
+import { logCapture } from '../support/log-capture.js'
 
 /** An upstream that reads every body to its end, answers /longpoll late, and records aborts. */
 async function startReadingUpstream (): Promise<{ url: string, inFlight: () => number, aborted: string[], completed: Array<{ url: string, bytes: number, sha256: string }>, close: () => Promise<void> }> {
@@ -82,26 +81,8 @@ async function rawClient (gatewayUrl: string, localAddress: string, head: string
 const uploadHead = (path: string, length: number, extra: string[] = []): string =>
   [`POST ${path} HTTP/1.1`, 'Host: gw', 'Content-Type: application/octet-stream', `Content-Length: ${length}`, ...extra, '', ''].join('\r\n')
 
-/** Waits until `condition` holds, at most `timeoutMs`; returns whether it did. */
-async function eventually (condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) return false
-    await sleep(25)
-  }
-  return true
-}
 
-/** A request that must be answered within `timeoutMs`; undefined if it was not (a stalled gateway). */
-async function answeredWithin<T> (work: Promise<T>, timeoutMs: number): Promise<T | undefined> {
-  return await Promise.race([work, sleep(timeoutMs).then(() => undefined)])
-}
 
-function logCapture (): { logger: FastifyBaseLogger, lines: () => Array<Record<string, unknown>> } {
-  const lines: string[] = []
-  const logger = pino(loggerOptions('info'), { write: (line: string) => { lines.push(line) } })
-  return { logger, lines: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) }
-}
 
 t.test('130 slow uploads from one address do not stall a signed-in user on another', async (t) => {
   const upstream = await startReadingUpstream()

@@ -10,16 +10,15 @@ import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { pino } from 'pino'
 import WebSocket, { WebSocketServer } from 'ws'
-import type { FastifyBaseLogger } from 'fastify'
-import { loggerOptions } from '../../src/logger.js'
 import { startGateway, type TestGateway } from '../support/gateway.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
+import { answeredWithin, eventually as eventuallyWithin } from '../support/within.js'
+import { logCapture } from '../support/log-capture.js'
 
 /** Generous bound for anything that should follow a hang-up "at once". */
 const BOUND_MS = 5000
+const eventually = async (condition: () => boolean): Promise<boolean> => await eventuallyWithin(condition, BOUND_MS)
 
 interface HangupUpstream {
   url: string
@@ -103,31 +102,8 @@ async function rawClient (gw: TestGateway, localAddress: string, head: string): 
 
 const get = (path: string, extra: string[] = []): string => [`GET ${path} HTTP/1.1`, 'Host: gw', ...extra, '', ''].join('\r\n')
 
-/** Waits until `condition` holds, at most `timeoutMs`; returns whether it did. */
-async function eventually (condition: () => boolean, timeoutMs = BOUND_MS): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) return false
-    await sleep(20)
-  }
-  return true
-}
 
-/** `work`'s result, or undefined if it took longer than `timeoutMs`. */
-async function within<T> (work: Promise<T>, timeoutMs: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([work, new Promise<undefined>((resolve) => { timer = setTimeout(() => { resolve(undefined) }, timeoutMs) })])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
-function logCapture (): { logger: FastifyBaseLogger, lines: () => Array<Record<string, unknown>> } {
-  const lines: string[] = []
-  const logger = pino(loggerOptions('info'), { write: (line: string) => { lines.push(line) } })
-  return { logger, lines: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) }
-}
 
 /** Opens `head` from `address`, waits until the upstream holds it (and `ready` holds), then hangs up. */
 async function openAndAbandon (t: Test, gw: TestGateway, upstream: HangupUpstream, address: string, path: string, head: string, ready: (client: RawClient) => boolean = () => true): Promise<boolean> {
@@ -158,7 +134,7 @@ t.test('a client that hangs up cancels its upstream request', async (t) => {
   t.ok(await openAndAbandon(t, gw, upstream, '127.0.0.2', '/static/upload', upload),
     'an upload half sent: the upstream sees its request closed')
 
-  const answer = await within(http(`${gw.url}/static/after`), BOUND_MS)
+  const answer = await answeredWithin(http(`${gw.url}/static/after`), BOUND_MS)
   t.equal(answer?.status, 200, 'the same gateway still answers')
   // A WebSocket's handshake is never answered with an HTTP response: its end is no cancellation.
   const ws = new WebSocket(`${gw.url.replace('http:', 'ws:')}/static/socket`)
@@ -185,11 +161,11 @@ t.test('abandoned requests cannot exhaust the upstream pool', async (t) => {
     if (await openAndAbandon(t, gw, upstream, '127.0.0.3', '/static/hold', get('/static/hold'))) cancelled++
   }
   t.equal(cancelled, POOL + 3, 'every abandoned long-poll was cancelled upstream')
-  const answer = await within(http(`${gw.url}/whoami`, { headers: { cookie: session } }), BOUND_MS)
+  const answer = await answeredWithin(http(`${gw.url}/whoami`, { headers: { cookie: session } }), BOUND_MS)
   t.equal(answer?.status, 200, 'a signed-in user still gets an answer')
   t.equal(answer !== undefined ? JSON.parse(answer.body).user : undefined, 'alice', 'as alice')
   const again = await rawClient(gw, '127.0.0.3', get('/static/again', ['Connection: close']))
-  await within(again.closed, BOUND_MS)
+  await answeredWithin(again.closed, BOUND_MS)
   t.match(again.received(), /^HTTP\/1\.1 200 /, 'and so does the abandoning address: its slots were released')
 })
 
@@ -220,12 +196,12 @@ t.test('close() ends open streams, long-polls, WebSockets and keep-alive connect
   // Before main.ts's SIGTERM handler gives up (10 s) and exits without closing the database.
   const started = Date.now()
   closing = gw.close()
-  t.ok(await within(closing.then(() => true), 9000), `close() completed (${Date.now() - started} ms)`)
+  t.ok(await answeredWithin(closing.then(() => true), 9000), `close() completed (${Date.now() - started} ms)`)
   t.match(slow.received(), /^HTTP\/1\.1 200 /, 'the request in progress got its answer')
   // Reading again, the deaf client sees its connection closed too.
   socket.socket.resume()
   t.ok(await eventually(() => upstream.open('/events') === 0 && upstream.open('/static/events') === 0 && upstream.open('/static/hold') === 0 && upstream.open('/static/socket') === 0),
     'the upstream saw the streams, the long-poll and the WebSocket closed')
-  t.ok(await within(Promise.all(clients.map(async (c) => await c.closed)).then(() => true), BOUND_MS), 'every client connection was closed')
+  t.ok(await answeredWithin(Promise.all(clients.map(async (c) => await c.closed)).then(() => true), BOUND_MS), 'every client connection was closed')
   t.ok(await eventually(() => upstream.connections() === 0), `the gateway left no connection to the upstream open (${upstream.connections()})`)
 })
