@@ -59,7 +59,9 @@ own; WSGI folds repeats into one comma-joined value, which the verifier rejects.
 
 from __future__ import annotations
 
+import html
 import logging
+import os
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -78,11 +80,74 @@ except ImportError:  # used as a top-level module next to authgate_verify.py
         verify_identity_headers,
     )
 
-__all__ = ["init_authgate", "timetracker_username"]
+__all__ = ["init_authgate", "timetracker_username", "is_skip_path", "skip_paths_from_env"]
 
 log = logging.getLogger("authgate")
 
 DEFAULT_SKIP_PATHS = ("/static/", "/_health", "/_ready")
+
+
+def skip_paths_from_env(default: Iterable[str] = DEFAULT_SKIP_PATHS, environ: Optional[Any] = None) -> tuple:
+    """The gateway's own ``SKIP_AUTH_PATHS`` (comma-separated), so both sides read one list.
+
+    Unset: ``default``. Set to empty: nothing is skipped (the gateway's rule for an empty list).
+    """
+    value = (os.environ if environ is None else environ).get("SKIP_AUTH_PATHS")
+    if value is None:
+        return tuple(default)
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+def is_skip_path(path: str, prefixes: Sequence[str]) -> bool:
+    """The gateway's SKIP_AUTH_PATHS rule: ``/static/`` matches below it; ``/_health`` matches
+    itself and below ``/_health/`` (never ``/_healthz``)."""
+    for prefix in prefixes:
+        if prefix.endswith("/"):
+            if path.startswith(prefix):
+                return True
+        elif path == prefix or path.startswith(prefix + "/"):
+            return True
+    return False
+
+
+# Page navigations get a page (with a way out) rather than JSON; why each refusal happened.
+_PAGES = {
+    "unauthenticated": (
+        "Not signed in",
+        "This application is reached through its sign-in gateway, and this request did not come "
+        "through it.",
+    ),
+    "invalid_identity": (
+        "Sign-in could not be verified",
+        "The identity sent with this request could not be verified. Reload the page; if this "
+        "persists, sign out and sign in again.",
+    ),
+    "account_disabled": (
+        "Account disabled",
+        "Your account is disabled in this application. Ask an administrator to enable it, or sign "
+        "out and sign in as someone else.",
+    ),
+    "unknown_user": (
+        "No account here",
+        "You are signed in, but this application has no account for you. Ask an administrator, or "
+        "sign out and sign in as someone else.",
+    ),
+}
+
+
+def _error_page(code: str, logout_url: str) -> str:
+    title, text = _PAGES[code]
+    sign_out = (
+        f'<p><a href="{html.escape(logout_url)}">Sign out</a></p>' if code != "unauthenticated" else ""
+    )
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;"
+        "color:#1f2937}a{color:#2563eb}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{sign_out}</body></html>"
+    )
 
 
 def timetracker_username(username: str) -> str:
@@ -160,7 +225,7 @@ def init_authgate(
     secret: Any,
     user_loader_model: Any,
     db: Any,
-    skip_paths: Iterable[str] = DEFAULT_SKIP_PATHS,
+    skip_paths: Optional[Iterable[str]] = None,
     max_skew: int = 60,
     require_identity: bool = True,
     create_users: bool = True,
@@ -170,21 +235,24 @@ def init_authgate(
     default_role: str = "user",
     admin_role_names: Sequence[str] = ("admin", "super_admin"),
     on_login: Optional[Callable[[Any, Identity], None]] = None,
+    logout_url: str = "/logout",
 ) -> Callable[[], Any]:
     """Install the authgate ``before_request`` hook on ``app`` and return it.
 
     ``secret``: the gateway's HEADER_SIGNING_SECRET (str or bytes).
     ``user_loader_model``: the SQLAlchemy model Flask-Login's user_loader returns.
     ``db``: the Flask-SQLAlchemy object (``db.session`` is used).
-    ``skip_paths``: path prefixes left alone (no verification, no sign-in/out).
+    ``skip_paths``: path prefixes left alone (no verification, no sign-in/out); None reads the
+    gateway's ``SKIP_AUTH_PATHS`` from the environment (see ``skip_paths_from_env``).
     ``require_identity``: answer 401 when a protected path arrives without headers.
     ``create_users``: create unknown users (else 403 ``unknown_user``).
     ``normalize_username``: applied to X-User before lookup/creation (None: as sent).
     ``create_user(model, username, identity)``: builds a new, unsaved user.
     ``on_login(user, identity)``: called after a (re-)sign-in, before the view runs.
+    ``logout_url``: the gateway's sign-out, linked from the refusal pages.
     """
     try:
-        from flask import g, jsonify, request
+        from flask import g, jsonify, make_response, request
         from flask_login import current_user, login_user, logout_user
     except ImportError as err:  # degrade with a clear message instead of an import-time crash
         raise RuntimeError(
@@ -201,7 +269,7 @@ def init_authgate(
     if getattr(app, "login_manager", None) is None:
         raise RuntimeError("init_authgate: set up flask_login.LoginManager on the app first")
 
-    skip = tuple(skip_paths)
+    skip = skip_paths_from_env() if skip_paths is None else tuple(skip_paths)
     normalize = normalize_username or (lambda s: s)
     try:
         from sqlalchemy.exc import IntegrityError  # Flask-SQLAlchemy brings SQLAlchemy
@@ -209,8 +277,13 @@ def init_authgate(
         IntegrityError = ()  # type: ignore[assignment,misc]
 
     def error(status: int, code: str, **extra: Any) -> Any:
-        response = jsonify(error=code, **extra)
-        response.status_code = status
+        accept = request.accept_mimetypes
+        if request.method in ("GET", "HEAD") and accept.accept_html and accept.quality("text/html") > accept.quality("application/json"):
+            response = make_response(_error_page(code, logout_url), status)
+            response.headers["Content-Type"] = "text/html; charset=utf-8"
+        else:
+            response = jsonify(error=code, **extra)
+            response.status_code = status
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -274,7 +347,7 @@ def init_authgate(
     def authgate_before_request() -> Any:
         g.authgate_identity = None
         path = request.path or "/"
-        if skip and path.startswith(skip):
+        if is_skip_path(path, skip):
             return None
         try:
             identity = verify_identity_headers(request.headers, secret, max_skew=max_skew)
@@ -310,7 +383,32 @@ def init_authgate(
         g.authgate_identity = identity
         return None
 
+    def authgate_admin_is_the_gateways() -> None:
+        # The gateway is the only source of admin rights: an application hook that promoted the
+        # user on its own (TimeTracker's ADMIN_USERNAMES does, on every request) is undone before
+        # the view runs, so a demotion holds from the next request on.
+        identity = g.get("authgate_identity")
+        if identity is None or not current_user.is_authenticated:
+            return None
+        if bool(getattr(current_user, "is_admin", identity.is_admin)) == identity.is_admin:
+            return None
+        log.warning(
+            "authgate: another before_request hook changed %r's admin rights; X-Admin (%s) wins",
+            current_user.get_id(),
+            identity.is_admin,
+        )
+        user = current_user._get_current_object()
+        if _sync_admin(user, identity.is_admin, admin_role=admin_role, default_role=default_role, admin_role_names=admin_role_names):
+            try:
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                raise
+        return None
+
     # Run before every other before_request hook (CSRF, setup wizards...), so
-    # they all see the user the gateway authenticated.
-    app.before_request_funcs.setdefault(None, []).insert(0, authgate_before_request)
+    # they all see the user the gateway authenticated; and the admin check after them all.
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks.insert(0, authgate_before_request)
+    hooks.append(authgate_admin_is_the_gateways)
     return authgate_before_request
