@@ -209,6 +209,33 @@ class RecipeTests(unittest.TestCase):
         self.assertEqual(r.status_code, 403)
         self.assertEqual(r.get_json(), {"error": "account_disabled"})
 
+    def test_disabled_user_page_navigation_gets_a_sign_out_link(self):
+        self.client.get("/me", headers=headers_for())
+        with self.app.app_context():
+            u = self.db.session.query(self.User).filter_by(username="alice").one()
+            u.is_active = False
+            self.db.session.commit()
+        r = self.client.get("/me", headers={**headers_for(), "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        self.assertEqual(r.status_code, 403)
+        self.assertEqual(r.headers["Content-Type"], "text/html; charset=utf-8")
+        self.assertIn(b'<a href="/logout">Sign out</a>', r.data)
+        r = self.client.post("/me", headers={**headers_for(), "Accept": "text/html"})
+        self.assertEqual(r.get_json(), {"error": "account_disabled"}, "a form post or XHR gets JSON")
+
+    def test_admin_promoted_by_a_later_hook_is_demoted_again(self):
+        def promote():
+            from flask_login import current_user
+
+            if current_user.is_authenticated:
+                current_user.role = "admin"
+                self.db.session.commit()
+
+        hooks = self.app.before_request_funcs[None]
+        hooks.insert(len(hooks) - 1, promote)
+        r = self.client.get("/me", headers=headers_for(is_admin=False))
+        self.assertFalse(r.get_json()["is_admin"])
+        self.assertEqual(self.user("alice")["role"], "user")
+
     def test_skip_paths_untouched(self):
         self.assertEqual(self.client.get("/static/x.css").status_code, 200)
         h = headers_for()
@@ -220,6 +247,26 @@ class RecipeTests(unittest.TestCase):
         r = app.test_client().get("/me", headers=headers_for("newcomer"))
         self.assertEqual(r.status_code, 403)
         self.assertEqual(r.get_json(), {"error": "unknown_user"})
+
+
+class SkipPathTests(unittest.TestCase):
+    def test_the_gateways_rule(self):
+        from flask_login_recipe import is_skip_path
+
+        prefixes = ("/static/", "/_health")
+        self.assertTrue(is_skip_path("/static/app.css", prefixes))
+        self.assertFalse(is_skip_path("/static", prefixes))
+        self.assertTrue(is_skip_path("/_health", prefixes))
+        self.assertTrue(is_skip_path("/_health/db", prefixes))
+        self.assertFalse(is_skip_path("/_healthz", prefixes))
+        self.assertFalse(is_skip_path("/", ()))
+
+    def test_read_from_the_gateways_variable(self):
+        from flask_login_recipe import DEFAULT_SKIP_PATHS, skip_paths_from_env
+
+        self.assertEqual(skip_paths_from_env(environ={}), DEFAULT_SKIP_PATHS)
+        self.assertEqual(skip_paths_from_env(environ={"SKIP_AUTH_PATHS": " /api/v1/, /static/ ,"}), ("/api/v1/", "/static/"))
+        self.assertEqual(skip_paths_from_env(environ={"SKIP_AUTH_PATHS": ""}), ())
 
 
 class ImportWithoutFlaskTests(unittest.TestCase):
