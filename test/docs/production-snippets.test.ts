@@ -57,11 +57,12 @@ const snippets = [
   ...markdownSnippets('README.md'),
   ...markdownSnippets('docs/DEPLOY.md'),
   ...markdownSnippets('docs/UPSTREAM.md'),
+  ...markdownSnippets('docs/TIMETRACKER.md'),
   systemdSnippet('config/authgate.service')
 ]
 
 t.test('the docs have production recipes to check', async (t) => {
-  for (const path of ['README.md', 'docs/DEPLOY.md', 'docs/UPSTREAM.md', 'config/authgate.service']) {
+  for (const path of ['README.md', 'docs/DEPLOY.md', 'docs/UPSTREAM.md', 'docs/TIMETRACKER.md', 'config/authgate.service']) {
     t.ok(snippets.some((s) => s.where.startsWith(path) && s.assignments.length >= 4), path)
   }
 })
