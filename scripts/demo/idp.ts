@@ -34,6 +34,8 @@ export interface DemoIdpClient {
 
 export interface DemoIdp {
   issuer: string
+  /** This provider's accounts, live: a change (say, to `groups`) applies from the next sign-in. */
+  accounts: DemoAccount[]
   close: () => Promise<void>
 }
 
@@ -65,6 +67,8 @@ async function loadProvider (): Promise<new (issuer: string, configuration: Reco
 export async function startDemoIdp (client: DemoIdpClient, options: { host?: string, port?: number } = {}): Promise<DemoIdp> {
   const Provider = await loadProvider()
   const host = options.host ?? '127.0.0.1'
+  // Each provider its own copy, so changing one (a test taking alice out of admins) leaves the others alone.
+  const accounts = structuredClone(DEMO_ACCOUNTS)
   let dispatch: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => { res.writeHead(503).end() }
   const server = createServer((req, res) => { dispatch(req, res) })
   await new Promise<void>((resolve, reject) => {
@@ -102,7 +106,7 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
     },
     renderError,
     async findAccount (_ctx: unknown, sub: string) {
-      const account = DEMO_ACCOUNTS.find((a) => a.username === sub)
+      const account = accounts.find((a) => a.username === sub)
       if (account === undefined) return undefined
       return {
         accountId: sub,
@@ -136,14 +140,14 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
         await finish(req, res, details, details.session.accountId, clientId)
         return
       }
-      send(res, 200, loginPage(uid), rp)
+      send(res, 200, loginPage(accounts, uid), rp)
       return
     }
     if (req.method !== 'POST') throw new Error('Unexpected request.')
     const form = await readForm(req)
     const username = (form.get('login') ?? '').trim().toLowerCase()
-    const account = DEMO_ACCOUNTS.find((a) => a.username === username && a.password === form.get('password'))
-    if (account === undefined) { send(res, 200, loginPage(uid, username, 'Unknown username or wrong password. The demo accounts are listed below.'), rp); return }
+    const account = accounts.find((a) => a.username === username && a.password === form.get('password'))
+    if (account === undefined) { send(res, 200, loginPage(accounts, uid, username, 'Unknown username or wrong password. The demo accounts are listed below.'), rp); return }
     await finish(req, res, details, account.username, clientId)
   }
 
@@ -156,6 +160,7 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
 
   return {
     issuer,
+    accounts,
     close: async () => await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve() }) })
   }
 }
@@ -188,7 +193,7 @@ function layout (title: string, body: SafeHtml): string {
 <body><main><div class="badge">Demo Identity Provider</div><h1>${title}</h1>${body}</main></body></html>`.value
 }
 
-function loginPage (uid: string, username = '', error?: string): string {
+function loginPage (accounts: DemoAccount[], uid: string, username = '', error?: string): string {
   return layout('Sign in', html`${error !== undefined ? html`<p class="error" role="alert" id="idp-error">${error}</p>` : ''}
 <form method="post" action="/interaction/${uid}/login">
 <label for="idp-username">Username</label>
@@ -199,7 +204,7 @@ function loginPage (uid: string, username = '', error?: string): string {
 </form>
 <table><caption class="muted">Demo accounts (development only)</caption>
 <thead><tr><th scope="col">Username</th><th scope="col">Password</th><th scope="col">Groups</th></tr></thead>
-<tbody>${DEMO_ACCOUNTS.map((a) => html`<tr><td>${a.username}</td><td><code>${a.password}</code></td><td>${a.groups.join(', ')}</td></tr>`)}</tbody></table>`)
+<tbody>${accounts.map((a) => html`<tr><td>${a.username}</td><td><code>${a.password}</code></td><td>${a.groups.join(', ')}</td></tr>`)}</tbody></table>`)
 }
 
 // oidc-provider's own end-session pages, in this look. `form` is its <form id="op.logoutForm"> with the xsrf field.

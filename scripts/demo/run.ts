@@ -14,7 +14,7 @@ import { startDemoUpstream } from '../../src/demo/upstream.js'
 import { hashPassword } from '../../src/auth/local/password.js'
 import { UserRepository } from '../../src/db/users.js'
 import { createLogger } from '../../src/logger.js'
-import { ADMIN_GROUP, DEMO_ACCOUNTS, startDemoIdp, type DemoAccount } from './idp.js'
+import { ADMIN_GROUP, startDemoIdp, type DemoAccount } from './idp.js'
 
 /** A local (non-SSO) account, for the form under the SSO button. */
 export const LOCAL_ACCOUNT = { username: 'dave', password: 'dave-demo' }
@@ -97,7 +97,7 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
     const gateway = await buildApp({ config, db, upstream: upstream.url, logger: options.logger ?? createLogger(config.logLevel) })
     cleanups.push(gateway.close)
     await gateway.app.listen({ port, host: config.host })
-    return { url: `${publicUrl}/`, issuer: idp.issuer, accounts: DEMO_ACCOUNTS, localAccount: LOCAL_ACCOUNT, config, gateway, close }
+    return { url: `${publicUrl}/`, issuer: idp.issuer, accounts: idp.accounts, localAccount: LOCAL_ACCOUNT, config, gateway, close }
   } catch (err) {
     await close()
     throw err
