@@ -135,7 +135,9 @@ export class UserRepository {
 
   /** Disabling also revokes, so re-enabling later does not revive sessions from before. */
   async setActive (username: string, active: boolean): Promise<boolean> {
-    return await this.updateByUsername(username, active ? { is_active: 1 } : { is_active: 0, sessions_revoked_at: new Date().toISOString() })
+    if (active) return await this.updateByUsername(username, { is_active: 1 })
+    const at = new Date()
+    return await this.revoking(username, at, { is_active: 0, sessions_revoked_at: at.toISOString() })
   }
 
   async setAdmin (username: string, admin: boolean): Promise<boolean> {
@@ -144,7 +146,25 @@ export class UserRepository {
 
   /** Refuse every session of this user issued up to now (they sign in again). */
   async revokeSessions (username: string, at: Date = new Date()): Promise<boolean> {
-    return await this.updateByUsername(username, { sessions_revoked_at: at.toISOString() })
+    return await this.revoking(username, at, { sessions_revoked_at: at.toISOString() })
+  }
+
+  /**
+   * `set` on the user, and every session of theirs still open ends at `at`. Cookies carry their issue
+   * time in whole seconds, so the cutoff alone cannot tell a session from before the revocation from
+   * one signed in right after it, in the same second: the ended records refuse the first, and the
+   * cutoff (strictly earlier seconds) lets the second in.
+   */
+  private async revoking (username: string, at: Date, set: Updateable<UsersTable>): Promise<boolean> {
+    const name = storedName(username)
+    if (name === undefined) return false
+    return await this.db.kysely.transaction().execute(async (trx) => {
+      const user = await trx.updateTable('users').set(set).where('username', '=', name).returning('id').executeTakeFirst()
+      if (user === undefined) return false
+      await trx.updateTable('sessions').set({ ended_at: at.toISOString() })
+        .where('user_id', '=', user.id).where('ended_at', 'is', null).execute()
+      return true
+    })
   }
 
   async recordLogin (id: number, changes: { isAdmin?: boolean } = {}): Promise<User> {

@@ -80,7 +80,10 @@ export function parseSessionPayload (value: unknown): SessionPayload | undefined
 }
 
 export interface SessionRevocation {
-  /** The user's cutoff: sessions issued at or before it are refused (Infinity: the user is disabled). */
+  /**
+   * The user's cutoff: sessions issued in an earlier second are refused (Infinity: the user is
+   * disabled). Those issued in its own second were ended by the revocation if they came before it.
+   */
   revokedBefore: number | undefined
   /** This session was ended (logout). */
   ended: boolean
@@ -96,7 +99,7 @@ export function isSessionCurrent (p: SessionPayload, now: number, maxAge: number
   if (p.iat > now + CLOCK_SKEW_SECONDS) return false
   if (p.exp - p.iat > maxAge) return false
   if (revocation.ended) return false
-  if (revocation.revokedBefore !== undefined && p.iat <= revocation.revokedBefore) return false
+  if (revocation.revokedBefore !== undefined && p.iat < revocation.revokedBefore) return false
   return true
 }
 

@@ -50,6 +50,25 @@ for (const backend of backends) {
     const session = (expiresIn: number): { id: string, userId: number, loginMethod: 'local', createdAt: Date, expiresAt: Date } =>
       ({ id: newSessionId(), userId: user.id, loginMethod: 'local', createdAt: new Date(now), expiresAt: new Date(now + expiresIn) })
 
+    await t.test('revoking or disabling a user ends their open records, no one else\'s', async (t) => {
+      const users = new UserRepository(db)
+      const { user: bob } = await users.create({ username: 'bob-revoked' })
+      const { user: carol } = await users.create({ username: 'carol-untouched' })
+      const bobs = [{ ...session(HOUR), userId: bob.id }, { ...session(HOUR), userId: bob.id }]
+      const carols = { ...session(HOUR), userId: carol.id }
+      for (const s of [...bobs, carols]) await records.create(s)
+      const at = new Date(now + 2000)
+      t.ok(await users.revokeSessions('bob-revoked', at))
+      for (const s of bobs) t.same((await records.find(s.id))?.endedAt, at)
+      t.equal((await records.find(carols.id))?.endedAt, null)
+      const later = { ...session(HOUR), userId: bob.id }
+      await records.create(later)
+      t.equal((await records.find(later.id))?.endedAt, null, 'a sign-in after the revocation stays open')
+      t.ok(await users.setActive('bob-revoked', false))
+      t.not((await records.find(later.id))?.endedAt, null, 'disabling ends it')
+      t.notOk(await users.revokeSessions('nobody-here'), 'unknown user: nothing changed')
+    })
+
     await t.test('a record per sign-in, ended once', async (t) => {
       const s = session(HOUR)
       await records.create(s)
