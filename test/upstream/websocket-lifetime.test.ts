@@ -8,6 +8,7 @@ import { startGateway, type TestGateway } from '../support/gateway.js'
 import { startWsUpstream } from '../support/ws-upstream.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
 import { newSessionId, newSessionPayload, type SessionPayload } from '../../src/session/session.js'
+import { SessionRepository } from '../../src/db/sessions.js'
 import { within } from '../support/within.js'
 
 const upstream = await startWsUpstream()
@@ -21,7 +22,10 @@ const BOUND_MS = 10_000
 
 async function sessionFor (gw: TestGateway, username: string, lifetime = 3600): Promise<{ cookie: string, payload: SessionPayload }> {
   const { user } = await gw.users.create({ username })
-  const payload = newSessionPayload(newSessionId(), user, 'local', lifetime, Math.floor(Date.now() / 1000))
+  const now = Math.floor(Date.now() / 1000)
+  const payload = newSessionPayload(newSessionId(), user, 'local', lifetime, now)
+  // Its record, as a sign-in writes one: revoking the user ends it.
+  await new SessionRepository(gw.db).create({ id: payload.sid, userId: user.id, loginMethod: 'local', createdAt: new Date(now * 1000), expiresAt: new Date(payload.exp * 1000) })
   const session = gw.app.createSecureSession({ s: payload } as never)
   return { cookie: 'authgate=' + encodeURIComponent(gw.app.encodeSecureSession(session)), payload }
 }
