@@ -279,6 +279,8 @@ EOF
   out=$(podman healthcheck run "$NAME" 2>&1) || fail "HEALTHCHECK: unhealthy ($out)"
   echo "HEALTHCHECK: $(podman inspect "$NAME" --format '{{.State.Health.Status}}')"
   [ "$(podman inspect "$NAME" --format '{{.State.Health.Status}}')" = healthy ] || fail "HEALTHCHECK status is not healthy"
+  out=$(podman exec "$NAME" ls /app/integrations/timetracker | paste -sd' ' -)
+  [ "$out" = "authgate_timetracker.py authgate_verify.py flask_login_recipe.py" ] || fail "the integration files in the image: $out"
   echo "in the image: node_modules $(podman exec "$NAME" du -sh node_modules | cut -f1), of which better-sqlite3 $(podman exec "$NAME" du -sh node_modules/better-sqlite3 | cut -f1); dist $(podman exec "$NAME" du -sh dist | cut -f1)"
 
   printf 'a long test password\n' | podman exec -i "$NAME" node dist/src/cli/bin.js users add alice --password
