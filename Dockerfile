@@ -44,6 +44,10 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The TimeTracker integration (Python; TimeTracker reads it, the gateway does not): deploy/kubernetes
+# copies it from here into TimeTracker's container, so the verifier comes with the gateway that signs.
+COPY integrations/flask/authgate_verify.py integrations/flask/flask_login_recipe.py \
+     integrations/timetracker/authgate_timetracker.py ./integrations/timetracker/
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 VOLUME ["/app/data"]

@@ -3,7 +3,7 @@
 # only Debian's mirror (apt) and the npm registry: no Docker daemon, no Docker Hub. CI runs it after
 # the tests (.ci/run); run it by hand as root (or with sudo) from anywhere in the checkout:
 #
-#   deploy/container/check.sh            # setup (when podman is missing), base, build, rebuild, run
+#   deploy/container/check.sh            # setup (when podman is missing), base, build, rebuild, run, compose
 #   KEEP=1 deploy/container/check.sh     # keep the work dir (its image store: 1-2 GB) and say where
 #   W=/path deploy/container/check.sh build rebuild run   # steps again, in a kept work dir
 #
@@ -19,6 +19,10 @@
 #            the image's CLI, sign-in, signed identity headers checked at an upstream by the project's
 #            verifier, SIGTERM stops it fast with status 0, then a new container on the same volume
 #            with HOST=::1: the account is still there, and the HEALTHCHECK follows HOST
+#   compose  deploy/compose/docker-compose.yml with podman-compose, the images CI cannot pull replaced
+#            by stand-ins (deploy/compose/ci/): only the gateway publishes a port, PostgreSQL holds a
+#            database per application, sign-in through the gateway, the upstream verifies the signed
+#            identity and refuses unsigned requests, every secret comes from a file; then down -v
 # Everything (image store, volumes, containers' state) lives in one work dir, removed at the end.
 set -Eeuo pipefail
 trap 'echo "FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR   # any other failing command, named
@@ -47,13 +51,18 @@ runroot = "$W/run"
 EOF
 # Podman's default ulimits (1048576 open files) exceed what a machine without CAP_SYS_RESOURCE may
 # set ("setrlimit: Operation not permitted"): ask for the hard limits this shell has. crun refuses
-# a hybrid cgroup v1/v2 setup ("cgroups in hybrid mode not supported"); runc runs there.
+# a hybrid cgroup v1/v2 setup ("cgroups in hybrid mode not supported"); runc runs there. Networks by
+# netavark, whose internal networks have DNS (CNI's have none: the compose stack's backend network
+# is internal), their definitions under $W too.
 cat > "$W/containers.conf" <<EOF
 [containers]
 default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=32768:32768"]
 [engine]
 runtime = "runc"
 tmp_dir = "$W/libpod"
+[network]
+network_backend = "netavark"
+network_config_dir = "$W/networks"
 EOF
 export CONTAINERS_STORAGE_CONF=$W/storage.conf CONTAINERS_CONF=$W/containers.conf
 
@@ -87,7 +96,8 @@ step() {   # step NAME: runs it, prints and remembers how long it took
   echo "TIME $1: $d s"
 }
 
-PACKAGES=(podman buildah runc conmon slirp4netns fuse-overlayfs uidmap containernetworking-plugins catatonit debootstrap curl)
+PACKAGES=(podman buildah podman-compose runc conmon slirp4netns fuse-overlayfs uidmap netavark aardvark-dns catatonit
+  debootstrap curl)
 setup() {
   local missing=() p
   for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -156,7 +166,7 @@ context() {
   (cd "$SRC" && git -c safe.directory="$SRC" ls-files -z | xargs -0 cp -a --parents -t "$W/ctx")
 }
 
-# build TAG LOG: with build-time mounts only (not in any layer): this machine's CA bundle (its HTTPS
+# podman_build TAG LOG [CONTEXT [DOCKERFILE]]: with build-time mounts only (not in any layer): this machine's CA bundle (its HTTPS
 # egress may re-sign), and an npmrc that points npm at it and makes better-sqlite3 compile at once
 # instead of trying a prebuilt download from GitHub (unreachable here; a normal build gets one).
 podman_build() {
@@ -164,7 +174,7 @@ podman_build() {
   podman build --pull=never --network=host --layers --format docker \
     -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
     -v "$W/npmrc:/usr/local/etc/npmrc:ro" \
-    -t "$1" "$W/ctx" > "$2" 2>&1 || { tail -40 "$2"; fail "podman build (log: $2)"; }
+    ${4:+-f "$4"} -t "$1" "${3:-$W/ctx}" > "$2" 2>&1 || { tail -40 "$2"; fail "podman build (log: $2)"; }
 }
 
 build() {
@@ -269,6 +279,8 @@ EOF
   out=$(podman healthcheck run "$NAME" 2>&1) || fail "HEALTHCHECK: unhealthy ($out)"
   echo "HEALTHCHECK: $(podman inspect "$NAME" --format '{{.State.Health.Status}}')"
   [ "$(podman inspect "$NAME" --format '{{.State.Health.Status}}')" = healthy ] || fail "HEALTHCHECK status is not healthy"
+  out=$(podman exec "$NAME" ls /app/integrations/timetracker | paste -sd' ' -)
+  [ "$out" = "authgate_timetracker.py authgate_verify.py flask_login_recipe.py" ] || fail "the integration files in the image: $out"
   echo "in the image: node_modules $(podman exec "$NAME" du -sh node_modules | cut -f1), of which better-sqlite3 $(podman exec "$NAME" du -sh node_modules/better-sqlite3 | cut -f1); dist $(podman exec "$NAME" du -sh dist | cut -f1)"
 
   printf 'a long test password\n' | podman exec -i "$NAME" node dist/src/cli/bin.js users add alice --password
@@ -297,12 +309,97 @@ EOF
   kill "$UPSTREAM_PID"; UPSTREAM_PID=
 }
 
+# lap LABEL: the time since the last lap (or the step's start), for the parts of `compose`
+lap() { local now; now=$(ms); echo "  ($1: $(awk -v d=$(( now - LAP )) 'BEGIN { printf "%.1f", d / 1000 }') s)"; LAP=$now; }
+
+# The compose stack as operators bring it up, with CI's override (deploy/compose/ci/docker-compose.ci.yml).
+PROJECT=authgate-check
+pc() { (cd "$W/ctx/deploy/compose" && podman-compose -p "$PROJECT" -f docker-compose.yml -f ci/docker-compose.ci.yml "$@"); }
+# inside SERVICE CMD...: runs CMD in the service's container (podman-compose names them PROJECT_SERVICE_1)
+inside() { local s=$1; shift; podman exec -i "${PROJECT}_${s}_1" "$@"; }
+
+compose() {
+  local D=$W/ctx/deploy/compose P base out name f v i
+  context   # this checkout's deploy/compose and integrations, as a CI clone has them
+  podman image exists "$IMG" || fail "compose runs the image of the build step: run build first"
+  LAP=$(ms)
+  podman_build localhost/authgate-ci-upstream:check "$W/logs/ci-upstream.log" "$D/ci" "$D/ci/upstream.Dockerfile"
+  podman_build localhost/authgate-ci-postgres:check "$W/logs/ci-postgres.log" "$D/ci" "$D/ci/postgres.Dockerfile"
+  lap "stand-in images built"
+  sh "$D/generate-secrets.sh" > /dev/null
+  P=$(free_port)
+  export PUBLIC_URL=http://127.0.0.1:$P AUTHGATE_PUBLISH=127.0.0.1:$P
+  pc up -d --no-build > "$W/logs/compose-up.log" 2>&1 || { tail -30 "$W/logs/compose-up.log"; fail "podman-compose up"; }
+  base=$PUBLIC_URL
+  # podman-compose 1.0 starts the services in order without waiting for healthchecks: authgate exits
+  # until PostgreSQL accepts connections, and its restart policy brings it back.
+  for i in $(seq 1 120); do curl -fsS -o /dev/null "$base/_authgate/readyz" 2>/dev/null && break; sleep 0.5; done
+  curl -fsS -o /dev/null "$base/_authgate/readyz" || { pc logs > "$W/logs/compose.log" 2>&1; tail -40 "$W/logs/compose.log"; fail "the gateway is not ready at $base within 60 s"; }
+  lap "up, the gateway ready"
+  echo "readyz through the published port: 200 (PostgreSQL reachable)"
+
+  # Only the gateway publishes a port, and only the one asked for.
+  for name in $(podman ps -a --filter "label=io.podman.compose.project=$PROJECT" --format '{{.Names}}'); do
+    out=$(podman port "$name" | paste -sd' ' -)
+    echo "ports of $name: ${out:-none}"
+    case "$name" in
+      "${PROJECT}_authgate_1") [ "$out" = "8080/tcp -> 127.0.0.1:$P" ] || fail "authgate publishes '$out', not 8080 on 127.0.0.1:$P only" ;;
+      *) [ -z "$out" ] || fail "$name publishes a port: $out" ;;
+    esac
+  done
+  podman network inspect "${PROJECT}_backend" | grep -q '"internal": true' || fail "the backend network is not internal"
+
+  # PostgreSQL: the init script made a database and a role per application, each closed to the other.
+  out=$(inside db psql -U postgres -Atc "select datname || ' ' || pg_get_userbyid(datdba) from pg_database where datname in ('authgate', 'timetracker') order by 1" | paste -sd, -)
+  [ "$out" = "authgate authgate,timetracker timetracker" ] || fail "databases and owners: $out"
+  out=$(inside db sh -c 'psql "$(sed "s|@db:|@127.0.0.1:|; s|/authgate$|/timetracker|" /run/secrets/authgate_database_url)" -c "select 1"' 2>&1) &&
+    fail "authgate's role can connect to TimeTracker's database"
+  echo "$out" | grep -q 'permission denied' || fail "authgate's role refused for another reason: $out"
+  echo "PostgreSQL: databases authgate and timetracker, each owned by its role; authgate's role cannot connect to timetracker"
+
+  printf 'a long test password\n' | inside authgate node dist/src/cli/bin.js users add alice --password > /dev/null
+  [ "$(inside db psql -U postgres -d authgate -Atc "select username from users")" = alice ] || fail "the account is not in PostgreSQL's authgate database"
+  sign_in "$base" alice 'a long test password' /whoami > "$W/logs/compose-whoami.json"
+  grep -q '"username":"alice"' "$W/logs/compose-whoami.json" || fail "the upstream did not verify alice: $(cat "$W/logs/compose-whoami.json")"
+  echo "signed in through the gateway; the upstream verified: $(cat "$W/logs/compose-whoami.json")"
+  # Straight to the upstream, from inside the network (the only place it can be reached from): refused.
+  out=$(inside authgate node -e "fetch('http://timetracker:8080/whoami', { headers: { 'x-user': 'admin', 'x-admin': 'true' } }).then(async (r) => console.log(r.status, (await r.text()).trim()))")
+  case "$out" in 401*) echo "unsigned request straight to the upstream: $out" ;; *) fail "the upstream accepted an unsigned request: $out" ;; esac
+  lap "checks through the gateway"
+
+  # Secrets: files under /run/secrets, no value in any container's configuration.
+  podman inspect $(podman ps -a -q --filter "label=io.podman.compose.project=$PROJECT") > "$W/logs/compose-inspect.json"
+  for f in "$D"/secrets/*; do
+    v=$(cat "$f")
+    ! grep -qF "$v" "$W/logs/compose-inspect.json" || fail "the value of $(basename "$f") is in a container's configuration"
+  done
+  inside authgate cmp -s /run/secrets/header_signing_secret - < "$D/secrets/header_signing_secret" || fail "authgate's header_signing_secret is not the file"
+  inside timetracker cmp -s /run/secrets/header_signing_secret - < "$D/secrets/header_signing_secret" || fail "the upstream's header_signing_secret is not the file"
+  # TimeTracker's entrypoint wrapper, with the image's entrypoint replaced by env (TimeTracker's image
+  # is not here): it must export SECRET_KEY and DATABASE_URL as read from the secret files.
+  /usr/bin/python3 - "$D/docker-compose.yml" > "$W/logs/tt-entrypoint" <<'PY'
+import shlex, sys, yaml
+argv = shlex.split(yaml.safe_load(open(sys.argv[1]))["services"]["timetracker"]["entrypoint"].replace("$$", "$"))
+assert argv[:2] == ["sh", "-c"] and "/app/docker/entrypoint_fixed.sh" in argv[2], argv
+print(argv[2].replace("/app/docker/entrypoint_fixed.sh", "env"))
+PY
+  inside timetracker sh -c "$(cat "$W/logs/tt-entrypoint")" timetracker > "$W/logs/tt-env"
+  grep -qxF "SECRET_KEY=$(cat "$D/secrets/timetracker_secret_key")" "$W/logs/tt-env" || fail "TimeTracker's SECRET_KEY is not the file's"
+  grep -qxF "DATABASE_URL=$(cat "$D/secrets/timetracker_database_url")" "$W/logs/tt-env" || fail "TimeTracker's DATABASE_URL is not the file's"
+  echo "secrets: in /run/secrets only, none in a container's configuration; the same header secret at both ends; TimeTracker's entrypoint exports its own from the files"
+  lap "secrets"
+
+  pc down -v > "$W/logs/compose-down.log" 2>&1 || { tail -20 "$W/logs/compose-down.log"; fail "podman-compose down"; }
+  [ -z "$(podman ps -a -q --filter "label=io.podman.compose.project=$PROJECT")" ] || fail "containers left after down"
+  lap "down -v"
+}
+
 clean() { KEEP=; }   # the exit trap removes everything
 
-[ $# -gt 0 ] || set -- setup base build rebuild run
+[ $# -gt 0 ] || set -- setup base build rebuild run compose
 SECONDS=0
 for s in "$@"; do
-  case "$s" in setup|base|build|rebuild|run|clean) step "$s" ;; *) fail "unknown step $s (setup base build rebuild run clean)" ;; esac
+  case "$s" in setup|base|build|rebuild|run|compose|clean) step "$s" ;; *) fail "unknown step $s (setup base build rebuild run compose clean)" ;; esac
 done
 [ "$*" = clean ] || { podman images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' 2>/dev/null | grep -v '<none>' || true; }
 echo "=== timings"; printf '%s\n' "${TIMES[@]}"; echo "total    ${SECONDS} s"

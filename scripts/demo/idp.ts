@@ -64,7 +64,11 @@ async function loadProvider (): Promise<new (issuer: string, configuration: Reco
   }
 }
 
-export async function startDemoIdp (client: DemoIdpClient, options: { host?: string, port?: number } = {}): Promise<DemoIdp> {
+/**
+ * `issuer`: the URL browsers and the gateway reach it at, when that is not where it listens (in a
+ * container it listens on every interface; see scripts/demo/idp-server.ts). Default: http://host:port.
+ */
+export async function startDemoIdp (client: DemoIdpClient, options: { host?: string, port?: number, issuer?: string } = {}): Promise<DemoIdp> {
   const Provider = await loadProvider()
   const host = options.host ?? '127.0.0.1'
   // Each provider its own copy, so changing one (a test taking alice out of admins) leaves the others alone.
@@ -76,7 +80,7 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
     server.listen(options.port ?? 0, host, resolve)
   })
   const { port } = server.address() as AddressInfo
-  const issuer = `http://${host}:${port}`
+  const issuer = options.issuer ?? `http://${host}:${port}`
 
   const key = await generateKeyPair('RS256', { extractable: true })
   const provider = new Provider(issuer, {
