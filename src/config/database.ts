@@ -12,6 +12,11 @@ export function databaseUrlProblem (url: string): string | undefined {
   return undefined
 }
 
+/** The URL with its password hidden, for log lines and `authgate config check`. */
+export function maskDatabaseUrl (url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@').replace(/([?&]password=)[^&]*/gi, '$1***')
+}
+
 export function parseDatabase (r: Reader): { databaseUrl: string } {
   const databaseUrl = r.get('DATABASE_URL') ?? DEFAULT_DATABASE_URL
   const problem = databaseUrlProblem(databaseUrl)

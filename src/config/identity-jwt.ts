@@ -35,7 +35,7 @@ export function parseIdentityJwt (
     fail('IDENTITY_JWT_KEY', `is required when IDENTITY_JWT=true and NODE_ENV=production (or set IDENTITY_JWT_KEY_FILE); ${KEY_HELP}`)
   } else if (ctx.canGenerate && ctx.publicUrl !== undefined) {
     // Development only, like the other generated secrets: stable across restarts, logged as a warning.
-    const dev = loadOrCreateDevSigningKey(ctx.dataDir)
+    const dev = loadOrCreateDevSigningKey(ctx.dataDir, { write: ctx.write })
     signingKey = dev.key
     const devSecrets = dev.created ? ctx.generatedSecrets : ctx.loadedSecrets
     devSecrets.push('IDENTITY_JWT_KEY')

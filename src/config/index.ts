@@ -54,11 +54,12 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
   const dataDir = resolve(cwd, 'data')
   const generatedSecrets: string[] = []
   const loadedSecrets: string[] = []
-  const secrets = parseSecrets(r, { production, dataDir, generatedSecrets, loadedSecrets })
+  const devSecrets = { production, dataDir, generatedSecrets, loadedSecrets, write: options.writeDevSecrets !== false }
+  const secrets = parseSecrets(r, devSecrets)
 
   const oidc = signIn.authMethod === 'oidc' || signIn.authMethod === 'both' ? parseOidc(r) : undefined
   const pages = parsePages(r, cwd)
-  const identityJwt = parseIdentityJwt(r, { production, publicUrl: listener.publicUrl, dataDir, generatedSecrets, loadedSecrets, canGenerate: problems.length === 0 })
+  const identityJwt = parseIdentityJwt(r, { ...devSecrets, publicUrl: listener.publicUrl, canGenerate: problems.length === 0 })
 
   if (problems.length > 0) throw new ConfigError(problems)
 

@@ -17,6 +17,8 @@ export interface DevSecretsContext {
   dataDir: string
   generatedSecrets: string[]
   loadedSecrets: string[]
+  /** false: development secrets generated now are not stored (a read-only check). */
+  write: boolean
 }
 
 export function parseSecrets (r: Reader, ctx: DevSecretsContext): Partial<SecretsConfig> {
@@ -26,7 +28,7 @@ export function parseSecrets (r: Reader, ctx: DevSecretsContext): Partial<Secret
   let headerSigningSecret = get('HEADER_SIGNING_SECRET')
   if (!production && (secretKey === undefined || headerSigningSecret === undefined) && problems.length === 0) {
     // Development only: a stable generated secret, so restarts keep sessions and the demo verifies.
-    const dev = loadOrCreateDevSecrets(ctx.dataDir)
+    const dev = loadOrCreateDevSecrets(ctx.dataDir, { write: ctx.write })
     const devSecrets = dev.created ? ctx.generatedSecrets : ctx.loadedSecrets
     if (secretKey === undefined) { secretKey = dev.secrets.SECRET_KEY; devSecrets.push('SECRET_KEY') }
     if (headerSigningSecret === undefined) { headerSigningSecret = dev.secrets.HEADER_SIGNING_SECRET; devSecrets.push('HEADER_SIGNING_SECRET') }
@@ -48,8 +50,8 @@ export function parseSecrets (r: Reader, ctx: DevSecretsContext): Partial<Secret
 
 function checkSecret (name: string, value: string | undefined, fail: Fail): void {
   if (value === undefined) {
-    fail(name, `is required when NODE_ENV=production; generate one with: openssl rand -base64 48 (or set ${name}_FILE)`)
+    fail(name, `is required when NODE_ENV=production; generate one with: openssl rand -base64 48 or npx authgate secrets generate (or set ${name}_FILE)`)
   } else if (value.length < MIN_SECRET_LENGTH) {
-    fail(name, `must be at least ${MIN_SECRET_LENGTH} characters; generate one with: openssl rand -base64 48`)
+    fail(name, `must be at least ${MIN_SECRET_LENGTH} characters; generate one with: openssl rand -base64 48 or npx authgate secrets generate`)
   }
 }
