@@ -6,9 +6,17 @@ import { describeDatabaseUrl, openDatabase } from './db/index.js'
 import { migrateToLatest } from './db/migrate.js'
 import { buildApp } from './app.js'
 import { startDemoUpstream, type DemoUpstream } from './demo/upstream.js'
-import { createLogger } from './logger.js'
+import { createLogger, isPretty } from './logger.js'
+import { serverArguments } from './server-args.js'
+import { startupBanner } from './banner.js'
 
 async function main (): Promise<void> {
+  const args = serverArguments(process.argv.slice(2))
+  if (args !== undefined) {
+    process.stdout.write(args.stdout ?? '')
+    process.stderr.write(args.stderr ?? '')
+    process.exit(args.exit)
+  }
   let config
   try {
     config = loadConfig()
@@ -19,7 +27,7 @@ async function main (): Promise<void> {
     }
     throw err
   }
-  const log = createLogger(config.logLevel)
+  const log = createLogger(config.logLevel, config.logFormat)
   for (const warning of configWarnings(config)) log.warn(warning.fields ?? {}, warning.message)
 
   const db = openDatabase(config.databaseUrl)
@@ -35,9 +43,18 @@ async function main (): Promise<void> {
   }
 
   const gateway = await buildApp({ config, db, upstream, logger: log })
-  await gateway.app.listen({ port: config.port, host: config.host })
+  try {
+    await gateway.app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    throw new Error(`port ${config.port} on ${config.host} is already in use (another authgate?); stop it, or start this one on another port: PORT=8090 npm start`)
+  }
   const { port } = gateway.app.server.address() as AddressInfo
-  log.info({ host: config.host, upstream: upstream.origin, authMethod: config.authMethod, localAuth: config.localAuth }, `authgate listening on http://${displayHost(config.host)}:${port}`)
+  const url = `http://${displayHost(config.host)}:${port}`
+  // The upstream with its path: UPSTREAM_URL=http://app:5000/app is not the same as http://app:5000.
+  const upstreamUrl = `${upstream.origin}${upstream.pathname}`
+  log.info({ listen: `${config.host}:${port}`, upstream: upstreamUrl, authMethod: config.authMethod, localAuth: config.localAuth }, `authgate listening on ${url} (upstream ${upstreamUrl})`)
+  if (!config.production && isPretty(config.logFormat)) process.stdout.write(startupBanner(config, { url, upstream, demo: demo !== undefined }))
 
   let stopping = false
   const stop = (signal: string): void => {

@@ -1,10 +1,8 @@
 // `authgate` — the operator's command line. This module stays light: it parses the arguments,
 // answers --help and --version, and imports a command's module (and its database driver,
 // password hashing, configuration…) only when that command runs, so `npx authgate` is quick.
-import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { packageVersion } from '../version.js'
 
 import { UsageError, type Out } from './usage.js'
 
@@ -87,22 +85,6 @@ const COMMAND_OPTIONS: Record<string, string[]> = {
   'users add': ['admin', 'password'],
   'config check': ['json'],
   'secrets generate': ['jwt-key']
-}
-
-/** The package's version: package.json is found above this file, in a checkout and under dist/ alike. */
-export function packageVersion (): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string, version?: string }
-      if (pkg.name === 'authgate' && pkg.version !== undefined) return pkg.version
-    } catch {
-      // not here: look one directory up
-    }
-    const parent = dirname(dir)
-    if (parent === dir) return 'unknown'
-    dir = parent
-  }
 }
 
 // eslint-disable-next-line @typescript-eslint/explicit-function-return-type -- parseArgs' result type follows OPTIONS

@@ -64,6 +64,7 @@ export const DESCRIBE: Record<string, Describe> = {
   IDENTITY_JWT_KEY_PREVIOUS: jwt((j) => j.previousKeys.length > 0 ? `[${j.previousKeys.length} public key(s)]` : ''),
   IDENTITY_JWT_AUDIENCE: jwt((j) => j.audience ?? '(the upstream\'s origin)'),
   LOG_LEVEL: (c) => c.logLevel,
+  LOG_FORMAT: (c) => c.logFormat,
   APP_NAME: (c) => c.appName,
   LOGO_URL: (c) => c.logo !== undefined && c.logo.file === undefined ? c.logo.src : '',
   LOGO_FILE: (c) => c.logo?.file?.path ?? ''

@@ -74,7 +74,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     ...session as SessionConfig,
     ...proxy as ProxyConfig,
     identityJwt,
-    ...logging,
+    ...logging as LoggingConfig,
     ...pages,
     dataDir,
     generatedSecrets,
