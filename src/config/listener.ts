@@ -25,7 +25,7 @@ export function parseListener (r: Reader, production: boolean): Partial<Listener
   }
   const upstreamUrl = optionalUrl('UPSTREAM_URL', get('UPSTREAM_URL'), ['http:', 'https:'], fail)
   if (production && upstreamUrl === undefined) {
-    fail('UPSTREAM_URL', 'is required when NODE_ENV=production (the demo upstream is for development only); e.g. http://timetracker:8080')
+    fail('UPSTREAM_URL', 'is required when NODE_ENV=production (the demo upstream is for development only); e.g. http://127.0.0.1:5000')
   }
   return { host, port, publicUrl, upstreamUrl }
 }
