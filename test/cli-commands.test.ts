@@ -75,7 +75,9 @@ t.test('unknown options and commands are usage errors (2), without a stack trace
     [['users', 'list', '--admin'], /users list: unknown option --admin/],
     [['config', 'verify'], /unknown command: config verify/],
     [['users', 'remove', 'x'], /unknown command: users remove/],
-    [['secrets', 'generate', 'extra'], /unknown command: secrets generate extra/]
+    [['secrets', 'generate', 'extra'], /unknown command: secrets generate extra/],
+    [['users', 'add', 'alice', 'bob'], /users add: unexpected argument bob/],
+    [['migrate', 'now'], /migrate: unexpected argument now/]
   ] as const) {
     const r = await cli([...args])
     t.equal(r.code, 2, args.join(' '))

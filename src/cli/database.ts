@@ -104,8 +104,11 @@ export async function runDatabaseCommand (command: string, args: string[], flags
   const mustExist = (found: boolean, username: string): void => {
     if (!found) throw new UsageError(`no such user: ${username}`)
   }
-  const known = ['migrate', 'users list', 'users add', 'users set-password', 'users set-admin', 'users disable', 'users enable', 'sessions revoke']
-  if (!known.includes(command)) throw new UsageError(`unknown command: ${command}\n\nSee: authgate ${command.split(' ')[0]!} --help`)
+  /** Each command and how many arguments it takes. */
+  const ARGUMENTS: Record<string, number> = { migrate: 0, 'users list': 0, 'users add': 1, 'users set-password': 1, 'users set-admin': 2, 'users disable': 1, 'users enable': 1, 'sessions revoke': 1 }
+  const expected = ARGUMENTS[command]
+  if (expected === undefined) throw new UsageError(`unknown command: ${command}\n\nSee: authgate ${command.split(' ')[0]!} --help`)
+  if (args.length > expected) throw new UsageError(`${command}: unexpected argument ${args[expected]!}\n\nSee: authgate ${command.split(' ')[0]!} --help`)
   // Arguments are checked before the database is opened: a mistake must not create or migrate anything.
   const username = command === 'migrate' || command === 'users list' ? '' : usernameArg(arg)
   if (command === 'users set-admin' && arg2 !== 'true' && arg2 !== 'false') throw new UsageError('users set-admin <username> <true|false>')
