@@ -1,6 +1,10 @@
 // The process logger: pino, with nothing secret in it. Request lines carry the path only (query
 // strings can hold authorization codes and application tokens), and credentials are redacted.
+// JSON for log collectors; readable lines for a person at a terminal (log-format.ts).
 import { pino, type Logger, type LoggerOptions } from 'pino'
+import { prettyDestination } from './log-format.js'
+
+export type LogFormat = 'auto' | 'json' | 'pretty'
 
 export function loggerOptions (level: string): LoggerOptions {
   return {
@@ -16,6 +20,11 @@ export function loggerOptions (level: string): LoggerOptions {
   }
 }
 
-export function createLogger (level: string): Logger {
-  return pino(loggerOptions(level))
+/** LOG_FORMAT=auto: readable on a terminal, JSON when the output goes to a file, a pipe or a collector. */
+export function isPretty (format: LogFormat = 'auto'): boolean {
+  return format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true)
+}
+
+export function createLogger (level: string, format: LogFormat = 'auto'): Logger {
+  return isPretty(format) ? pino(loggerOptions(level), prettyDestination()) : pino(loggerOptions(level))
 }

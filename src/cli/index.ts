@@ -1,147 +1,137 @@
-// `authgate` — the operator's command line: migrations, users and sessions, on the configured database.
+// `authgate` — the operator's command line. This module stays light: it parses the arguments,
+// answers --help and --version, and imports a command's module (and its database driver,
+// password hashing, configuration…) only when that command runs, so `npx authgate` is quick.
 import { parseArgs } from 'node:util'
-import { createInterface } from 'node:readline'
-import { readEnvironment } from '../config/index.js'
-import { openDatabase, type Db } from '../db/index.js'
-import { migrateToLatest } from '../db/migrate.js'
-import { UserRepository, type User } from '../db/users.js'
-import { checkUsername, usernameProblemMessage } from '../db/username.js'
-import { checkNewPassword, hashPassword } from '../auth/local/password.js'
+import { packageVersion } from '../version.js'
 
-const HELP = `Usage: authgate <command>
+import { UsageError, type Out } from './usage.js'
+
+export { UsageError, type Out } from './usage.js'
+
+const HELP = `Usage: authgate <command> [options]
 
 Commands:
-  migrate                              apply pending database migrations
-  users list [--json]                  list users
-  users add <username> [--admin] [--password]
-                                       create a user; --password reads the password
-                                       (prompted on a terminal, else the first line of stdin)
-  users set-password <username>        set a user's password (as above) and end
-                                       the user's current sessions
-  users set-admin <username> <true|false>
-                                       false also ends the user's current sessions
-  users disable <username>             refuse sign-in and end the user's sessions
-  users enable <username>              allow sign-in again
-  sessions revoke <username>           end every current session of the user
-                                       (gateways apply it within 5 seconds)
+  config check [--json]          check the configuration exactly as the server does and
+                                 print the settings in effect (secrets masked)
+  secrets generate [--jwt-key]   print fresh SECRET_KEY and HEADER_SIGNING_SECRET lines
+  migrate                        apply pending database migrations
+  users <list|add|set-password|set-admin|disable|enable> …
+                                 manage local accounts (authgate users --help)
+  sessions revoke <username>     end every current session of a user
 
-Configuration: DATABASE_URL (default sqlite:./data/authgate.db), from the environment or ./.env.
+Options:
+  -h, --help                     this help; after a command, that command's help
+  -v, --version                  print the version
+
+Settings come from the environment and ./.env, as for the server (see env.example);
+the commands that use the database read DATABASE_URL (default sqlite:./data/authgate.db).
+The gateway itself runs with: node dist/src/main.js (npm start in a checkout).
 `
 
-export class UsageError extends Error {}
+const USERS_HELP = `Usage: authgate users <subcommand>
 
-async function readPassword (): Promise<string> {
-  if (process.stdin.isTTY) {
-    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true })
-    // Do not echo what is typed.
-    const write = (rl as unknown as { _writeToOutput: (s: string) => void })
-    write._writeToOutput = () => {}
-    process.stdout.write('Password: ')
-    const answer = await new Promise<string>((resolve) => rl.question('', resolve))
-    rl.close()
-    process.stdout.write('\n')
-    return answer
-  }
-  let input = ''
-  for await (const chunk of process.stdin) input += String(chunk)
-  return input.split(/\r?\n/, 1)[0] ?? ''
+  list [--json]                        list users (never creates or migrates the database)
+  add <username> [--admin] [--password]
+                                       create a user; --password reads the password
+                                       (prompted on a terminal, else the first line of stdin)
+  set-password <username>              set a user's password (as above) and end
+                                       the user's current sessions
+  set-admin <username> <true|false>    false also ends the user's current sessions
+  disable <username>                   refuse sign-in and end the user's sessions
+  enable <username>                    allow sign-in again
+
+Database: DATABASE_URL (default sqlite:./data/authgate.db), from the environment or ./.env.
+The commands that change something apply pending migrations first; list only reads.
+`
+
+const SESSIONS_HELP = `Usage: authgate sessions revoke <username>
+
+  revoke <username>    end every current session of the user; running gateways
+                       refuse them within 5 seconds
+
+Database: DATABASE_URL (default sqlite:./data/authgate.db), from the environment or ./.env.
+`
+
+const MIGRATE_HELP = `Usage: authgate migrate
+
+Apply pending database migrations to DATABASE_URL (default sqlite:./data/authgate.db),
+creating the database if it does not exist. The gateway also does this when it starts.
+`
+
+const CONFIG_HELP = `Usage: authgate config check [--json]
+
+Read the configuration from the environment and ./.env exactly as the server does and
+print every setting in effect, with its source (environment, .env, <NAME>_FILE, default)
+and secrets masked. Exits 2, with the server's own message, when the server would refuse
+to start. Writes nothing: development secrets are not generated, no database is opened.
+`
+
+const SECRETS_HELP = `Usage: authgate secrets generate [--jwt-key]
+
+Print fresh random secrets as .env lines, e.g.  authgate secrets generate >> .env
+
+  SECRET_KEY              sessions (keep it private to the gateway)
+  HEADER_SIGNING_SECRET   identity header signatures (give it to the upstream too)
+  --jwt-key               also IDENTITY_JWT_KEY, an EC P-256 private key (IDENTITY_JWT=true)
+`
+
+const COMMAND_HELP: Record<string, string> = {
+  users: USERS_HELP, sessions: SESSIONS_HELP, migrate: MIGRATE_HELP, config: CONFIG_HELP, secrets: SECRETS_HELP
 }
 
-async function newPasswordHash (): Promise<string> {
-  const password = await readPassword()
-  const problem = checkNewPassword(password)
-  if (problem !== undefined) throw new UsageError(`password ${problem}`)
-  return await hashPassword(password)
+/** Which options each command accepts: anything else is a usage error, not silently ignored. */
+const COMMAND_OPTIONS: Record<string, string[]> = {
+  'users list': ['json'],
+  'users add': ['admin', 'password'],
+  'config check': ['json'],
+  'secrets generate': ['jwt-key']
 }
 
-function describe (user: User): string {
-  const flags = [user.isAdmin ? 'admin' : '', user.isActive ? '' : 'disabled', user.passwordHash !== null ? 'password' : '', user.oidcSub !== null ? 'sso' : ''].filter(Boolean)
-  return `${user.username}${flags.length > 0 ? ` (${flags.join(', ')})` : ''}${user.lastLoginAt !== null ? `  last sign-in ${user.lastLoginAt.toISOString()}` : ''}`
-}
-
-export async function run (argv: string[], out: (line: string) => void = (l) => { process.stdout.write(l + '\n') }): Promise<number> {
-  const { values: flags, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { admin: { type: 'boolean' }, password: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }
-  })
-  const [command, sub, arg, arg2] = positionals
-  if (flags.help === true || command === undefined || command === 'help') { out(HELP); return flags.help === true || command === 'help' ? 0 : 1 }
-
-  const { values: env, problems } = readEnvironment(process.env)
-  if (problems.length > 0) throw new UsageError(problems.map((p) => `${p.name}: ${p.message}`).join('\n'))
-  const db: Db = openDatabase(env.DATABASE_URL?.trim() || 'sqlite:./data/authgate.db')
+// eslint-disable-next-line @typescript-eslint/explicit-function-return-type -- parseArgs' result type follows OPTIONS
+function parse (argv: string[]) {
   try {
-    const applied = await migrateToLatest(db)
-    if (command === 'migrate') { out(applied.length > 0 ? `applied: ${applied.join(', ')}` : 'database is up to date'); return 0 }
-    const users = new UserRepository(db)
-    const need = (value: string | undefined, what: string): string => {
-      if (value === undefined) throw new UsageError(`missing <${what}>`)
-      return value
-    }
-    /** The stored name for an argument: lower-cased, never folded (a look-alike never reaches another user). */
-    const usernameArg = (value: string | undefined): string => {
-      const checked = checkUsername(need(value, 'username'))
-      if (!checked.ok) throw new UsageError(`username: ${usernameProblemMessage(checked.problem)}`)
-      return checked.username
-    }
-    const mustExist = (found: boolean, username: string): void => {
-      if (!found) throw new UsageError(`no such user: ${username}`)
-    }
-    switch (`${command} ${sub ?? ''}`) {
-      case 'users list': {
-        const list = await users.list()
-        if (flags.json === true) out(JSON.stringify(list.map(({ passwordHash, ...u }) => ({ ...u, hasPassword: passwordHash !== null })), null, 2))
-        else if (list.length === 0) out('no users')
-        else list.forEach((u) => { out(describe(u)) })
-        return 0
-      }
-      case 'users add': {
-        const username = usernameArg(arg)
-        const passwordHash = flags.password === true ? await newPasswordHash() : null
-        const { user, created } = await users.create({ username, isAdmin: flags.admin === true, passwordHash })
-        if (!created) throw new UsageError(`user already exists: ${username}`)
-        out(`created ${describe(user)}`)
-        return 0
-      }
-      case 'users set-password': {
-        const username = usernameArg(arg)
-        mustExist((await users.findByUsername(username)) !== undefined, username)
-        await users.setPasswordHash(username, await newPasswordHash())
-        // A new password is often a response to a leaked one: whoever used it is signed out too.
-        await users.revokeSessions(username)
-        out(`password set for ${username}; their current sessions end within 5 seconds`)
-        return 0
-      }
-      case 'users set-admin': {
-        const username = usernameArg(arg)
-        if (arg2 !== 'true' && arg2 !== 'false') throw new UsageError('users set-admin <username> <true|false>')
-        mustExist(await users.setAdmin(username, arg2 === 'true'), username)
-        // Sessions carry the admin flag they were issued with: a demotion must not wait for them to expire.
-        if (arg2 === 'false') await users.revokeSessions(username)
-        out(arg2 === 'true'
-          ? `${username} is now an administrator (current sessions pick it up at the next sign-in)`
-          : `${username} is no longer an administrator; their current sessions end within 5 seconds`)
-        return 0
-      }
-      case 'users disable':
-      case 'users enable': {
-        const username = usernameArg(arg)
-        const enable = sub === 'enable'
-        mustExist(await users.setActive(username, enable), username)
-        out(`${username} ${enable ? 'enabled' : 'disabled; their sessions end within 5 seconds'}`)
-        return 0
-      }
-      case 'sessions revoke': {
-        const username = usernameArg(arg)
-        mustExist(await users.revokeSessions(username), username)
-        out(`sessions of ${username} revoked; gateways refuse them within 5 seconds`)
-        return 0
-      }
-      default:
-        throw new UsageError(`unknown command: ${positionals.join(' ')}\n\n${HELP}`)
-    }
-  } finally {
-    await db.close()
+    return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS })
+  } catch (err) {
+    // node:util's messages name the option; they are the user's mistake, not a crash.
+    throw new UsageError(`${(err as Error).message.replace(/\. To specify.*$/s, '')}\n\n${HELP}`)
   }
+}
+
+const OPTIONS = {
+  admin: { type: 'boolean' },
+  password: { type: 'boolean' },
+  json: { type: 'boolean' },
+  'jwt-key': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' }
+} as const
+
+export async function run (argv: string[], out: Out = (l) => { process.stdout.write(l + '\n') }): Promise<number> {
+  const { values: flags, positionals } = parse(argv)
+  const [command, sub] = positionals
+  if (flags.version === true) { out(packageVersion()); return 0 }
+  if (command === 'help') { out(COMMAND_HELP[sub ?? ''] ?? HELP); return 0 }
+  if (command === undefined) { out(HELP); return flags.help === true ? 0 : 1 }
+  const help = COMMAND_HELP[command]
+  if (help === undefined) throw new UsageError(`unknown command: ${positionals.join(' ')}\n\n${HELP}`)
+  if (flags.help === true) { out(help); return 0 }
+  if (sub === undefined && command !== 'migrate') { out(help); return 1 }
+
+  const name = command === 'migrate' ? 'migrate' : `${command} ${sub}`
+  const allowed = COMMAND_OPTIONS[name] ?? []
+  const extra = Object.keys(flags).filter((f) => !allowed.includes(f))
+  if (extra.length > 0) throw new UsageError(`${name}: unknown option ${extra.map((f) => `--${f}`).join(', ')}\n\n${help}`)
+  const args = positionals.slice(command === 'migrate' ? 1 : 2)
+
+  switch (command) {
+    case 'config':
+      if (sub !== 'check' || args.length > 0) break
+      return await (await import('./config-check.js')).configCheck({ json: flags.json === true }, out)
+    case 'secrets':
+      if (sub !== 'generate' || args.length > 0) break
+      return (await import('./secrets.js')).generateSecrets({ jwtKey: flags['jwt-key'] === true }, out)
+    default:
+      return await (await import('./database.js')).runDatabaseCommand(name, args, flags, out)
+  }
+  throw new UsageError(`unknown command: ${positionals.join(' ')}\n\n${help}`)
 }

@@ -6,8 +6,11 @@ import { join } from 'node:path'
 
 export interface DevSecrets { SECRET_KEY: string, HEADER_SIGNING_SECRET: string }
 
-/** The secrets, and whether this call created them (false: loaded from an earlier start). */
-export function loadOrCreateDevSecrets (dataDir: string): { secrets: DevSecrets, created: boolean } {
+/**
+ * The secrets, and whether this call created them (false: loaded from an earlier start). With
+ * `write: false` (a read-only check) new ones are made up but not stored.
+ */
+export function loadOrCreateDevSecrets (dataDir: string, { write = true } = {}): { secrets: DevSecrets, created: boolean } {
   const file = join(dataDir, 'dev-secrets.json')
   try {
     const stored = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevSecrets>
@@ -21,6 +24,7 @@ export function loadOrCreateDevSecrets (dataDir: string): { secrets: DevSecrets,
     SECRET_KEY: randomBytes(32).toString('base64url'),
     HEADER_SIGNING_SECRET: randomBytes(32).toString('base64url')
   }
+  if (!write) return { secrets, created: true }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   writeFileSync(file, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 })
   return { secrets, created: true }

@@ -1,91 +1,34 @@
 // Configuration: read once at startup from the environment (and ./.env), validated into one typed
 // object. Every problem is collected so the operator sees them all in one message, not one per restart.
-import { readFileSync, statSync } from 'node:fs'
-import { isIP } from 'node:net'
-import { extname, resolve } from 'node:path'
-import { parse as parseDotenv } from 'dotenv'
-import { isLoopbackHost } from './net.js'
-import { loadOrCreateDevSecrets } from './dev-secrets.js'
-import { KNOWN_VARIABLES, SECRET_VARIABLES, findUnknownVariables, type UnknownVariable } from './variables.js'
-import type { KeyObject } from 'node:crypto'
-import type { ClientLimits } from '../proxy/client-limits.js'
-import { KEY_HELP, loadOrCreateDevSigningKey, parseSigningKey, parseVerificationKeys } from '../identity/jwt-keys.js'
+// Each concern parses its own variables (listener.ts, secrets.ts, database.ts, sign-in.ts, oidc.ts,
+// session.ts, proxy.ts, identity-jwt.ts, pages.ts, logging.ts); this file only puts them together.
+import { resolve } from 'node:path'
+import { findUnknownVariables, type UnknownVariable } from './variables.js'
+import { ConfigError, createReader, readEnvironment, type Env, type LoadOptions } from './environment.js'
+import { parseListener, type ListenerConfig } from './listener.js'
+import { parseSignIn, type SignInConfig } from './sign-in.js'
+import { parseSession, type SessionConfig } from './session.js'
+import { parseProxy, type ProxyConfig } from './proxy.js'
+import { parseLogging, type LoggingConfig } from './logging.js'
+import { parseDatabase } from './database.js'
+import { parseSecrets, type SecretsConfig } from './secrets.js'
+import { parseOidc, type OidcConfig } from './oidc.js'
+import { parsePages, type PagesConfig } from './pages.js'
+import { parseIdentityJwt, type IdentityJwtConfig } from './identity-jwt.js'
 
-export type AuthMethod = 'local' | 'oidc' | 'both'
-export type LocalAuth = 'username' | 'password'
-/**
- * Which client-supplied X-Forwarded-* we believe: none, every peer's, or those sent by a peer at one
- * of these addresses/CIDRs. No hop count: it cannot check who the immediate peer is, so a client that
- * connects directly picks its own address (Fastify 5.12.1 stopped honouring it for that reason).
- */
-export type TrustProxy = boolean | string[]
+export { ConfigError, readEnvironment, type ConfigProblem, type Env, type LoadOptions } from './environment.js'
+export type { AuthMethod, LocalAuth } from './sign-in.js'
+export type { TrustProxy } from './proxy.js'
+export { CLIENT_LIMIT_DEFAULTS } from './proxy.js'
+export type { OidcConfig } from './oidc.js'
+export { LOGO_TYPES, type LogoConfig } from './pages.js'
+export type { IdentityJwtConfig } from './identity-jwt.js'
 
-export interface OidcConfig {
-  issuer: URL
-  clientId: string
-  clientSecret: string
-  /** How the gateway authenticates at the token endpoint (OIDC_CLIENT_AUTH_METHOD). */
-  clientAuthMethod: 'client_secret_post' | 'client_secret_basic'
-  redirectUri: URL
-  scopes: string
-  usernameClaim: string
-  fullNameClaim: string
-  emailClaim: string
-  groupsClaim: string
-  adminGroup: string | undefined
-  adminEmails: string[]
-  postLogoutRedirectUri: URL | undefined
-  buttonText: string
-}
-
-/** The logo on the gateway's pages: `src` is what the page's <img> loads. */
-export interface LogoConfig {
-  src: string
-  /** LOGO_FILE: served by the gateway at `src` (under /_authgate/static/). */
-  file?: { path: string, contentType: string }
-  /** LOGO_URL on another origin: allowed by the pages' Content-Security-Policy (img-src). */
-  origin?: string
-}
-
-/** IDENTITY_JWT=true: the signed assertion sent as X-Identity-Assertion and published keys. */
-export interface IdentityJwtConfig {
-  signingKey: KeyObject
-  /** Public keys still published in the JWKS during a rotation (IDENTITY_JWT_KEY_PREVIOUS). */
-  previousKeys: KeyObject[]
-  /** `iss`: PUBLIC_URL's origin. */
-  issuer: string
-  /** `aud`: IDENTITY_JWT_AUDIENCE; undefined means the upstream's origin (known once it runs). */
-  audience: string | undefined
-}
-
-export interface Config {
+export interface Config extends ListenerConfig, SecretsConfig, SignInConfig, SessionConfig, ProxyConfig, LoggingConfig, PagesConfig {
   production: boolean
-  host: string
-  port: number
-  publicUrl: URL | undefined
-  /** undefined: serve the embedded demo upstream (development only). */
-  upstreamUrl: URL | undefined
-  /** Current key first, then the previous ones still accepted for decryption. */
-  secretKeys: string[]
-  headerSigningSecret: string
   databaseUrl: string
-  authMethod: AuthMethod
-  localAuth: LocalAuth
-  allowSelfRegister: boolean
-  adminUsernames: string[]
   oidc: OidcConfig | undefined
-  sessionCookieSecure: boolean
-  sessionMaxAge: number
-  trustProxy: TrustProxy
-  skipAuthPaths: string[]
-  /** UPSTREAM_POOL_SIZE: connections to the upstream, shared by every client. */
-  upstreamPoolSize: number
-  /** How slow and how greedy one client may be toward the shared upstream pool. */
-  clientLimits: ClientLimits
   identityJwt: IdentityJwtConfig | undefined
-  logLevel: string
-  appName: string
-  logo: LogoConfig | undefined
   dataDir: string
   /** Names of development secrets generated (and stored in dataDir) by this start, logged as a warning. */
   generatedSecrets: string[]
@@ -95,406 +38,47 @@ export interface Config {
   unknownVariables: UnknownVariable[]
 }
 
-export interface ConfigProblem { name: string, message: string }
-
-export class ConfigError extends Error {
-  constructor (readonly problems: ConfigProblem[]) {
-    super('Invalid configuration:\n' + problems.map((p) => `  - ${p.name}: ${p.message}`).join('\n'))
-    this.name = 'ConfigError'
-  }
-}
-
-export type Env = Record<string, string | undefined>
-
-export interface LoadOptions {
-  /** Directory holding .env and the default ./data (the working directory). */
-  cwd?: string
-  /** Read ./.env (default true); tests turn it off to stay hermetic. */
-  dotenv?: boolean
-}
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-const MIN_SECRET_LENGTH = 32
-
-/** Merge process env over .env, then resolve every `<NAME>_FILE` (an explicit value wins a conflict check). */
-export function readEnvironment (env: Env, options: LoadOptions = {}): { values: Env, problems: ConfigProblem[] } {
-  const cwd = options.cwd ?? process.cwd()
-  const problems: ConfigProblem[] = []
-  let fromFile: Env = {}
-  if (options.dotenv !== false) {
-    try {
-      fromFile = parseDotenv(readFileSync(resolve(cwd, '.env')))
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        problems.push({ name: '.env', message: `cannot be read (${(err as Error).message})` })
-      }
-    }
-  }
-  const values: Env = { ...fromFile, ...env }
-  for (const name of SECRET_VARIABLES) {
-    const filePath = values[`${name}_FILE`]
-    if (filePath === undefined || filePath === '') continue
-    if (values[name] !== undefined && values[name] !== '') {
-      problems.push({ name: `${name}_FILE`, message: `set together with ${name}; set only one of them` })
-      continue
-    }
-    try {
-      values[name] = readFileSync(resolve(cwd, filePath), 'utf8').replace(/\r?\n$/, '')
-    } catch (err) {
-      problems.push({ name: `${name}_FILE`, message: `cannot read ${filePath} (${(err as NodeJS.ErrnoException).code ?? 'error'}); point it at a readable file holding the secret` })
-    }
-  }
-  return { values, problems }
-}
-
 export function loadConfig (env: Env = process.env, options: LoadOptions = {}): Config {
   const cwd = options.cwd ?? process.cwd()
   const { values, problems } = readEnvironment(env, options)
-  // Every name read counts as known for the typo warning, besides the list in variables.ts (which
-  // also covers the names read only under some settings).
-  const known = new Set(KNOWN_VARIABLES)
-  const read = (name: string): string | undefined => {
-    known.add(name)
-    return values[name]?.trim()
-  }
-  /** A setting: empty is the same as unset (its default applies). */
-  const get = (name: string): string | undefined => {
-    const v = read(name)
-    return v === undefined || v === '' ? undefined : v
-  }
-  /**
-   * A comma-separated list (SPEC §7): unset takes the default, but set to empty (or only commas and
-   * spaces) is the empty list. `ADMIN_USERNAMES=` means no admins by name, never the default `admin`.
-   */
-  const getList = (name: string, whenUnset: string[] = [], separator: RegExp = /,/): string[] => {
-    const v = read(name)
-    return v === undefined ? whenUnset : v.split(separator).map((s) => s.trim()).filter((s) => s !== '')
-  }
-  const fail = (name: string, message: string): undefined => { problems.push({ name, message }); return undefined }
+  const r = createReader(values, problems)
 
-  const production = get('NODE_ENV') === 'production'
-
-  const port = parseIntIn(get('PORT') ?? '8080', 0, 65535) ?? fail('PORT', 'must be an integer from 0 to 65535')
-  // Development listens on loopback only: a laptop on a café network must not offer name-only sign-in
-  // to everyone around. Production (and the container image, which sets HOST) listens everywhere.
-  const host = get('HOST') ?? (production ? '0.0.0.0' : '127.0.0.1')
-
-  const publicUrl = optionalUrl('PUBLIC_URL', get('PUBLIC_URL'), ['http:', 'https:'], fail)
-  if (publicUrl !== undefined && (publicUrl.pathname !== '/' || publicUrl.search !== '' || publicUrl.hash !== '')) {
-    fail('PUBLIC_URL', 'must be an origin only, e.g. https://tt.example.com (authgate serves the whole host)')
-  }
-  const upstreamUrl = optionalUrl('UPSTREAM_URL', get('UPSTREAM_URL'), ['http:', 'https:'], fail)
-  if (production && upstreamUrl === undefined) {
-    fail('UPSTREAM_URL', 'is required when NODE_ENV=production (the demo upstream is for development only); e.g. http://timetracker:8080')
-  }
-
-  const authMethod = oneOf('AUTH_METHOD', get('AUTH_METHOD') ?? 'local', ['local', 'oidc', 'both'] as const, fail)
-  const localAuth = parseLocalAuth(get('LOCAL_AUTH'), { production, localSignIn: authMethod === 'local' || authMethod === 'both' }, fail)
-  const allowSelfRegister = parseBool('ALLOW_SELF_REGISTER', get('ALLOW_SELF_REGISTER') ?? 'true', fail)
-  const adminUsernames = getList('ADMIN_USERNAMES', ['admin']).map((u) => u.toLowerCase())
-
-  const sessionMaxAge = parseIntIn(get('SESSION_MAX_AGE') ?? '86400', 60, 400 * 86400) ??
-    fail('SESSION_MAX_AGE', 'must be a whole number of seconds from 60 to 34560000 (400 days)')
-  const secureDefault = production || publicUrl?.protocol === 'https:'
-  const sessionCookieSecure = parseBool('SESSION_COOKIE_SECURE', get('SESSION_COOKIE_SECURE') ?? String(secureDefault), fail)
-
-  const trustProxy = parseTrustProxy(get('TRUST_PROXY') ?? 'false', fail)
-  const skipAuthPaths = parseSkipAuthPaths(getList('SKIP_AUTH_PATHS'), fail)
-  const { upstreamPoolSize, clientLimits } = parseClientLimits(get, fail)
-
-  const logLevel = get('LOG_LEVEL') ?? 'info'
-  if (!LOG_LEVELS.includes(logLevel)) fail('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`)
-
-  const databaseUrl = get('DATABASE_URL') ?? 'sqlite:./data/authgate.db'
-  if (!/^sqlite:.+/.test(databaseUrl) && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    fail('DATABASE_URL', 'must be sqlite:<path> (e.g. sqlite:./data/authgate.db) or postgres://user:password@host:5432/db')
-  }
+  const production = r.get('NODE_ENV') === 'production'
+  const listener = parseListener(r, production)
+  const signIn = parseSignIn(r, production)
+  const session = parseSession(r, { production, publicUrl: listener.publicUrl })
+  const proxy = parseProxy(r)
+  const logging = parseLogging(r)
+  const database = parseDatabase(r)
 
   const dataDir = resolve(cwd, 'data')
   const generatedSecrets: string[] = []
   const loadedSecrets: string[] = []
-  let secretKey = get('SECRET_KEY')
-  let headerSigningSecret = get('HEADER_SIGNING_SECRET')
-  if (!production && (secretKey === undefined || headerSigningSecret === undefined) && problems.length === 0) {
-    // Development only: a stable generated secret, so restarts keep sessions and the demo verifies.
-    const dev = loadOrCreateDevSecrets(dataDir)
-    const devSecrets = dev.created ? generatedSecrets : loadedSecrets
-    if (secretKey === undefined) { secretKey = dev.secrets.SECRET_KEY; devSecrets.push('SECRET_KEY') }
-    if (headerSigningSecret === undefined) { headerSigningSecret = dev.secrets.HEADER_SIGNING_SECRET; devSecrets.push('HEADER_SIGNING_SECRET') }
-  }
-  // A secret whose _FILE failed is already reported; in development a missing one is generated once
-  // the other problems are fixed, so only production reports it as missing.
-  const unreadable = new Set(problems.map((p) => p.name.replace(/_FILE$/, '')))
-  if (!unreadable.has('SECRET_KEY') && (production || secretKey !== undefined)) checkSecret('SECRET_KEY', secretKey, fail)
-  if (!unreadable.has('HEADER_SIGNING_SECRET') && (production || headerSigningSecret !== undefined)) checkSecret('HEADER_SIGNING_SECRET', headerSigningSecret, fail)
-  const previousKeys = getList('SECRET_KEY_PREVIOUS')
-  for (const key of previousKeys) checkSecret('SECRET_KEY_PREVIOUS', key, fail)
-  // The upstream holds HEADER_SIGNING_SECRET; if it could also derive the session keys, it (or anyone
-  // who reads its configuration) could mint a session for any user, administrators included.
-  if (headerSigningSecret !== undefined && (headerSigningSecret === secretKey || previousKeys.includes(headerSigningSecret))) {
-    fail('HEADER_SIGNING_SECRET', 'must differ from SECRET_KEY and SECRET_KEY_PREVIOUS (the upstream holds it; it must not be able to forge sessions); generate one with: openssl rand -base64 48')
-  }
+  const devSecrets = { production, dataDir, generatedSecrets, loadedSecrets, write: options.writeDevSecrets !== false }
+  const secrets = parseSecrets(r, devSecrets)
 
-  const oidc = authMethod === 'oidc' || authMethod === 'both' ? parseOidc(get, getList, fail) : undefined
-  const logo = parseLogo(get('LOGO_URL'), get('LOGO_FILE'), cwd, fail)
-  const identityJwt = parseIdentityJwt(get, { production, publicUrl, dataDir, generatedSecrets, loadedSecrets, canGenerate: problems.length === 0 }, fail)
+  const oidc = signIn.authMethod === 'oidc' || signIn.authMethod === 'both' ? parseOidc(r) : undefined
+  const pages = parsePages(r, cwd)
+  const identityJwt = parseIdentityJwt(r, { ...devSecrets, publicUrl: listener.publicUrl, canGenerate: problems.length === 0 })
 
   if (problems.length > 0) throw new ConfigError(problems)
 
+  // Every part returned all its fields: a missing one was reported as a problem above.
   return {
     production,
-    host,
-    port: port!,
-    publicUrl,
-    upstreamUrl,
-    secretKeys: [secretKey!, ...previousKeys],
-    headerSigningSecret: headerSigningSecret!,
-    databaseUrl,
-    authMethod: authMethod!,
-    localAuth: localAuth!,
-    allowSelfRegister: allowSelfRegister!,
-    adminUsernames,
+    ...listener as ListenerConfig,
+    ...secrets as SecretsConfig,
+    ...database,
+    ...signIn as SignInConfig,
     oidc,
-    sessionCookieSecure: sessionCookieSecure!,
-    sessionMaxAge: sessionMaxAge!,
-    trustProxy: trustProxy!,
-    skipAuthPaths: skipAuthPaths ?? [],
-    upstreamPoolSize: upstreamPoolSize!,
-    clientLimits: clientLimits!,
+    ...session as SessionConfig,
+    ...proxy as ProxyConfig,
     identityJwt,
-    logLevel,
-    appName: get('APP_NAME') ?? 'authgate',
-    logo,
+    ...logging as LoggingConfig,
+    ...pages,
     dataDir,
     generatedSecrets,
     loadedSecrets,
-    unknownVariables: findUnknownVariables(Object.keys(values), known)
+    unknownVariables: findUnknownVariables(Object.keys(values), r.known)
   }
-}
-
-type Fail = (name: string, message: string) => undefined
-
-function parseOidc (get: (name: string) => string | undefined, getList: (name: string, whenUnset?: string[], separator?: RegExp) => string[], fail: Fail): OidcConfig | undefined {
-  const required = ['OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_REDIRECT_URI']
-  let missing = false
-  for (const name of required) {
-    if (get(name) === undefined) { fail(name, 'is required when AUTH_METHOD is oidc or both'); missing = true }
-  }
-  const issuer = optionalUrl('OIDC_ISSUER', get('OIDC_ISSUER'), ['http:', 'https:'], fail)
-  if (issuer !== undefined && issuer.protocol === 'http:' && !isLoopbackHost(issuer.hostname)) {
-    fail('OIDC_ISSUER', 'must use https:// (http:// is accepted only for localhost, 127.0.0.0/8 and ::1)')
-  }
-  const redirectUri = optionalUrl('OIDC_REDIRECT_URI', get('OIDC_REDIRECT_URI'), ['http:', 'https:'], fail)
-  if (redirectUri !== undefined && redirectUri.pathname !== '/auth/oidc/callback') {
-    fail('OIDC_REDIRECT_URI', 'must end in /auth/oidc/callback, e.g. https://tt.example.com/auth/oidc/callback')
-  }
-  const postLogoutRedirectUri = optionalUrl('OIDC_POST_LOGOUT_REDIRECT_URI', get('OIDC_POST_LOGOUT_REDIRECT_URI'), ['http:', 'https:'], fail)
-  const scopes = getList('OIDC_SCOPES', ['openid', 'profile', 'email'], /\s+/).join(' ')
-  if (!scopes.split(' ').includes('openid')) fail('OIDC_SCOPES', 'must include openid (space-separated, e.g. openid profile email)')
-  const clientAuthMethod = oneOf('OIDC_CLIENT_AUTH_METHOD', get('OIDC_CLIENT_AUTH_METHOD') ?? 'client_secret_post', ['client_secret_post', 'client_secret_basic'] as const, fail)
-  if (missing || issuer === undefined || redirectUri === undefined || clientAuthMethod === undefined) return undefined
-  return {
-    issuer,
-    clientId: get('OIDC_CLIENT_ID')!,
-    clientSecret: get('OIDC_CLIENT_SECRET')!,
-    clientAuthMethod,
-    redirectUri,
-    scopes,
-    usernameClaim: get('OIDC_USERNAME_CLAIM') ?? 'preferred_username',
-    fullNameClaim: get('OIDC_FULL_NAME_CLAIM') ?? 'name',
-    emailClaim: get('OIDC_EMAIL_CLAIM') ?? 'email',
-    groupsClaim: get('OIDC_GROUPS_CLAIM') ?? 'groups',
-    adminGroup: get('OIDC_ADMIN_GROUP'),
-    adminEmails: getList('OIDC_ADMIN_EMAILS').map((e) => e.toLowerCase()),
-    postLogoutRedirectUri,
-    buttonText: get('OIDC_BUTTON_TEXT') ?? 'Sign in with SSO'
-  }
-}
-
-/** Image types a logo may have, by file extension (what the browser is told it is). */
-export const LOGO_TYPES: Record<string, string> = {
-  '.png': 'image/png', '.svg': 'image/svg+xml', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.gif': 'image/gif'
-}
-const MAX_LOGO_BYTES = 512 * 1024
-
-function parseLogo (url: string | undefined, file: string | undefined, cwd: string, fail: Fail): LogoConfig | undefined {
-  if (url !== undefined && file !== undefined) return fail('LOGO_URL', 'set together with LOGO_FILE; set only one of them')
-  if (file !== undefined) {
-    const path = resolve(cwd, file)
-    const ext = extname(path).toLowerCase()
-    const contentType = LOGO_TYPES[ext]
-    if (contentType === undefined) return fail('LOGO_FILE', `must be an image file ending in ${Object.keys(LOGO_TYPES).join(', ')}`)
-    let size: number
-    try {
-      const stat = statSync(path)
-      if (!stat.isFile()) return fail('LOGO_FILE', `${file} is not a file`)
-      size = stat.size
-    } catch (err) {
-      return fail('LOGO_FILE', `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}); point it at a readable image file`)
-    }
-    if (size > MAX_LOGO_BYTES) return fail('LOGO_FILE', `${file} is larger than ${MAX_LOGO_BYTES / 1024} KiB; use a smaller image`)
-    return { src: `/_authgate/static/logo${ext === '.jpeg' ? '.jpg' : ext}`, file: { path, contentType } }
-  }
-  if (url === undefined) return undefined
-  // A same-origin path (e.g. the application's own static logo, listed in SKIP_AUTH_PATHS) ...
-  if (url.startsWith('/') && !url.startsWith('//') && !/[\\\s"'<>]/.test(url)) return { src: url }
-  // ... or an https URL, whose origin the pages' Content-Security-Policy then allows for images.
-  const parsed = optionalUrl('LOGO_URL', url, ['https:', 'http:'], fail)
-  if (parsed === undefined) return undefined
-  if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
-    return fail('LOGO_URL', 'must be a path such as /static/logo.png or an https:// URL (http:// only on loopback hosts)')
-  }
-  return { src: parsed.href, origin: parsed.origin }
-}
-
-function parseIdentityJwt (
-  get: (name: string) => string | undefined,
-  ctx: { production: boolean, publicUrl: URL | undefined, dataDir: string, generatedSecrets: string[], loadedSecrets: string[], canGenerate: boolean },
-  fail: Fail
-): IdentityJwtConfig | undefined {
-  const enabled = parseBool('IDENTITY_JWT', get('IDENTITY_JWT') ?? 'false', fail)
-  if (enabled !== true) return undefined
-  if (ctx.publicUrl === undefined) fail('PUBLIC_URL', 'is required when IDENTITY_JWT=true (it is the assertion\'s issuer, iss); e.g. https://tt.example.com')
-  let signingKey: KeyObject | undefined
-  const pem = get('IDENTITY_JWT_KEY')
-  if (pem !== undefined) {
-    const parsed = parseSigningKey(pem)
-    if (typeof parsed === 'string') fail('IDENTITY_JWT_KEY', parsed)
-    else signingKey = parsed
-  } else if (ctx.production) {
-    fail('IDENTITY_JWT_KEY', `is required when IDENTITY_JWT=true and NODE_ENV=production (or set IDENTITY_JWT_KEY_FILE); ${KEY_HELP}`)
-  } else if (ctx.canGenerate && ctx.publicUrl !== undefined) {
-    // Development only, like the other generated secrets: stable across restarts, logged as a warning.
-    const dev = loadOrCreateDevSigningKey(ctx.dataDir)
-    signingKey = dev.key
-    const devSecrets = dev.created ? ctx.generatedSecrets : ctx.loadedSecrets
-    devSecrets.push('IDENTITY_JWT_KEY')
-  }
-  let previousKeys: KeyObject[] = []
-  const previous = get('IDENTITY_JWT_KEY_PREVIOUS')
-  if (previous !== undefined) {
-    const parsed = parseVerificationKeys(previous)
-    if (typeof parsed === 'string') fail('IDENTITY_JWT_KEY_PREVIOUS', parsed)
-    else previousKeys = parsed
-  }
-  const audience = get('IDENTITY_JWT_AUDIENCE')
-  if (signingKey === undefined || ctx.publicUrl === undefined) return undefined
-  return { signingKey, previousKeys, issuer: ctx.publicUrl.origin, audience }
-}
-
-function list (value: string): string[] {
-  return value.split(',').map((s) => s.trim()).filter((s) => s !== '')
-}
-
-/** SPEC §7: with local sign-in in production, the operator says whether a name alone signs in. */
-function parseLocalAuth (value: string | undefined, ctx: { production: boolean, localSignIn: boolean }, fail: Fail): LocalAuth | undefined {
-  if (value === undefined && ctx.production && ctx.localSignIn) {
-    return fail('LOCAL_AUTH', 'must be set when NODE_ENV=production and AUTH_METHOD is local or both: the development default, username, ' +
-      'lets anyone who reaches the port sign in as anyone (admin included) by typing a name. Set LOCAL_AUTH=password ' +
-      '(create accounts with: npx authgate users add <name> --password), or AUTH_METHOD=oidc for single sign-on only; ' +
-      'LOCAL_AUTH=username only on a trusted network')
-  }
-  return oneOf('LOCAL_AUTH', value ?? 'username', ['username', 'password'] as const, fail)
-}
-
-function parseIntIn (value: string, min: number, max: number): number | undefined {
-  if (!/^\d+$/.test(value)) return undefined
-  const n = Number(value)
-  return n >= min && n <= max ? n : undefined
-}
-
-function parseBool (name: string, value: string, fail: Fail): boolean | undefined {
-  const v = value.toLowerCase()
-  if (['true', '1', 'yes', 'on'].includes(v)) return true
-  if (['false', '0', 'no', 'off'].includes(v)) return false
-  return fail(name, 'must be true or false')
-}
-
-function oneOf<T extends string> (name: string, value: string, allowed: readonly T[], fail: Fail): T | undefined {
-  const v = value.toLowerCase()
-  return (allowed as readonly string[]).includes(v) ? v as T : fail(name, `must be one of ${allowed.join(', ')}`)
-}
-
-function optionalUrl (name: string, value: string | undefined, protocols: string[], fail: Fail): URL | undefined {
-  if (value === undefined) return undefined
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return fail(name, `is not a valid URL; use the form ${protocols[protocols.length - 1]}//host[:port]`)
-  }
-  if (!protocols.includes(url.protocol)) return fail(name, `must start with ${protocols.map((p) => p + '//').join(' or ')}`)
-  if (url.username !== '' || url.password !== '') return fail(name, 'must not contain credentials')
-  return url
-}
-
-function checkSecret (name: string, value: string | undefined, fail: Fail): void {
-  if (value === undefined) {
-    fail(name, `is required when NODE_ENV=production; generate one with: openssl rand -base64 48 (or set ${name}_FILE)`)
-  } else if (value.length < MIN_SECRET_LENGTH) {
-    fail(name, `must be at least ${MIN_SECRET_LENGTH} characters; generate one with: openssl rand -base64 48`)
-  }
-}
-
-function parseTrustProxy (value: string, fail: Fail): TrustProxy | undefined {
-  const v = value.toLowerCase()
-  if (v === 'true' || v === 'false') return v === 'true'
-  if (/^\d+$/.test(v)) {
-    return fail('TRUST_PROXY', `is a hop count (${v}), which is refused: it cannot check who the immediate peer is, so a client that reaches ` +
-      'the gateway directly would choose its own address with X-Forwarded-For. List the addresses/CIDRs of your proxies instead, ' +
-      'e.g. TRUST_PROXY=127.0.0.1 for a proxy on the same host or TRUST_PROXY=10.0.0.0/8 for a private network')
-  }
-  const cidrs = list(value)
-  // Only commas and spaces: no proxies, the same as false.
-  if (cidrs.length === 0) return false
-  if (cidrs.every(isAddressOrCidr)) return cidrs
-  return fail('TRUST_PROXY', 'must be false, true, or comma-separated addresses/CIDRs of your proxies, such as 127.0.0.1 or 10.0.0.0/8,::1')
-}
-
-/** What proxy-addr accepts (anything else would stop startup later with a bare TypeError). */
-function isAddressOrCidr (value: string): boolean {
-  const [address = '', prefix, ...rest] = value.split('/')
-  const version = isIP(address)
-  if (version === 0 || rest.length > 0) return false
-  if (prefix === undefined) return true
-  if (!/^\d{1,3}$/.test(prefix)) return false
-  return Number(prefix) <= (version === 4 ? 32 : 128)
-}
-
-/** Defaults a slow mobile upload passes with room to spare (20 KB/s is twenty times the minimum rate). */
-export const CLIENT_LIMIT_DEFAULTS = { headerTimeout: 30, bodyIdleTimeout: 30, bodyMinRate: 1024, upstreamPoolSize: 128 }
-
-function parseClientLimits (get: (name: string) => string | undefined, fail: Fail): { upstreamPoolSize: number | undefined, clientLimits: ClientLimits | undefined } {
-  const seconds = (name: string, fallback: number): number | undefined =>
-    parseIntIn(get(name) ?? String(fallback), 1, 3600) ?? fail(name, 'must be a whole number of seconds from 1 to 3600')
-  const headerTimeout = seconds('CLIENT_HEADER_TIMEOUT', CLIENT_LIMIT_DEFAULTS.headerTimeout)
-  const bodyIdleTimeout = seconds('CLIENT_BODY_IDLE_TIMEOUT', CLIENT_LIMIT_DEFAULTS.bodyIdleTimeout)
-  const bodyMinRate = parseIntIn(get('CLIENT_BODY_MIN_RATE') ?? String(CLIENT_LIMIT_DEFAULTS.bodyMinRate), 0, 1_000_000_000) ??
-    fail('CLIENT_BODY_MIN_RATE', 'must be a whole number of bytes per second (0 turns the rate check off; the idle limit still applies)')
-  const upstreamPoolSize = parseIntIn(get('UPSTREAM_POOL_SIZE') ?? String(CLIENT_LIMIT_DEFAULTS.upstreamPoolSize), 2, 65535) ??
-    fail('UPSTREAM_POOL_SIZE', 'must be a whole number of connections from 2 to 65535')
-  // By default one address may hold a quarter of the pool: never all of it, enough for a busy browser.
-  const fallbackMax = upstreamPoolSize !== undefined ? Math.max(1, Math.floor(upstreamPoolSize / 4)) : 1
-  const maxRaw = get('CLIENT_MAX_CONCURRENT_REQUESTS')
-  let maxConcurrentRequests = parseIntIn(maxRaw ?? String(fallbackMax), 1, 65534) ??
-    fail('CLIENT_MAX_CONCURRENT_REQUESTS', 'must be a whole number of requests, at least 1')
-  if (maxConcurrentRequests !== undefined && upstreamPoolSize !== undefined && maxConcurrentRequests >= upstreamPoolSize) {
-    maxConcurrentRequests = fail('CLIENT_MAX_CONCURRENT_REQUESTS', `must be less than UPSTREAM_POOL_SIZE (${upstreamPoolSize}), or one client address could hold every upstream connection; raise UPSTREAM_POOL_SIZE too if you need more`)
-  }
-  if (headerTimeout === undefined || bodyIdleTimeout === undefined || bodyMinRate === undefined || maxConcurrentRequests === undefined) return { upstreamPoolSize, clientLimits: undefined }
-  return {
-    upstreamPoolSize,
-    clientLimits: { headerTimeoutMs: headerTimeout * 1000, bodyIdleTimeoutMs: bodyIdleTimeout * 1000, bodyMinBytesPerSecond: bodyMinRate, maxConcurrentRequests }
-  }
-}
-
-function parseSkipAuthPaths (paths: string[], fail: Fail): string[] | undefined {
-  for (const p of paths) {
-    // Prefixes are compared with the normalised request path, so they must be normalised themselves.
-    if (!p.startsWith('/') || p.includes('//') || /(^|\/)\.\.?(\/|$)/.test(p) || /[%\\?#]/.test(p)) {
-      return fail('SKIP_AUTH_PATHS', `"${p}" must be a plain path prefix starting with /, without . or .. segments, %, \\, ? or #`)
-    }
-    if (p === '/') return fail('SKIP_AUTH_PATHS', '"/" would disable authentication for everything; list narrower prefixes')
-  }
-  return paths
 }

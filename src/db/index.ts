@@ -1,9 +1,9 @@
 // Database factory: one Kysely instance on SQLite (embedded default) or PostgreSQL, chosen by URL.
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import SQLite from 'better-sqlite3'
 import pg from 'pg'
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type DatabaseConnection } from 'kysely'
 import type { Database } from './schema.js'
 
 export type { Database } from './schema.js'
@@ -19,12 +19,31 @@ export interface OpenOptions {
   cwd?: string
   /** PostgreSQL schema to use (tests give each file its own). */
   schema?: string
+  /**
+   * For commands that only read: SQLite refuses a file that does not exist instead of creating it
+   * (a mistyped path must be reported, not left holding an empty database) and opens it read-only;
+   * PostgreSQL sessions are read-only (default_transaction_read_only).
+   */
+  readOnly?: boolean
+}
+
+export class DatabaseMissingError extends Error {
+  constructor (readonly file: string) {
+    super(`no database at ${file}`)
+    this.name = 'DatabaseMissingError'
+  }
 }
 
 export function openDatabase (url: string, options: OpenOptions = {}): Db {
   if (url.startsWith('sqlite:')) {
     const target = url.slice('sqlite:'.length)
     const file = target === ':memory:' ? target : resolve(options.cwd ?? process.cwd(), target)
+    if (options.readOnly === true) {
+      if (file === ':memory:' || !existsSync(file)) throw new DatabaseMissingError(file)
+      const sqlite = new SQLite(file, { timeout: 10_000, readonly: true, fileMustExist: true })
+      const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+      return { kysely, dialect: 'sqlite', close: async () => { await kysely.destroy() } }
+    }
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
     const sqlite = new SQLite(file, { timeout: 10_000 })
     // WAL lets readers proceed during a write; busy_timeout makes a second instance wait, not fail.
@@ -40,11 +59,12 @@ export function openDatabase (url: string, options: OpenOptions = {}): Db {
   })
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {})
-  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const readOnly = options.readOnly === true
+    ? { onCreateConnection: async (connection: DatabaseConnection) => { await connection.executeQuery(CompiledQuery.raw('set default_transaction_read_only = on')) } }
+    : {}
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool, ...readOnly }) })
   return { kysely, dialect: 'postgres', close: async () => { await kysely.destroy() } }
 }
 
 /** Redact the password in a database URL before it reaches a log line. */
-export function describeDatabaseUrl (url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
-}
+export { maskDatabaseUrl as describeDatabaseUrl } from '../config/database.js'

@@ -30,3 +30,9 @@ export async function migrateToLatest (db: Db): Promise<string[]> {
   }
   return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
 }
+
+/** Migrations not yet applied (and how many there are), read without changing anything: no lock, no table created. */
+export async function pendingMigrations (db: Db): Promise<{ pending: string[], total: number }> {
+  const all = await new Migrator({ db: db.kysely, provider: { getMigrations: async () => migrations } }).getMigrations()
+  return { pending: all.filter((m) => m.executedAt === undefined).map((m) => m.name), total: all.length }
+}

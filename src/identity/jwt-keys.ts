@@ -52,7 +52,7 @@ export function parseVerificationKeys (pem: string): KeyObject[] | string {
  * Development only: the key in ./data/identity-jwt-key.pem, generated on first use (mode 0600), and
  * whether this call created it (false: loaded from an earlier start).
  */
-export function loadOrCreateDevSigningKey (dataDir: string): { key: KeyObject, created: boolean } {
+export function loadOrCreateDevSigningKey (dataDir: string, { write = true } = {}): { key: KeyObject, created: boolean } {
   const file = join(dataDir, 'identity-jwt-key.pem')
   try {
     const key = parseSigningKey(readFileSync(file, 'utf8'))
@@ -61,6 +61,7 @@ export function loadOrCreateDevSigningKey (dataDir: string): { key: KeyObject, c
     // absent or unreadable: generate below
   }
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  if (!write) return { key: privateKey, created: true }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   writeFileSync(file, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 })
   return { key: privateKey, created: true }

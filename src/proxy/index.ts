@@ -126,12 +126,21 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     websocket: true,
     ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
     wsHooks: combineWsHooks(connections.hooks, webSocketFlow.hooks),
+    // reply-from's own "fetching from remote server" and "response received" would make three info
+    // lines per request besides the access line; the same two facts are logged here at debug.
+    disableRequestLogging: true,
     replyOptions: {
-      rewriteRequestHeaders: (request, headers) => withClientSignal(upstreamRequestHeaders(headers, {
-        identity: request.identityHeaders,
-        ...forwardContext(request, config)
-      }), request.upstreamSignal) as typeof headers,
-      rewriteHeaders: (headers) => clientResponseHeaders(headers) as typeof headers,
+      rewriteRequestHeaders: (request, headers) => {
+        request.log.debug('forwarding to the upstream')
+        return withClientSignal(upstreamRequestHeaders(headers, {
+          identity: request.identityHeaders,
+          ...forwardContext(request, config)
+        }), request.upstreamSignal) as typeof headers
+      },
+      rewriteHeaders: (headers, request) => {
+        request?.log.debug('upstream answered')
+        return clientResponseHeaders(headers) as typeof headers
+      },
       onError: (reply, { error }) => {
         // A body that came too slowly was answered (408) and its upstream request aborted on purpose;
         // a request whose client left was cancelled on purpose (hang-up.ts): nobody to answer.
