@@ -84,6 +84,13 @@ export interface Config {
   clientLimits: ClientLimits
   identityJwt: IdentityJwtConfig | undefined
   logLevel: string
+  /**
+   * METRICS_PORT (and METRICS_HOST): /metrics and the detailed readiness on a listener of their own,
+   * and /_authgate/metrics no longer on the public port. undefined: metrics stay on the public port.
+   */
+  metrics: { port: number, host: string } | undefined
+  /** SHUTDOWN_GRACE_PERIOD in ms: how long requests and WebSockets in progress may take to finish after SIGTERM. */
+  shutdownGraceMs: number
   appName: string
   logo: LogoConfig | undefined
   dataDir: string
@@ -204,6 +211,11 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
 
   const logLevel = get('LOG_LEVEL') ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) fail('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`)
+  const metrics = parseMetricsListener(get('METRICS_PORT'), get('METRICS_HOST'), { host, port }, fail)
+  // Kubernetes kills a pod 30 s after SIGTERM by default (terminationGracePeriodSeconds): 20 s of
+  // grace plus main.ts's 5 s to close the rest ends well before that.
+  const shutdownGrace = parseIntIn(get('SHUTDOWN_GRACE_PERIOD') ?? String(SHUTDOWN_GRACE_DEFAULT), 0, 3600) ??
+    fail('SHUTDOWN_GRACE_PERIOD', 'must be a whole number of seconds from 0 to 3600')
 
   const databaseUrl = get('DATABASE_URL') ?? 'sqlite:./data/authgate.db'
   if (!/^sqlite:.+/.test(databaseUrl) && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -263,6 +275,8 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     clientLimits: clientLimits!,
     identityJwt,
     logLevel,
+    metrics,
+    shutdownGraceMs: shutdownGrace! * 1000,
     appName: get('APP_NAME') ?? 'authgate',
     logo,
     dataDir,
@@ -486,6 +500,25 @@ function parseClientLimits (get: (name: string) => string | undefined, fail: Fai
     upstreamPoolSize,
     clientLimits: { headerTimeoutMs: headerTimeout * 1000, bodyIdleTimeoutMs: bodyIdleTimeout * 1000, bodyMinBytesPerSecond: bodyMinRate, maxConcurrentRequests }
   }
+}
+
+/** SHUTDOWN_GRACE_PERIOD's default, in seconds. */
+export const SHUTDOWN_GRACE_DEFAULT = 20
+
+/**
+ * The metrics listener. It listens where the gateway does unless METRICS_HOST says otherwise: in a
+ * Kubernetes pod or a Compose network (HOST=0.0.0.0) Prometheus scrapes the pod's or container's
+ * address, and only the public port is in the Service or published; on loopback in development.
+ */
+function parseMetricsListener (portValue: string | undefined, hostValue: string | undefined, publicListener: { host: string, port: number | undefined }, fail: Fail): { port: number, host: string } | undefined {
+  if (portValue === undefined) {
+    if (hostValue !== undefined) fail('METRICS_HOST', 'is set without METRICS_PORT; set METRICS_PORT too (e.g. 9464), or remove METRICS_HOST')
+    return undefined
+  }
+  const port = parseIntIn(portValue, 0, 65535)
+  if (port === undefined) return fail('METRICS_PORT', 'must be an integer from 0 to 65535, e.g. 9464')
+  if (port !== 0 && port === publicListener.port) return fail('METRICS_PORT', `must differ from PORT (${port}): the metrics listener is kept off the public port`)
+  return { port, host: hostValue ?? publicListener.host }
 }
 
 function parseSkipAuthPaths (paths: string[], fail: Fail): string[] | undefined {
