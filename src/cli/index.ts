@@ -7,6 +7,7 @@ import { migrateToLatest } from '../db/migrate.js'
 import { UserRepository, type User } from '../db/users.js'
 import { checkUsername, usernameProblemMessage } from '../db/username.js'
 import { checkNewPassword, hashPassword } from '../auth/local/password.js'
+import { CliAudit } from '../ops/audit.js'
 
 const HELP = `Usage: authgate <command>
 
@@ -59,7 +60,7 @@ function describe (user: User): string {
   return `${user.username}${flags.length > 0 ? ` (${flags.join(', ')})` : ''}${user.lastLoginAt !== null ? `  last sign-in ${user.lastLoginAt.toISOString()}` : ''}`
 }
 
-export async function run (argv: string[], out: (line: string) => void = (l) => { process.stdout.write(l + '\n') }): Promise<number> {
+export async function run (argv: string[], out: (line: string) => void = (l) => { process.stdout.write(l + '\n') }, audit?: CliAudit): Promise<number> {
   const { values: flags, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -71,6 +72,8 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
   const { values: env, problems } = readEnvironment(process.env)
   if (problems.length > 0) throw new UsageError(problems.map((p) => `${p.name}: ${p.message}`).join('\n'))
   const db: Db = openDatabase(env.DATABASE_URL?.trim() || 'sqlite:./data/authgate.db')
+  // Every change is an audit event (ops/audit.ts), on stderr.
+  const record = audit ?? CliAudit.toStderr(env.LOG_LEVEL?.trim())
   try {
     const applied = await migrateToLatest(db)
     if (command === 'migrate') { out(applied.length > 0 ? `applied: ${applied.join(', ')}` : 'database is up to date'); return 0 }
@@ -101,6 +104,8 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
         const passwordHash = flags.password === true ? await newPasswordHash() : null
         const { user, created } = await users.create({ username, isAdmin: flags.admin === true, passwordHash })
         if (!created) throw new UsageError(`user already exists: ${username}`)
+        record.record({ audit: 'user-created', user: username, admin: user.isAdmin })
+        if (user.isAdmin) record.record({ audit: 'admin-granted', user: username })
         out(`created ${describe(user)}`)
         return 0
       }
@@ -110,6 +115,8 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
         await users.setPasswordHash(username, await newPasswordHash())
         // A new password is often a response to a leaked one: whoever used it is signed out too.
         await users.revokeSessions(username)
+        record.record({ audit: 'password-set', user: username })
+        record.record({ audit: 'sessions-revoked', user: username, reason: 'password-set' })
         out(`password set for ${username}; their current sessions end within 5 seconds`)
         return 0
       }
@@ -119,6 +126,8 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
         mustExist(await users.setAdmin(username, arg2 === 'true'), username)
         // Sessions carry the admin flag they were issued with: a demotion must not wait for them to expire.
         if (arg2 === 'false') await users.revokeSessions(username)
+        record.record({ audit: arg2 === 'true' ? 'admin-granted' : 'admin-revoked', user: username })
+        if (arg2 === 'false') record.record({ audit: 'sessions-revoked', user: username, reason: 'admin-revoked' })
         out(arg2 === 'true'
           ? `${username} is now an administrator (current sessions pick it up at the next sign-in)`
           : `${username} is no longer an administrator; their current sessions end within 5 seconds`)
@@ -129,12 +138,14 @@ export async function run (argv: string[], out: (line: string) => void = (l) => 
         const username = usernameArg(arg)
         const enable = sub === 'enable'
         mustExist(await users.setActive(username, enable), username)
+        record.record({ audit: enable ? 'user-enabled' : 'user-disabled', user: username })
         out(`${username} ${enable ? 'enabled' : 'disabled; their sessions end within 5 seconds'}`)
         return 0
       }
       case 'sessions revoke': {
         const username = usernameArg(arg)
         mustExist(await users.revokeSessions(username), username)
+        record.record({ audit: 'sessions-revoked', user: username, reason: 'requested' })
         out(`sessions of ${username} revoked; gateways refuse them within 5 seconds`)
         return 0
       }

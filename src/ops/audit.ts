@@ -47,8 +47,10 @@ export class CliAudit {
   constructor (private readonly log: FastifyBaseLogger | Logger) {}
 
   /** JSON lines on stderr, written before the process exits; LOG_LEVEL=silent turns them off. */
-  static toStderr (level = 'info'): CliAudit {
-    return new CliAudit(pino(loggerOptions(level), pino.destination({ fd: 2, sync: true })))
+  static toStderr (level: string | undefined): CliAudit {
+    // The server refuses an unknown LOG_LEVEL at startup; the CLI still records (at info) rather than fail.
+    const known = level === 'silent' || (level !== undefined && level in pino.levels.values)
+    return new CliAudit(pino(loggerOptions(known ? level : 'info'), pino.destination({ fd: 2, sync: true })))
   }
 
   record (event: Omit<AuditEvent, 'by'>): void {
