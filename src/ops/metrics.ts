@@ -28,7 +28,7 @@ export interface Counter {
   inc: (labelValue: string) => void
 }
 
-// Up to 60 s: long-polls and streamed answers are observed when they end (the rest fall in +Inf).
+// Up to 60 s: long-polls and streamed answers are observed when they end (longer ones fall in +Inf).
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const IDP_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
@@ -47,7 +47,7 @@ export class Metrics {
     const registers = [this.registry]
     // Process and Node.js metrics every Node service exports (CPU, memory, event loop lag, GC, handles).
     collectDefaultMetrics({ register: this.registry })
-    const requests = new Histogram({ name: 'authgate_request_duration_seconds', help: 'Requests answered, by what the gateway decided; seconds until the answer was complete (streams and long-polls included).', labelNames: ['decision'], buckets: REQUEST_BUCKETS, registers })
+    const requests = new Histogram({ name: 'authgate_request_duration_seconds', help: 'Requests answered, by what the gateway decided; seconds until the whole answer went out (a streamed answer counts to its end).', labelNames: ['decision'], buckets: REQUEST_BUCKETS, registers })
     // Every decision from the start, so rates are defined before the first such request.
     this.requestDuration = Object.fromEntries(ACCESS_DECISIONS.map((decision) => {
       requests.zero({ decision })
@@ -64,7 +64,7 @@ export class Metrics {
     this.idpDuration = new Histogram({ name: 'authgate_idp_request_duration_seconds', help: 'Requests to the OpenID Provider, by endpoint and outcome; seconds until the answer was read.', labelNames: ['endpoint', 'outcome'], buckets: IDP_BUCKETS, registers })
   }
 
-  /** A request's answer is complete (its response finished or was cut off). */
+  /** A request's answer went out completely (answers cut short are not observed: Fastify's onResponse never runs for them). */
   request (decision: AccessDecision, seconds: number): void {
     this.requestDuration[decision].observe(seconds)
   }
