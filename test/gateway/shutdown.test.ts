@@ -89,7 +89,8 @@ t.test(`SIGTERM: in-progress work finishes within SHUTDOWN_GRACE_PERIOD=${GRACE_
 
   const sent = Date.now()
   gateway.child.kill('SIGTERM')
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  for (let i = 0; i < 100 && !gateway.output().includes('shutting down'); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  await new Promise((resolve) => setTimeout(resolve, 100))
 
   const refused = await new Promise<string>((resolve) => {
     const socket = connect(Number(new URL(url).port), '127.0.0.1', () => { socket.destroy(); resolve('connected') })
