@@ -54,19 +54,20 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
 
   await app.register(async (proxy) => {
     proxy.decorateRequest('identityHeaders', undefined)
+    proxy.decorateRequest('accessDecision', 'gateway')
     // The same decision as authorize() in src/proxy/index.ts.
     async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
       const target = normalizeRequestTarget(request.url)!
-      if (isSkipAuthPath(target.path, config.skipAuthPaths)) { metrics.requests.inc('skip-auth'); connections.admit(request, reply, undefined); return }
+      if (isSkipAuthPath(target.path, config.skipAuthPaths)) { request.accessDecision = 'skipped'; connections.admit(request, reply, undefined); return }
       const session = sessions.read(request)
       if (session !== undefined) {
         request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
-        metrics.requests.inc('authenticated')
+        request.accessDecision = 'proxied'
         connections.admit(request, reply, session)
         return
       }
-      metrics.requests.inc('unauthenticated')
-      if (isBrowserNavigation(request.method, request.headers.accept)) { await reply.redirect(loginLocation(target), 302); return }
+      if (isBrowserNavigation(request.method, request.headers.accept)) { request.accessDecision = 'login-redirect'; await reply.redirect(loginLocation(target), 302); return }
+      request.accessDecision = 'refused'
       await reply.code(401).header('cache-control', 'no-store').send({ error: 'unauthenticated' })
     }
     await proxy.register(httpProxy, {

@@ -13,10 +13,11 @@ import { logoutRoutes } from './auth/logout.js'
 import { LogoutGate } from './auth/logout-gate.js'
 import { OidcClient } from './auth/oidc/client.js'
 import { oidcEndSession, oidcRoutes } from './auth/oidc/routes.js'
-import { opsRoutes } from './ops/routes.js'
-import { Metrics } from './ops/metrics.js'
+import { metricsListener, opsRoutes } from './ops/routes.js'
+import { Metrics, type AccessDecision } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
 import { OpenConnections } from './proxy/open-connections.js'
+import { OpenWebSockets } from './proxy/open-websockets.js'
 import { WebSocketFlow } from './proxy/websocket-flow.js'
 import { forwardAuthRoutes } from './proxy/forward-auth.js'
 import { IdentityIssuer } from './identity/issuer.js'
@@ -28,6 +29,7 @@ import { setPageSecurityHeaders } from './pages/security-headers.js'
 import { staticRoutes } from './pages/static.js'
 import { headerTimeoutServerOptions, logHeaderTimeouts } from './proxy/client-limits.js'
 import { closeConnectionsOnShutdown } from './net/shutdown.js'
+import { requestIdGenerator } from './net/request-id.js'
 
 export interface AppOptions {
   config: Config
@@ -40,8 +42,17 @@ export interface AppOptions {
   revocationRefreshMs?: number
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What the gateway did with this request, for the request-duration metric (ops/metrics.ts). */
+    accessDecision: AccessDecision
+  }
+}
+
 export interface Gateway {
   app: FastifyInstance
+  /** METRICS_PORT's listener (not listening yet: main.ts and the tests choose where); undefined without METRICS_PORT. */
+  metricsApp: FastifyInstance | undefined
   users: UserRepository
   metrics: Metrics
   /** Proxied WebSockets' backpressure; read-only figures for tests and benchmarks. */
@@ -57,6 +68,9 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
     // The proxies' addresses (or true/false): X-Forwarded-* is believed only from a listed peer.
     trustProxy: config.trustProxy,
+    // X-Request-Id only from TRUST_PROXY's peers, else a fresh one (net/request-id.ts).
+    requestIdHeader: false,
+    genReqId: requestIdGenerator(config.trustProxy),
     bodyLimit: 64 * 1024,
     // One normalised URL, decided before routing: the same one is access-checked and proxied.
     rewriteUrl: (req) => {
@@ -77,8 +91,10 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const brand = brandOf(config)
   const metrics = new Metrics()
   logHeaderTimeouts(app.server, app.log, metrics.clientsRefused)
-  // close() finishes within a grace period, open streams and long-polls included.
-  closeConnectionsOnShutdown(app)
+  const webSockets = new OpenWebSockets()
+  metrics.countWebSockets(() => webSockets.size)
+  // close() finishes within SHUTDOWN_GRACE_PERIOD, open streams, long-polls and WebSockets included.
+  closeConnectionsOnShutdown(app, { graceMs: config.shutdownGraceMs, webSockets })
   const users = new UserRepository(db)
   const sessionRecords = new SessionRepository(db)
   // Read once: every key of this instance is bound to the deployment (session/keys.ts).
@@ -90,20 +106,30 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   // `aud` defaults to the upstream's origin: the one application these assertions are meant for.
   const assertions = jwt !== undefined ? new AssertionSigner({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
   const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
-  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations, sessionRecords)
+  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations, sessionRecords,
+    (reason) => { metrics.sessionRefused(reason) })
   // Open WebSockets and responses are re-checked whenever the revocation list changes: ended within one refresh.
   const connections = new OpenConnections(sessions, app.log)
   revocations.afterRefresh(() => { connections.sweep() })
   const webSocketFlow = new WebSocketFlow()
   // Discovery runs in the background: the gateway serves local sign-in and sessions meanwhile.
-  const oidcClient = config.oidc !== undefined ? new OidcClient({ config: config.oidc, log: app.log }) : undefined
+  const oidcClient = config.oidc !== undefined ? new OidcClient({ config: config.oidc, log: app.log, observe: (endpoint, outcome, seconds) => { metrics.idpRequest(endpoint, outcome, seconds) } }) : undefined
   oidcClient?.start()
   // With AUTH_METHOD=oidc nobody can sign in without the IdP: not ready. With both, local still works.
   const oidcReadiness = oidcClient !== undefined
     ? [{ name: 'oidc', required: config.authMethod === 'oidc', check: async () => oidcClient.problem() }]
     : []
+  const opsDeps = { db, metrics, revocations, readinessChecks: oidcReadiness, separateListener: config.metrics !== undefined }
+  const metricsApp = config.metrics !== undefined ? metricsListener(opsDeps, options.logger) : undefined
 
+  app.decorateRequest('accessDecision', 'gateway')
+  // Every answer says which id it was logged under (the upstream got the same one).
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
+    done()
+  })
   app.addHook('onResponse', async (request, reply) => {
+    metrics.request(request.accessDecision, reply.elapsedTime / 1000)
     // The path only: query strings can hold authorization codes and the application's tokens.
     request.log.info({ method: request.method, path: request.url.split('?', 1)[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
   })
@@ -136,17 +162,18 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await oidcRoutes(gateway, { config, users, sessions, metrics, deploymentId, client: oidcClient })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
     await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate })
-    await opsRoutes(gateway, { db, metrics, revocations, readinessChecks: oidcReadiness })
+    await opsRoutes(gateway, opsDeps)
     await staticRoutes(gateway, { logo: config.logo })
     if (jwt !== undefined) await jwksRoute(gateway, jwt)
-    await gateway.register(async (check) => { await forwardAuthRoutes(check, { sessions, issuer, metrics }) })
+    await gateway.register(async (check) => { await forwardAuthRoutes(check, { sessions, issuer }) })
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
-  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, connections, webSocketFlow, imgSources }) })
+  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, connections, webSocketFlow, webSockets, imgSources }) })
 
   return {
     app,
+    metricsApp,
     users,
     metrics,
     webSocketFlow,
@@ -155,6 +182,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
       revocations.stop()
       sessionCleanup.stop()
       await app.close()
+      await metricsApp?.close()
     }
   }
 }

@@ -55,24 +55,38 @@ async function main (): Promise<void> {
   const upstreamUrl = `${upstream.origin}${upstream.pathname}`
   log.info({ listen: `${config.host}:${port}`, upstream: upstreamUrl, authMethod: config.authMethod, localAuth: config.localAuth }, `authgate listening on ${url} (upstream ${upstreamUrl})`)
   if (!config.production && isPretty(config.logFormat)) process.stdout.write(startupBanner(config, { url, upstream, demo: demo !== undefined }))
+  if (gateway.metricsApp !== undefined && config.metrics !== undefined) {
+    await gateway.metricsApp.listen({ port: config.metrics.port, host: config.metrics.host })
+    const metricsPort = (gateway.metricsApp.server.address() as AddressInfo).port
+    log.info({ host: config.metrics.host }, `metrics on http://${displayHost(config.metrics.host)}:${metricsPort}/metrics (not on the public port)`)
+  }
 
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
-    log.info({ signal }, 'shutting down')
-    const force = setTimeout(() => { process.exit(1) }, 10_000)
+    log.info({ signal, graceSeconds: config.shutdownGraceMs / 1000 }, 'shutting down: no new connections; requests and WebSockets in progress may finish')
+    // close() ends everything within the grace period (net/shutdown.ts); the rest (the database) gets
+    // a few seconds more, and a process that still has not exited by then is stuck: exit 1.
+    const force = setTimeout(() => {
+      log.error('shutdown did not complete in time; exiting')
+      process.exit(1)
+    }, config.shutdownGraceMs + FORCED_EXIT_AFTER_GRACE_MS)
     force.unref()
     void (async () => {
       await gateway.close()
       await demo?.close()
       await db.close()
+      log.info({ signal }, 'stopped')
       process.exit(0)
     })()
   }
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
 }
+
+/** After the grace period, how long closing the rest may take before the process gives up (exit 1). */
+const FORCED_EXIT_AFTER_GRACE_MS = 5000
 
 /** Where to point a browser on this machine: every interface includes localhost. */
 function displayHost (host: string): string {

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Sessions } from '../session/index.js'
 import type { SessionPayload } from '../session/session.js'
 import type { LogoutGate } from './logout-gate.js'
+import { auditRequest } from '../ops/audit.js'
 
 export const SIGNED_OUT_LOCATION = '/login?signed_out=1'
 
@@ -23,7 +24,7 @@ export async function logoutRoutes (app: FastifyInstance, deps: LogoutDeps): Pro
 
     const session = deps.sessions.read(request)
     await deps.sessions.end(request, session)
-    if (session !== undefined) request.log.info({ username: session.u, method: session.m }, 'signed out')
+    if (session !== undefined) auditRequest(request, { audit: 'sign-out', user: session.u, by: 'user', method: session.m })
     const target = session !== undefined && deps.endSessionRedirect !== undefined ? await deps.endSessionRedirect(session, request) : undefined
     return await reply.redirect(target ?? SIGNED_OUT_LOCATION, 303)
   }

@@ -9,6 +9,7 @@ import { migrateToLatest, pendingMigrations } from '../db/migrate.js'
 import { UserRepository, type User } from '../db/users.js'
 import { checkUsername, usernameProblemMessage } from '../db/username.js'
 import { checkNewPassword, hashPassword } from '../auth/local/password.js'
+import { CliAudit } from '../ops/audit.js'
 import { UsageError, type Out } from './usage.js'
 
 const READ_ONLY = new Set(['users list'])
@@ -89,7 +90,7 @@ async function open (command: string): Promise<{ db: Db, applied: string[] }> {
   return { db, applied: [] }
 }
 
-export async function runDatabaseCommand (command: string, args: string[], flags: { admin?: boolean, password?: boolean, json?: boolean }, out: Out): Promise<number> {
+export async function runDatabaseCommand (command: string, args: string[], flags: { admin?: boolean, password?: boolean, json?: boolean }, out: Out, audit?: CliAudit): Promise<number> {
   const [arg, arg2] = args
   const need = (value: string | undefined, what: string): string => {
     if (value === undefined) throw new UsageError(`missing <${what}>`)
@@ -114,6 +115,8 @@ export async function runDatabaseCommand (command: string, args: string[], flags
   if (command === 'users set-admin' && arg2 !== 'true' && arg2 !== 'false') throw new UsageError('users set-admin <username> <true|false>')
 
   const { db, applied } = await open(command)
+  // Every change is an audit event (ops/audit.ts), on stderr.
+  const record = audit ?? CliAudit.toStderr(readEnvironment(process.env).values.LOG_LEVEL?.trim())
   try {
     const users = new UserRepository(db)
     switch (command) {
@@ -131,6 +134,8 @@ export async function runDatabaseCommand (command: string, args: string[], flags
         const passwordHash = flags.password === true ? await newPasswordHash() : null
         const { user, created } = await users.create({ username, isAdmin: flags.admin === true, passwordHash })
         if (!created) throw new UsageError(`user already exists: ${username}`)
+        record.record({ audit: 'user-created', user: username, admin: user.isAdmin })
+        if (user.isAdmin) record.record({ audit: 'admin-granted', user: username })
         out(`created ${describe(user)}`)
         return 0
       }
@@ -139,6 +144,8 @@ export async function runDatabaseCommand (command: string, args: string[], flags
         await users.setPasswordHash(username, await newPasswordHash())
         // A new password is often a response to a leaked one: whoever used it is signed out too.
         await users.revokeSessions(username)
+        record.record({ audit: 'password-set', user: username })
+        record.record({ audit: 'sessions-revoked', user: username, reason: 'password-set' })
         out(`password set for ${username}; their current sessions end within 5 seconds`)
         return 0
       }
@@ -146,6 +153,8 @@ export async function runDatabaseCommand (command: string, args: string[], flags
         mustExist(await users.setAdmin(username, arg2 === 'true'), username)
         // Sessions carry the admin flag they were issued with: a demotion must not wait for them to expire.
         if (arg2 === 'false') await users.revokeSessions(username)
+        record.record({ audit: arg2 === 'true' ? 'admin-granted' : 'admin-revoked', user: username })
+        if (arg2 === 'false') record.record({ audit: 'sessions-revoked', user: username, reason: 'admin-revoked' })
         out(arg2 === 'true'
           ? `${username} is now an administrator (current sessions pick it up at the next sign-in)`
           : `${username} is no longer an administrator; their current sessions end within 5 seconds`)
@@ -155,11 +164,13 @@ export async function runDatabaseCommand (command: string, args: string[], flags
       case 'users enable': {
         const enable = command === 'users enable'
         mustExist(await users.setActive(username, enable), username)
+        record.record({ audit: enable ? 'user-enabled' : 'user-disabled', user: username })
         out(`${username} ${enable ? 'enabled' : 'disabled; their sessions end within 5 seconds'}`)
         return 0
       }
       default: { // sessions revoke
         mustExist(await users.revokeSessions(username), username)
+        record.record({ audit: 'sessions-revoked', user: username, reason: 'requested' })
         out(`sessions of ${username} revoked; gateways refuse them within 5 seconds`)
         return 0
       }

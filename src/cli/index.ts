@@ -3,6 +3,7 @@
 // password hashing, configuration…) only when that command runs, so `npx authgate` is quick.
 import { parseArgs } from 'node:util'
 import { packageVersion } from '../version.js'
+import type { CliAudit } from '../ops/audit.js'
 
 import { UsageError, type Out } from './usage.js'
 
@@ -106,7 +107,7 @@ const OPTIONS = {
   version: { type: 'boolean', short: 'v' }
 } as const
 
-export async function run (argv: string[], out: Out = (l) => { process.stdout.write(l + '\n') }): Promise<number> {
+export async function run (argv: string[], out: Out = (l) => { process.stdout.write(l + '\n') }, audit?: CliAudit): Promise<number> {
   const { values: flags, positionals } = parse(argv)
   const [command, sub] = positionals
   if (flags.version === true) { out(packageVersion()); return 0 }
@@ -131,7 +132,7 @@ export async function run (argv: string[], out: Out = (l) => { process.stdout.wr
       if (sub !== 'generate' || args.length > 0) break
       return (await import('./secrets.js')).generateSecrets({ jwtKey: flags['jwt-key'] === true }, out)
     default:
-      return await (await import('./database.js')).runDatabaseCommand(name, args, flags, out)
+      return await (await import('./database.js')).runDatabaseCommand(name, args, flags, out, audit)
   }
   throw new UsageError(`unknown command: ${positionals.join(' ')}\n\n${help}`)
 }

@@ -65,6 +65,9 @@ export const DESCRIBE: Record<string, Describe> = {
   IDENTITY_JWT_AUDIENCE: jwt((j) => j.audience ?? '(the upstream\'s origin)'),
   LOG_LEVEL: (c) => c.logLevel,
   LOG_FORMAT: (c) => c.logFormat,
+  METRICS_PORT: (c) => c.metrics !== undefined ? String(c.metrics.port) : '(metrics on the public port)',
+  METRICS_HOST: (c) => c.metrics?.host ?? '',
+  SHUTDOWN_GRACE_PERIOD: (c) => seconds(c.shutdownGraceMs),
   APP_NAME: (c) => c.appName,
   LOGO_URL: (c) => c.logo !== undefined && c.logo.file === undefined ? c.logo.src : '',
   LOGO_FILE: (c) => c.logo?.file?.path ?? ''

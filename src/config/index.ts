@@ -1,7 +1,7 @@
 // Configuration: read once at startup from the environment (and ./.env), validated into one typed
 // object. Every problem is collected so the operator sees them all in one message, not one per restart.
 // Each concern parses its own variables (listener.ts, secrets.ts, database.ts, sign-in.ts, oidc.ts,
-// session.ts, proxy.ts, identity-jwt.ts, pages.ts, logging.ts); this file only puts them together.
+// session.ts, proxy.ts, identity-jwt.ts, pages.ts, logging.ts, operations.ts); this file only puts them together.
 import { resolve } from 'node:path'
 import { findUnknownVariables, type UnknownVariable } from './variables.js'
 import { ConfigError, createReader, readEnvironment, type Env, type LoadOptions } from './environment.js'
@@ -15,6 +15,7 @@ import { parseSecrets, type SecretsConfig } from './secrets.js'
 import { parseOidc, type OidcConfig } from './oidc.js'
 import { parsePages, type PagesConfig } from './pages.js'
 import { parseIdentityJwt, type IdentityJwtConfig } from './identity-jwt.js'
+import { parseOperations, type OperationsConfig } from './operations.js'
 
 export { ConfigError, readEnvironment, type ConfigProblem, type Env, type LoadOptions } from './environment.js'
 export type { AuthMethod, LocalAuth } from './sign-in.js'
@@ -23,8 +24,9 @@ export { CLIENT_LIMIT_DEFAULTS } from './proxy.js'
 export type { OidcConfig } from './oidc.js'
 export { LOGO_TYPES, type LogoConfig } from './pages.js'
 export type { IdentityJwtConfig } from './identity-jwt.js'
+export { SHUTDOWN_GRACE_DEFAULT } from './operations.js'
 
-export interface Config extends ListenerConfig, SecretsConfig, SignInConfig, SessionConfig, ProxyConfig, LoggingConfig, PagesConfig {
+export interface Config extends ListenerConfig, SecretsConfig, SignInConfig, SessionConfig, ProxyConfig, LoggingConfig, OperationsConfig, PagesConfig {
   production: boolean
   databaseUrl: string
   oidc: OidcConfig | undefined
@@ -49,6 +51,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
   const session = parseSession(r, { production, publicUrl: listener.publicUrl })
   const proxy = parseProxy(r)
   const logging = parseLogging(r)
+  const operations = parseOperations(r, listener)
   const database = parseDatabase(r)
 
   const dataDir = resolve(cwd, 'data')
@@ -75,6 +78,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     ...proxy as ProxyConfig,
     identityJwt,
     ...logging as LoggingConfig,
+    ...operations as OperationsConfig,
     ...pages,
     dataDir,
     generatedSecrets,

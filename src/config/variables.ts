@@ -17,7 +17,8 @@ const SETTINGS = [
   'SESSION_COOKIE_SECURE', 'SESSION_MAX_AGE', 'TRUST_PROXY', 'SKIP_AUTH_PATHS',
   'UPSTREAM_POOL_SIZE', 'CLIENT_HEADER_TIMEOUT', 'CLIENT_BODY_IDLE_TIMEOUT', 'CLIENT_BODY_MIN_RATE', 'CLIENT_MAX_CONCURRENT_REQUESTS',
   'IDENTITY_JWT', 'IDENTITY_JWT_AUDIENCE',
-  'LOG_LEVEL', 'LOG_FORMAT', 'APP_NAME', 'LOGO_URL', 'LOGO_FILE'
+  'LOG_LEVEL', 'LOG_FORMAT', 'APP_NAME', 'LOGO_URL', 'LOGO_FILE',
+  'METRICS_PORT', 'METRICS_HOST', 'SHUTDOWN_GRACE_PERIOD'
 ] as const
 
 export const KNOWN_VARIABLES: ReadonlySet<string> = new Set<string>([
@@ -25,7 +26,7 @@ export const KNOWN_VARIABLES: ReadonlySet<string> = new Set<string>([
 ])
 
 /** Names that look like the gateway's own settings: an unknown one among them is most likely a typo. */
-const GATEWAY_PREFIXES = ['AUTH', 'OIDC_', 'UPSTREAM', 'SESSION_', 'SECRET', 'HEADER_', 'ADMIN_', 'ALLOW', 'CLIENT_']
+const GATEWAY_PREFIXES = ['AUTH', 'OIDC_', 'UPSTREAM', 'SESSION_', 'SECRET', 'HEADER_', 'ADMIN_', 'ALLOW', 'CLIENT_', 'METRICS_', 'SHUTDOWN_']
 
 // Kubernetes adds <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_8080_TCP_ADDR and so on for every Service
 // in the namespace; a Service named "authgate" or "upstream" must not look like a typo.

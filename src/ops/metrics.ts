@@ -1,39 +1,104 @@
-// Prometheus text-format counters, kept in memory. Few and coarse on purpose: enough to alert on
-// failed sign-ins and upstream errors without a metrics dependency.
+// The gateway's Prometheus metrics (prom-client), one registry per gateway so that several in one
+// process (the tests) do not mix. What each family means is in docs/DEPLOY.md#metrics. Per request
+// there is one histogram observation, on a child bound at startup; everything else counts events
+// that are rare next to requests (sign-ins, refusals, errors).
+import { collectDefaultMetrics, Counter as PromCounter, Gauge, Histogram, Registry } from 'prom-client'
+import type { SessionRefusal } from '../session/session.js'
 
-export class Counter {
-  private readonly values = new Map<string, number>()
+/**
+ * What the gateway did with a request, for the request-duration histogram:
+ * - `proxied`: a signed-in request passed to the upstream; `skipped`: passed without identity (SKIP_AUTH_PATHS);
+ * - `login-redirect`: no session, a browser navigation sent to /login; `refused`: no session, 401;
+ * - `client-limit`: refused for holding the upstream pool too long or too much (408, 429);
+ * - `forward-auth`, `forward-auth-refused`: answers of /_authgate/auth;
+ * - `gateway`: the gateway's own pages and routes (login, logout, health, static files, 404s).
+ */
+export const ACCESS_DECISIONS = ['proxied', 'skipped', 'login-redirect', 'refused', 'client-limit', 'forward-auth', 'forward-auth-refused', 'gateway'] as const
+export type AccessDecision = typeof ACCESS_DECISIONS[number]
 
-  constructor (readonly name: string, readonly help: string, readonly label: string) {}
+export type LoginMethod = 'local' | 'oidc'
 
-  inc (labelValue: string, by = 1): void {
-    this.values.set(labelValue, (this.values.get(labelValue) ?? 0) + by)
+/** The IdP's endpoints, for its call latency: which call was slow or failed. */
+export type IdpEndpoint = 'discovery' | 'token' | 'jwks' | 'userinfo' | 'other'
+/** `ok`: 2xx/3xx; `error`: the IdP answered 4xx/5xx; `failed`: no usable answer (unreachable, timeout, too large). */
+export type IdpOutcome = 'ok' | 'error' | 'failed'
+
+/** A counter with one label, counted by label value: what the callers of the earlier hand-written counters use. */
+export interface Counter {
+  inc: (labelValue: string) => void
+}
+
+// Up to 60 s: long-polls and streamed answers are observed when they end (longer ones fall in +Inf).
+const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+const IDP_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly upstreamErrors: Counter
+  readonly clientsRefused: Counter
+  private readonly requestDuration: Record<AccessDecision, { observe: (seconds: number) => void }>
+  private readonly loginCounter: PromCounter<'method'>
+  private readonly loginFailureCounter: PromCounter<'method' | 'reason'>
+  private readonly sessionRefusals: PromCounter<'reason'>
+  private readonly idpDuration: Histogram<'endpoint' | 'outcome'>
+  private openWebSockets: () => number = () => 0
+
+  constructor () {
+    const registers = [this.registry]
+    // Process and Node.js metrics every Node service exports (CPU, memory, event loop lag, GC, handles).
+    collectDefaultMetrics({ register: this.registry })
+    const requests = new Histogram({ name: 'authgate_request_duration_seconds', help: 'Requests answered, by what the gateway decided; seconds until the whole answer went out (a streamed answer counts to its end).', labelNames: ['decision'], buckets: REQUEST_BUCKETS, registers })
+    // Every decision from the start, so rates are defined before the first such request.
+    this.requestDuration = Object.fromEntries(ACCESS_DECISIONS.map((decision) => {
+      requests.zero({ decision })
+      return [decision, requests.labels(decision)]
+    })) as unknown as Metrics['requestDuration']
+    this.loginCounter = new PromCounter({ name: 'authgate_logins_total', help: 'Successful sign-ins, by method.', labelNames: ['method'], registers })
+    this.loginFailureCounter = new PromCounter({ name: 'authgate_login_failures_total', help: 'Refused sign-ins, by method and reason.', labelNames: ['method', 'reason'], registers })
+    for (const method of ['local', 'oidc']) this.loginCounter.inc({ method }, 0)
+    this.sessionRefusals = new PromCounter({ name: 'authgate_session_refusals_total', help: 'Requests whose session cookie was refused, by reason.', labelNames: ['reason'], registers })
+    this.upstreamErrors = oneLabel('kind', new PromCounter({ name: 'authgate_upstream_errors_total', help: 'Proxied requests that failed to reach the upstream, by kind.', labelNames: ['kind'], registers }))
+    this.clientsRefused = oneLabel('reason', new PromCounter({ name: 'authgate_client_requests_refused_total', help: 'Requests refused for holding the upstream pool too long or too much, by reason.', labelNames: ['reason'], registers }))
+    const openWebSockets = (): number => this.openWebSockets()
+    new Gauge({ name: 'authgate_websockets_open', help: 'Proxied WebSockets open now (both sides connected).', registers, collect () { this.set(openWebSockets()) } })
+    this.idpDuration = new Histogram({ name: 'authgate_idp_request_duration_seconds', help: 'Requests to the OpenID Provider, by endpoint and outcome; seconds until the answer was read.', labelNames: ['endpoint', 'outcome'], buckets: IDP_BUCKETS, registers })
   }
 
-  get (labelValue: string): number {
-    return this.values.get(labelValue) ?? 0
+  /** A request's answer went out completely (answers cut short are not observed: Fastify's onResponse never runs for them). */
+  request (decision: AccessDecision, seconds: number): void {
+    this.requestDuration[decision].observe(seconds)
   }
 
-  render (): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`]
-    for (const [value, count] of this.values) lines.push(`${this.name}{${this.label}="${value.replace(/["\\\n]/g, '_')}"} ${count}`)
-    return lines.join('\n')
+  login (method: LoginMethod): void {
+    this.loginCounter.inc({ method })
+  }
+
+  loginFailure (method: LoginMethod, reason: string): void {
+    this.loginFailureCounter.inc({ method, reason })
+  }
+
+  sessionRefused (reason: SessionRefusal): void {
+    this.sessionRefusals.inc({ reason })
+  }
+
+  idpRequest (endpoint: IdpEndpoint, outcome: IdpOutcome, seconds: number): void {
+    this.idpDuration.observe({ endpoint, outcome }, seconds)
+  }
+
+  /** Where the open WebSockets are counted (read at each scrape). */
+  countWebSockets (count: () => number): void {
+    this.openWebSockets = count
+  }
+
+  get contentType (): string {
+    return this.registry.contentType
+  }
+
+  async render (): Promise<string> {
+    return await this.registry.metrics()
   }
 }
 
-export class Metrics {
-  readonly requests = new Counter('authgate_proxy_requests_total', 'Requests for the upstream, by access decision.', 'decision')
-  readonly upstreamErrors = new Counter('authgate_upstream_errors_total', 'Proxied requests that failed to reach the upstream.', 'kind')
-  readonly logins = new Counter('authgate_logins_total', 'Successful sign-ins, by method.', 'method')
-  readonly loginFailures = new Counter('authgate_login_failures_total', 'Refused sign-ins, by reason.', 'reason')
-  readonly clientsRefused = new Counter('authgate_client_requests_refused_total', 'Requests refused for holding the upstream pool too long or too much, by reason.', 'reason')
-  private readonly startedAt = Date.now()
-
-  render (): string {
-    return [
-      this.requests.render(), this.upstreamErrors.render(), this.logins.render(), this.loginFailures.render(), this.clientsRefused.render(),
-      '# HELP authgate_uptime_seconds Seconds since the process started.', '# TYPE authgate_uptime_seconds gauge',
-      `authgate_uptime_seconds ${Math.floor((Date.now() - this.startedAt) / 1000)}`
-    ].join('\n') + '\n'
-  }
+function oneLabel<L extends string> (label: L, counter: PromCounter<L>): Counter {
+  return { inc: (value) => { counter.inc({ [label]: value } as Record<L, string>) } }
 }

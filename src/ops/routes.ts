@@ -1,6 +1,9 @@
-// /_authgate/*: health for orchestrators, readiness with reasons, metrics.
+// Health, readiness and metrics. On the public port: /_authgate/healthz and /_authgate/readyz for
+// orchestrators, and /_authgate/metrics unless METRICS_PORT is set. With METRICS_PORT, a listener of
+// its own serves /metrics, /readyz and /healthz, and the public readyz says ready or not without the
+// reasons (they name the database's and the IdP's addresses and errors).
 import { sql } from 'kysely'
-import type { FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { Db } from '../db/index.js'
 import type { RevocationList } from '../session/revocations.js'
 import type { Metrics } from './metrics.js'
@@ -18,43 +21,71 @@ export interface OpsDeps {
   revocations: RevocationList
   /** More readiness checks (the OIDC provider's discovery, for one). */
   readinessChecks?: ReadinessCheck[]
+  /** METRICS_PORT is set: metrics and the readiness reasons are served on that listener only. */
+  separateListener: boolean
 }
 
 export async function opsRoutes (app: FastifyInstance, deps: OpsDeps): Promise<void> {
   app.get('/_authgate/healthz', async (_request, reply) => await reply.header('cache-control', 'no-store').send({ status: 'ok' }))
 
   app.get('/_authgate/readyz', async (_request, reply) => {
-    const checks: ReadinessCheck[] = [
-      {
-        name: 'database',
-        check: async () => {
-          await sql`select 1`.execute(deps.db.kysely)
-          return undefined
-        }
-      },
-      {
-        name: 'revocations',
-        check: async () => deps.revocations.ageMs > 60_000 ? `revocation list not refreshed for ${Math.round(deps.revocations.ageMs / 1000)}s` : undefined
-      },
-      ...(deps.readinessChecks ?? [])
-    ]
-    const results: Record<string, string> = {}
-    let ready = true
-    for (const { name, check, required } of checks) {
-      try {
-        const problem = await withTimeout(check(), 2000)
-        results[name] = problem ?? 'ok'
-        if (problem !== undefined && required !== false) ready = false
-      } catch (err) {
-        results[name] = `failed: ${(err as Error).message}`
-        if (required !== false) ready = false
-      }
-    }
-    return await reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'not ready', checks: results })
+    const { ready, checks } = await readiness(deps)
+    const body = deps.separateListener ? { status: ready ? 'ready' : 'not ready' } : { status: ready ? 'ready' : 'not ready', checks }
+    return await reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send(body)
   })
 
-  app.get('/_authgate/metrics', async (_request, reply) =>
-    await reply.type('text/plain; version=0.0.4').header('cache-control', 'no-store').send(deps.metrics.render()))
+  // Otherwise the catch-all /_authgate/* answers 404.
+  if (!deps.separateListener) app.get('/_authgate/metrics', async (_request, reply) => await sendMetrics(deps.metrics, reply))
+}
+
+/** The METRICS_PORT listener: its own server, never reachable through the public port. */
+export function metricsListener (deps: OpsDeps, logger: FastifyBaseLogger | undefined): FastifyInstance {
+  const app = Fastify({
+    ...(logger !== undefined ? { loggerInstance: logger.child({ listener: 'metrics' }) } : { logger: false }),
+    // A scrape every 15 s is not worth an access line.
+    logController: new LogController({ disableRequestLogging: true })
+  })
+  app.get('/metrics', async (_request, reply) => await sendMetrics(deps.metrics, reply))
+  app.get('/healthz', async (_request, reply) => await reply.header('cache-control', 'no-store').send({ status: 'ok' }))
+  app.get('/readyz', async (_request, reply) => {
+    const { ready, checks } = await readiness(deps)
+    return await reply.code(ready ? 200 : 503).header('cache-control', 'no-store').send({ status: ready ? 'ready' : 'not ready', checks })
+  })
+  return app
+}
+
+async function sendMetrics (metrics: Metrics, reply: FastifyReply): Promise<FastifyReply> {
+  return await reply.type(metrics.contentType).header('cache-control', 'no-store').send(await metrics.render())
+}
+
+async function readiness (deps: OpsDeps): Promise<{ ready: boolean, checks: Record<string, string> }> {
+  const checks: ReadinessCheck[] = [
+    {
+      name: 'database',
+      check: async () => {
+        await sql`select 1`.execute(deps.db.kysely)
+        return undefined
+      }
+    },
+    {
+      name: 'revocations',
+      check: async () => deps.revocations.ageMs > 60_000 ? `revocation list not refreshed for ${Math.round(deps.revocations.ageMs / 1000)}s` : undefined
+    },
+    ...(deps.readinessChecks ?? [])
+  ]
+  const results: Record<string, string> = {}
+  let ready = true
+  for (const { name, check, required } of checks) {
+    try {
+      const problem = await withTimeout(check(), 2000)
+      results[name] = problem ?? 'ok'
+      if (problem !== undefined && required !== false) ready = false
+    } catch (err) {
+      results[name] = `failed: ${(err as Error).message}`
+      if (required !== false) ready = false
+    }
+  }
+  return { ready, checks: results }
 }
 
 async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {

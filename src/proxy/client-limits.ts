@@ -169,6 +169,7 @@ export function limitClients (app: FastifyInstance, deps: ClientLimitsDeps): { e
   const endedForSlowness = new WeakSet<object>()
 
   function refuse (request: FastifyRequest, reply: FastifyReply, status: 408 | 429, title: string, message: string): void {
+    request.accessDecision = 'client-limit'
     // The rest of the request is never read: the connection cannot carry another one.
     void reply.code(status).header('connection', 'close').header('cache-control', 'no-store')
     if (status === 429) void reply.header('retry-after', String(RETRY_AFTER_SECONDS))

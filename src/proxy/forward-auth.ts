@@ -6,14 +6,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Sessions } from '../session/index.js'
 import { sessionIdentity } from '../session/session.js'
 import type { IdentityIssuer } from '../identity/issuer.js'
-import type { Metrics } from '../ops/metrics.js'
 import { safeNextPath } from '../auth/next-url.js'
 import { isBrowserNavigation } from './access.js'
 
 export interface ForwardAuthDeps {
   sessions: Sessions
   issuer: IdentityIssuer
-  metrics: Metrics
 }
 
 export const FORWARD_AUTH_PATH = '/_authgate/auth'
@@ -68,10 +66,10 @@ export async function forwardAuthRoutes (app: FastifyInstance, deps: ForwardAuth
     void reply.header('cache-control', 'no-store').header('vary', 'cookie')
     const session = deps.sessions.read(request)
     if (session !== undefined) {
-      deps.metrics.requests.inc('forward-auth')
+      request.accessDecision = 'forward-auth'
       return await reply.code(200).headers(deps.issuer.headersFor(sessionIdentity(session), session)).send()
     }
-    deps.metrics.requests.inc('forward-auth-unauthenticated')
+    request.accessDecision = 'forward-auth-refused'
     const answer = unauthenticatedAnswer(request.headers, request.method, request.query.redirect === 'true')
     if (answer.status === 302) return await reply.redirect(answer.location, 302)
     return await reply.code(401).send({ error: 'unauthenticated' })

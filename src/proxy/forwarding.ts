@@ -38,6 +38,8 @@ export interface ForwardContext {
   forwardedFor: string[]
   proto: string
   host: string
+  /** This request's id (net/request-id.ts): the upstream gets it as X-Request-Id, whatever the client sent. */
+  requestId?: string
 }
 
 export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext): HeaderMap {
@@ -51,6 +53,7 @@ export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext
   headers['x-forwarded-for'] = ctx.forwardedFor.join(', ')
   headers['x-forwarded-proto'] = ctx.proto
   headers['x-forwarded-host'] = ctx.host
+  if (ctx.requestId !== undefined) headers['x-request-id'] = ctx.requestId
   if (ctx.identity !== undefined) Object.assign(headers, ctx.identity)
   return headers
 }
@@ -70,10 +73,12 @@ export function upstreamWebSocketHeaders (incoming: HeaderMap, ctx: ForwardConte
 
 /**
  * Response headers from the upstream: without its hop-by-hop headers (reply-from copies them as they
- * are for HTTP/1 clients) and without any attempt to set or clear the gateway's cookies.
+ * are for HTTP/1 clients) and without any attempt to set or clear the gateway's cookies. X-Request-Id
+ * is the gateway's own, the one in its logs (the upstream received the same).
  */
-export function clientResponseHeaders (headers: HeaderMap): HeaderMap {
+export function clientResponseHeaders (headers: HeaderMap, requestId?: string): HeaderMap {
   const out = { ...headers }
+  if (requestId !== undefined) out['x-request-id'] = requestId
   for (const name of [...HOP_BY_HOP, ...connectionListed(headers)]) delete out[name]
   const setCookie = headers['set-cookie']
   if (setCookie !== undefined) {

@@ -16,6 +16,7 @@ import { combineWsHooks, webSocketOptions } from './websocket.js'
 import { limitClients } from './client-limits.js'
 import { abortedWhenUnfinished, UpstreamPool, withClientSignal, type ClientSignal } from './hang-up.js'
 import type { OpenConnections } from './open-connections.js'
+import type { OpenWebSockets } from './open-websockets.js'
 import type { WebSocketFlow } from './websocket-flow.js'
 
 declare module 'fastify' {
@@ -37,6 +38,8 @@ export interface ProxyDeps {
   connections: OpenConnections
   /** Backpressure for proxied WebSockets, both directions. */
   webSocketFlow: WebSocketFlow
+  /** The WebSockets open now: counted, and closed at the end of a shutdown's grace period. */
+  webSockets: OpenWebSockets
   /** Extra image origins for the gateway's own error pages (a LOGO_URL elsewhere). */
   imgSources?: string[]
 }
@@ -57,13 +60,14 @@ export function createUpstreamPool (upstream: URL, connections = UPSTREAM_CONNEC
   })
 }
 
-export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'protocol' | 'host'>, config: Config): { forwardedFor: string[], proto: string, host: string } {
+export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'protocol' | 'host' | 'id'>, config: Config): { forwardedFor: string[], proto: string, host: string, requestId: string } {
   // request.ips honours TRUST_PROXY: the socket peer plus only the trusted X-Forwarded-For hops.
   const chain = request.ips !== undefined ? [...request.ips].reverse() : [request.ip]
   return {
     forwardedFor: chain,
     proto: config.publicUrl !== undefined ? config.publicUrl.protocol.slice(0, -1) : request.protocol,
-    host: config.publicUrl !== undefined ? config.publicUrl.host : request.host
+    host: config.publicUrl !== undefined ? config.publicUrl.host : request.host,
+    requestId: request.id
   }
 }
 
@@ -83,27 +87,28 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     // request.url is already normalised (the server's rewriteUrl): split it, do not parse it again.
     const target = splitTarget(request.url)
     if (isSkipAuthPath(target.path, config.skipAuthPaths)) {
-      metrics.requests.inc('skip-auth')
+      request.accessDecision = 'skipped'
       forward(request, reply, undefined)
       return
     }
     const session = sessions.read(request)
     if (session !== undefined) {
       request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
-      metrics.requests.inc('authenticated')
+      request.accessDecision = 'proxied'
       forward(request, reply, session)
       return
     }
-    metrics.requests.inc('unauthenticated')
     // Browsers fetch /favicon.ico by themselves: before sign-in it is the gateway pages' icon, not a 401.
     if (target.path === '/favicon.ico' && (request.method === 'GET' || request.method === 'HEAD')) {
       await sendGatewayIcon(reply)
       return
     }
     if (isBrowserNavigation(request.method, request.headers.accept)) {
+      request.accessDecision = 'login-redirect'
       await reply.redirect(loginLocation(target), 302)
       return
     }
+    request.accessDecision = 'refused'
     await reply.code(401).header('cache-control', 'no-store').send({ error: 'unauthenticated' })
   }
 
@@ -125,7 +130,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     // Upgrades take the same route, preHandler included (see websocket.ts).
     websocket: true,
     ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
-    wsHooks: combineWsHooks(connections.hooks, webSocketFlow.hooks),
+    wsHooks: combineWsHooks(connections.hooks, webSocketFlow.hooks, deps.webSockets.hooks),
     // reply-from's own "fetching from remote server" and "response received" would make three info
     // lines per request besides the access line; the same two facts are logged here at debug.
     disableRequestLogging: true,
@@ -139,7 +144,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
       },
       rewriteHeaders: (headers, request) => {
         request?.log.debug('upstream answered')
-        return clientResponseHeaders(headers) as typeof headers
+        return clientResponseHeaders(headers, request?.id) as typeof headers
       },
       onError: (reply, { error }) => {
         // A body that came too slowly was answered (408) and its upstream request aborted on purpose;

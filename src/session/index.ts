@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import secureSession from '@fastify/secure-session'
 import { deriveKey, deriveKeys } from './keys.js'
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from './csrf.js'
-import { isSessionCurrent, newSessionId, newSessionPayload, parseSessionPayload, type LoginMethod, type SessionPayload, type SessionUser } from './session.js'
+import { newSessionId, newSessionPayload, parseSessionPayload, sessionProblem, type LoginMethod, type SessionPayload, type SessionRefusal, type SessionUser } from './session.js'
 import type { RevocationList } from './revocations.js'
 import type { SessionRepository } from '../db/sessions.js'
 import { fitSessionPayload, SessionTooLargeError } from './budget.js'
@@ -37,7 +37,13 @@ export class Sessions {
   readonly names: ReturnType<typeof cookieNames>
   private readonly csrfKey: Buffer
 
-  constructor (private readonly settings: SessionSettings, private readonly revocations: RevocationList, private readonly records: SessionRepository) {
+  constructor (
+    private readonly settings: SessionSettings,
+    private readonly revocations: RevocationList,
+    private readonly records: SessionRepository,
+    /** Told why a cookie that came with a request was not a session (for the metrics). */
+    private readonly refused: (reason: SessionRefusal) => void = () => {}
+  ) {
     this.names = cookieNames(settings.secure)
     this.csrfKey = deriveKey(settings.secretKeys[0]!, settings.deploymentId, 'csrf-v1')
   }
@@ -60,13 +66,24 @@ export class Sessions {
   /** The current session of this request, or undefined: absent, undecryptable, malformed, expired or revoked. */
   read (request: FastifyRequest, now = Math.floor(Date.now() / 1000)): SessionPayload | undefined {
     const payload = parseSessionPayload(request.session?.get('s'))
-    if (payload === undefined) return undefined
-    return this.isCurrent(payload, now) ? payload : undefined
+    if (payload === undefined) {
+      // No session: an empty one when no cookie came, or when @fastify/secure-session could not use it.
+      if (request.cookies?.[this.names.session] !== undefined) this.refused(request.session?.get('s') === undefined ? 'unreadable' : 'malformed')
+      return undefined
+    }
+    const problem = this.problem(payload, now)
+    if (problem === undefined) return payload
+    this.refused(problem)
+    return undefined
   }
 
   /** Whether a session read earlier is still current: open WebSockets and streams are re-checked with this. */
   isCurrent (payload: SessionPayload, now = Math.floor(Date.now() / 1000)): boolean {
-    return isSessionCurrent(payload, now, this.settings.maxAge, {
+    return this.problem(payload, now) === undefined
+  }
+
+  private problem (payload: SessionPayload, now: number): SessionRefusal | undefined {
+    return sessionProblem(payload, now, this.settings.maxAge, {
       revokedBefore: this.revocations.cutoffFor(payload.uid),
       ended: this.revocations.isEnded(payload.sid)
     })

@@ -90,17 +90,30 @@ export interface SessionRevocation {
 }
 
 /**
- * Whether a well-formed payload is still a session at `now`: not expired, not issued in the future
- * beyond clock skew, not longer-lived than the configured maximum, not ended, and not revoked since
- * it was issued.
+ * Why a session read from a cookie is refused. `unreadable` folds what @fastify/secure-session does
+ * not tell apart: a cookie altered or forged, encrypted with a key no longer configured (or another
+ * deployment's), or past the cookie's own expiry. `malformed`: it decrypted, but is not a current
+ * payload (a version 1 cookie from before server-side sessions, say).
  */
+export type SessionRefusal = 'unreadable' | 'malformed' | 'expired' | 'issued-in-future' | 'too-long' | 'ended' | 'revoked' | 'disabled'
+
+/**
+ * Why a well-formed payload is not a session at `now` (undefined: it is one): expired, issued in the
+ * future beyond clock skew, longer-lived than the configured maximum, ended, or revoked (a disabled
+ * user's cutoff is Infinity) since it was issued.
+ */
+export function sessionProblem (p: SessionPayload, now: number, maxAge: number, revocation: SessionRevocation): SessionRefusal | undefined {
+  if (p.exp <= now) return 'expired'
+  if (p.iat > now + CLOCK_SKEW_SECONDS) return 'issued-in-future'
+  if (p.exp - p.iat > maxAge) return 'too-long'
+  // The user's revocation first: it ends the session records too, and "revoked" says more than "ended".
+  if (revocation.revokedBefore !== undefined && p.iat < revocation.revokedBefore) return revocation.revokedBefore === Number.POSITIVE_INFINITY ? 'disabled' : 'revoked'
+  if (revocation.ended) return 'ended'
+  return undefined
+}
+
 export function isSessionCurrent (p: SessionPayload, now: number, maxAge: number, revocation: SessionRevocation): boolean {
-  if (p.exp <= now) return false
-  if (p.iat > now + CLOCK_SKEW_SECONDS) return false
-  if (p.exp - p.iat > maxAge) return false
-  if (revocation.ended) return false
-  if (revocation.revokedBefore !== undefined && p.iat < revocation.revokedBefore) return false
-  return true
+  return sessionProblem(p, now, maxAge, revocation) === undefined
 }
 
 export function sessionIdentity (p: SessionPayload): Identity {

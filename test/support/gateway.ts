@@ -17,6 +17,8 @@ export const HEADER_SIGNING_SECRET = 'test-header-signing-secret-0123456789abcde
 
 export interface TestGateway extends Gateway {
   url: string
+  /** With METRICS_PORT set: the metrics listener (on its own ephemeral loopback port, whatever METRICS_PORT says). */
+  metricsUrl: string | undefined
   config: Config
   db: Db
   dir: string
@@ -40,6 +42,9 @@ export async function startGateway (env: Env = {}, options: StartOptions = {}): 
     UPSTREAM_URL: options.upstream ?? 'http://127.0.0.1:9',
     DATABASE_URL: 'sqlite:./authgate.db',
     LOG_LEVEL: 'silent',
+    // The grace period the tests were written with (the default, 20 s, would make a gateway closed
+    // with streams open take that long in teardown); shutdown tests set their own.
+    SHUTDOWN_GRACE_PERIOD: '5',
     ...env
   }, { cwd: dir, dotenv: false })
   const db = options.db ?? openDatabase(config.databaseUrl, { cwd: dir })
@@ -47,9 +52,12 @@ export async function startGateway (env: Env = {}, options: StartOptions = {}): 
   const gateway = await buildApp({ config, db, upstream: config.upstreamUrl!, revocationRefreshMs: options.revocationRefreshMs, ...(options.logger !== undefined ? { logger: options.logger } : {}) })
   await gateway.app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = gateway.app.server.address() as AddressInfo
+  await gateway.metricsApp?.listen({ port: 0, host: '127.0.0.1' })
+  const metricsPort = (gateway.metricsApp?.server.address() as AddressInfo | null | undefined)?.port
   return {
     ...gateway,
     url: `http://127.0.0.1:${port}`,
+    metricsUrl: metricsPort !== undefined ? `http://127.0.0.1:${metricsPort}` : undefined,
     config,
     db,
     dir,

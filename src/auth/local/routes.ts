@@ -15,6 +15,7 @@ import { LoginThrottleStore } from '../../db/login-throttle.js'
 import { deriveKeys } from '../../session/keys.js'
 import type { Db } from '../../db/index.js'
 import type { Metrics } from '../../ops/metrics.js'
+import { auditRequest } from '../../ops/audit.js'
 
 export interface LocalLoginDeps {
   config: Config
@@ -100,15 +101,23 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
   app.post<{ Body: LoginForm }>('/login', { bodyLimit: 16 * 1024 }, async (request, reply) => {
     const form: LoginForm = typeof request.body === 'object' && request.body !== null ? request.body : {}
     const next = safeNextPath(form.next)
-    if (!localEnabled) return render(request, reply, 403, next, { error: MESSAGES.localDisabled })
-    if (!sessions.isCsrfValid(request, form.csrf_token)) {
-      metrics.loginFailures.inc('csrf')
-      return render(request, reply, 403, next, { error: MESSAGES.csrf })
+    /** Counted, audited, and the login page again with what went wrong. */
+    const refuse = (status: number, reason: string, error: string, username?: string): FastifyReply => {
+      metrics.loginFailure('local', reason)
+      auditRequest(request, { audit: 'sign-in-failed', user: username, by: 'user', method: 'local', reason })
+      return render(request, reply, status, next, { error, ...(username !== undefined ? { username } : {}) })
     }
+    if (!localEnabled) return refuse(403, 'local-disabled', MESSAGES.localDisabled)
+    if (!sessions.isCsrfValid(request, form.csrf_token)) return refuse(403, 'csrf', MESSAGES.csrf)
     const rawUsername = typeof form.username === 'string' ? form.username : ''
     // Spaces typed around the name are trimmed (no stored name has any); nothing else is folded.
     const checked = checkUsername(rawUsername.trim())
-    if (!checked.ok) return render(request, reply, 400, next, { error: usernameProblemMessage(checked.problem), username: rawUsername.slice(0, 64) })
+    if (!checked.ok) {
+      // What was typed is not logged: it may be anything, a password typed in the wrong field included.
+      metrics.loginFailure('local', 'invalid-username')
+      auditRequest(request, { audit: 'sign-in-failed', user: undefined, by: 'user', method: 'local', reason: 'invalid-username' })
+      return render(request, reply, 400, next, { error: usernameProblemMessage(checked.problem), username: rawUsername.slice(0, 64) })
+    }
     const username = checked.username
 
     const attempt: Attempt = {
@@ -119,36 +128,35 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
     // Counted now, before the password check, so concurrent guesses cannot all slip under the limit.
     const wait = await throttle.begin(attempt)
     if (wait > 0) {
-      metrics.loginFailures.inc('throttled')
       reply.header('retry-after', String(wait))
-      return render(request, reply, 429, next, { error: MESSAGES.throttled(wait), username })
-    }
-    const refuse = (status: number, reason: string, error: string): FastifyReply => {
-      metrics.loginFailures.inc(reason)
-      request.log.info({ username, reason }, 'local sign-in refused')
-      return render(request, reply, status, next, { error, username })
+      return refuse(429, 'throttled', MESSAGES.throttled(wait), username)
     }
 
     let user = await users.findByUsername(username)
     if (config.localAuth === 'password') {
       const password = typeof form.password === 'string' ? form.password : ''
       // verifyPassword spends the same work for unknown users, so timing does not reveal who exists.
-      if (!(await verifyPassword(password, user?.passwordHash)) || user === undefined) return refuse(401, 'invalid-credentials', MESSAGES.invalidCredentials)
+      if (!(await verifyPassword(password, user?.passwordHash)) || user === undefined) return refuse(401, 'invalid-credentials', MESSAGES.invalidCredentials, username)
     } else if (user === undefined) {
-      if (!config.allowSelfRegister) return refuse(403, 'not-registered', MESSAGES.registrationClosed)
-      user = (await users.create({ username, isAdmin: config.adminUsernames.includes(username) })).user
-      request.log.info({ username, admin: user.isAdmin }, 'user created at first sign-in')
+      if (!config.allowSelfRegister) return refuse(403, 'not-registered', MESSAGES.registrationClosed, username)
+      const created = await users.create({ username, isAdmin: config.adminUsernames.includes(username) })
+      user = created.user
+      if (created.created) {
+        auditRequest(request, { audit: 'user-created', user: username, by: 'user', method: 'local', admin: user.isAdmin })
+        if (user.isAdmin) auditRequest(request, { audit: 'admin-granted', user: username, by: 'admin-usernames' })
+      }
     }
-    if (!user.isActive) return refuse(403, 'disabled', MESSAGES.disabled)
+    if (!user.isActive) return refuse(403, 'disabled', MESSAGES.disabled, username)
 
     // ADMIN_USERNAMES promotes at sign-in (as TimeTracker); removing a name does not demote, the CLI does.
     const promote = config.adminUsernames.includes(user.username) && !user.isAdmin
     user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
+    if (promote) auditRequest(request, { audit: 'admin-granted', user: user.username, by: 'admin-usernames' })
     await throttle.succeeded(attempt)
     if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
     await sessions.start(request, user, 'local')
-    metrics.logins.inc('local')
-    request.log.info({ username: user.username, admin: user.isAdmin }, 'signed in (local)')
+    metrics.login('local')
+    auditRequest(request, { audit: 'sign-in', user: user.username, by: 'user', method: 'local', admin: user.isAdmin })
     return await reply.redirect(next, 303)
   })
 }

@@ -21,12 +21,20 @@ export function isAdminMappingConfigured (mapping: AdminMapping): boolean {
   return mapping.adminGroup !== undefined || mapping.adminEmails.length > 0
 }
 
+/** Which setting makes someone an admin at an SSO sign-in (for the audit log). */
+export type AdminRule = 'oidc-group' | 'oidc-email' | 'admin-usernames'
+
+/** The first rule of the mapping that makes this subject an admin right now, or undefined. */
+export function adminRuleFor (subject: AdminSubject, mapping: AdminMapping): AdminRule | undefined {
+  if (mapping.adminGroup !== undefined && subject.groups.includes(mapping.adminGroup)) return 'oidc-group'
+  // An address the IdP marks unverified may belong to anyone who typed it in: never trust it for admin.
+  if (subject.email !== null && subject.emailVerified !== false && mapping.adminEmails.includes(subject.email.toLowerCase())) return 'oidc-email'
+  return mapping.adminUsernames.includes(subject.username) ? 'admin-usernames' : undefined
+}
+
 /** What the mapping says right now: group membership (exact), email (case-insensitive, not marked unverified), or username. */
 export function mappedAdmin (subject: AdminSubject, mapping: AdminMapping): boolean {
-  if (mapping.adminGroup !== undefined && subject.groups.includes(mapping.adminGroup)) return true
-  // An address the IdP marks unverified may belong to anyone who typed it in: never trust it for admin.
-  if (subject.email !== null && subject.emailVerified !== false && mapping.adminEmails.includes(subject.email.toLowerCase())) return true
-  return mapping.adminUsernames.includes(subject.username)
+  return adminRuleFor(subject, mapping) !== undefined
 }
 
 /**

@@ -8,6 +8,7 @@ import type { OidcConfig } from '../../config/index.js'
 import { isLoopbackHost } from '../../config/net.js'
 import type { OidcTransaction } from './transaction.js'
 import { describeError } from './errors.js'
+import type { IdpEndpoint, IdpOutcome } from '../../ops/metrics.js'
 
 export interface OidcClientOptions {
   config: OidcConfig
@@ -16,6 +17,8 @@ export interface OidcClientOptions {
   retry?: { initialMs: number, maxMs: number }
   /** Per request to the IdP, in seconds. */
   timeoutSeconds?: number
+  /** Told how long each request to the IdP took, and how it ended (for the metrics). */
+  observe?: (endpoint: IdpEndpoint, outcome: IdpOutcome, seconds: number) => void
 }
 
 export interface SignInResult {
@@ -89,6 +92,8 @@ export class OidcClient {
   private readonly insecure: boolean
   private readonly retry: { initialMs: number, maxMs: number }
   private readonly timeoutSeconds: number
+  /** Every request to the IdP: boundedFetch, timed. */
+  private readonly fetch: client.CustomFetch
 
   constructor (private readonly options: OidcClientOptions) {
     const { issuer } = options.config
@@ -96,6 +101,31 @@ export class OidcClient {
     this.insecure = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname)
     this.retry = options.retry ?? { initialMs: 1000, maxMs: 60_000 }
     this.timeoutSeconds = options.timeoutSeconds ?? 10
+    const observe = options.observe
+    this.fetch = observe === undefined
+      ? boundedFetch
+      : async (url, init) => {
+        const started = performance.now()
+        let outcome: IdpOutcome = 'failed'
+        try {
+          const response = await boundedFetch(url, init)
+          outcome = response.status < 400 ? 'ok' : 'error'
+          return response
+        } finally {
+          observe(this.endpointOf(url), outcome, (performance.now() - started) / 1000)
+        }
+      }
+  }
+
+  /** Which of the IdP's endpoints a URL is, by the discovered metadata. */
+  private endpointOf (url: string): IdpEndpoint {
+    const href = new URL(url).href
+    const m = this.metadata
+    if (m === undefined || href.includes('/.well-known/openid-configuration')) return 'discovery'
+    if (m.token_endpoint !== undefined && href === new URL(m.token_endpoint).href) return 'token'
+    if (m.jwks_uri !== undefined && href === new URL(m.jwks_uri).href) return 'jwks'
+    if (m.userinfo_endpoint !== undefined && href === new URL(m.userinfo_endpoint).href) return 'userinfo'
+    return 'other'
   }
 
   get ready (): boolean {
@@ -148,7 +178,7 @@ export class OidcClient {
         const discovered = await client.discovery(issuer, clientId, undefined, undefined, {
           execute: this.insecure ? [client.allowInsecureRequests] : [],
           timeout: this.timeoutSeconds,
-          [client.customFetch]: boundedFetch
+          [client.customFetch]: this.fetch
         })
         const metadata = discovered.serverMetadata()
         if (metadata.authorization_endpoint === undefined || metadata.token_endpoint === undefined || metadata.jwks_uri === undefined) {
@@ -197,7 +227,7 @@ export class OidcClient {
   /** Where /login/oidc sends the browser (PKCE S256, state, nonce). */
   async authorizationUrl (tx: OidcTransaction): Promise<URL> {
     const { scopes, redirectUri } = this.options.config
-    return client.buildAuthorizationUrl(this.configuration(boundedFetch, undefined), {
+    return client.buildAuthorizationUrl(this.configuration(this.fetch, undefined), {
       redirect_uri: redirectUri.href,
       scope: scopes,
       code_challenge: await client.calculatePKCECodeChallenge(tx.verifier),
@@ -222,7 +252,7 @@ export class OidcClient {
 
     let tokenResponse: Response | undefined
     const capturing: client.CustomFetch = async (url, options) => {
-      const response = await boundedFetch(url, options)
+      const response = await this.fetch(url, options)
       if (new URL(url).href === tokenEndpoint) tokenResponse = response.clone()
       return response
     }
@@ -239,7 +269,7 @@ export class OidcClient {
         Date.now() - this.lastForcedJwksRefresh < FORCED_JWKS_REFRESH_INTERVAL) throw err
       this.lastForcedJwksRefresh = Date.now()
       this.options.log.info({ issuer: this.metadata!.issuer }, 'ID token signed with a key missing from the cached JWKS: fetching the JWKS again')
-      config = this.configuration(async (url, options) => new URL(url).href === tokenEndpoint ? replayable.clone() : await boundedFetch(url, options), undefined)
+      config = this.configuration(async (url, options) => new URL(url).href === tokenEndpoint ? replayable.clone() : await this.fetch(url, options), undefined)
       tokens = await client.authorizationCodeGrant(config, currentUrl, checks)
     }
     this.jwksCache = client.getJwksCache(config) ?? this.jwksCache
@@ -257,7 +287,7 @@ export class OidcClient {
   /** RP-initiated logout at the IdP, or undefined when it has no end_session_endpoint (or is unknown). */
   endSessionUrl (params: { idToken: string | undefined, postLogoutRedirectUri: URL | undefined, state: string }): URL | undefined {
     if (this.metadata?.end_session_endpoint === undefined) return undefined
-    return client.buildEndSessionUrl(this.configuration(boundedFetch, undefined), {
+    return client.buildEndSessionUrl(this.configuration(this.fetch, undefined), {
       // Without the ID token, openid-client sends client_id (it always adds it), which IdPs accept instead.
       ...(params.idToken !== undefined ? { id_token_hint: params.idToken } : {}),
       ...(params.postLogoutRedirectUri !== undefined ? { post_logout_redirect_uri: params.postLogoutRedirectUri.href } : {}),

@@ -43,7 +43,8 @@ export const FAILURES: Record<OidcFailureCode, FailurePage> = {
 }
 
 export class OidcFailure extends Error {
-  constructor (readonly code: OidcFailureCode, readonly reason: string, readonly detail?: string) {
+  /** `username`: who tried, once the IdP's answer said (for the audit log). */
+  constructor (readonly code: OidcFailureCode, readonly reason: string, readonly detail?: string, readonly username?: string) {
     super(reason)
     this.name = 'OidcFailure'
   }

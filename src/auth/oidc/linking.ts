@@ -39,7 +39,8 @@ export function decideLink (byIdentity: User | undefined, byUsername: User | und
 }
 
 export type UpsertResult =
-  | { ok: true, user: User, outcome: 'existing' | 'linked' | 'created' }
+  /** `wasAdmin`: the admin flag before this sign-in (false for a user it created). */
+  | { ok: true, user: User, outcome: 'existing' | 'linked' | 'created', wasAdmin: boolean }
   | { ok: false, reason: LinkRefusal | 'disabled' }
 
 const ATTEMPTS = 3
@@ -78,7 +79,7 @@ export async function upsertOidcUser (users: UserRepository, subject: OidcSubjec
         const isAdmin = adminAfterLogin(user.isAdmin, { ...identity, username: user.username }, admin)
         const updated = await tx.recordOidcLogin(user.id, { fullName: identity.fullName, email: identity.email, isAdmin })
         const outcome = decision.action === 'use' ? 'existing' : decision.action === 'link' ? 'linked' : 'created'
-        return { ok: true, user: updated, outcome } as const
+        return { ok: true, user: updated, outcome, wasAdmin: user.isAdmin } as const
       })
       if (result !== undefined) return result
     } catch (err) {

@@ -11,6 +11,8 @@ import type { SessionPayload } from '../../session/session.js'
 import { deriveKeys } from '../../session/keys.js'
 import { identityFitsSession, SessionTooLargeError } from '../../session/budget.js'
 import type { Metrics } from '../../ops/metrics.js'
+import { auditRequest } from '../../ops/audit.js'
+import { adminRuleFor } from './admin.js'
 import { brandOf, messagePage } from '../../pages/layout.js'
 import { loginRenderer, MESSAGES } from '../local/routes.js'
 import { safeNextPath } from '../next-url.js'
@@ -48,7 +50,8 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
 
   const failurePage = (request: FastifyRequest, reply: FastifyReply, failure: OidcFailure, next: string): FastifyReply => {
     const page = FAILURES[failure.code]
-    metrics.loginFailures.inc('oidc-' + failure.code)
+    metrics.loginFailure('oidc', failure.code)
+    auditRequest(request, { audit: 'sign-in-failed', user: failure.username, by: 'user', method: 'oidc', reason: failure.code })
     const level = failure.code === 'provider-unavailable' || failure.code === 'verification-failed' ? 'warn' : 'info'
     request.log[level]({ code: failure.code, reason: failure.reason }, 'OIDC sign-in failed')
     // The provider being down is a moment, not a dead end: the login page itself, saying so, with
@@ -117,7 +120,7 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
       const upsert = await upsertOidcUser(users, { issuer: result.issuer, sub: result.sub }, identity,
         { allowSelfRegister: config.allowSelfRegister, usernameIsEmail: oidc.usernameClaim === oidc.emailClaim },
         { adminGroup: oidc.adminGroup, adminEmails: oidc.adminEmails, adminUsernames: config.adminUsernames })
-      if (!upsert.ok) throw new OidcFailure(upsert.reason, `${upsert.reason} (username ${identity.username})`)
+      if (!upsert.ok) throw new OidcFailure(upsert.reason, `${upsert.reason} (username ${identity.username})`, undefined, identity.username)
 
       const { user } = upsert
       try {
@@ -125,8 +128,17 @@ export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Pr
       } catch (err) {
         throw err instanceof SessionTooLargeError ? tooLargeForSession(err) : err
       }
-      metrics.logins.inc('oidc')
-      request.log.info({ username: user.username, admin: user.isAdmin, outcome: upsert.outcome, groups: identity.groups.length }, 'signed in (oidc)')
+      metrics.login('oidc')
+      const audit = { user: user.username, method: 'oidc' } as const
+      if (upsert.outcome === 'created') auditRequest(request, { audit: 'user-created', ...audit, by: 'user', admin: user.isAdmin })
+      if (upsert.outcome === 'linked') auditRequest(request, { audit: 'sso-linked', ...audit, by: 'user' })
+      if (user.isAdmin !== upsert.wasAdmin) {
+        const mapping = { adminGroup: oidc.adminGroup, adminEmails: oidc.adminEmails, adminUsernames: config.adminUsernames }
+        // Granted: by the rule that matched. Removed: a group or email mapping that no longer matches.
+        const by = user.isAdmin ? adminRuleFor({ ...identity, username: user.username }, mapping) ?? 'admin-usernames' : 'oidc-mapping'
+        auditRequest(request, { audit: user.isAdmin ? 'admin-granted' : 'admin-revoked', ...audit, by })
+      }
+      auditRequest(request, { audit: 'sign-in', ...audit, by: 'user', admin: user.isAdmin })
       return await reply.redirect(tx.next, 302)
     } catch (err) {
       if (err instanceof OidcFailure) return failurePage(request, reply, err, tx.next)

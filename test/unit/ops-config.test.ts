@@ -1,0 +1,45 @@
+// METRICS_PORT, METRICS_HOST and SHUTDOWN_GRACE_PERIOD as loadConfig reads them.
+import t from 'tap'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig, type Env } from '../../src/config/index.js'
+import { configProblems } from '../support/config.js'
+
+const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
+const production = { ...secrets, NODE_ENV: 'production', UPSTREAM_URL: 'http://127.0.0.1:5000', LOCAL_AUTH: 'password' }
+const cwd = mkdtempSync(join(tmpdir(), 'authgate-ops-config-'))
+const load = (env: Env): ReturnType<typeof loadConfig> => loadConfig(env, { cwd, dotenv: false })
+
+t.test('metrics listener: off unless METRICS_PORT; listens where the gateway does unless METRICS_HOST', async (t) => {
+  t.equal(load(secrets).metrics, undefined, 'unset: metrics stay on the public port')
+  t.same(load({ ...secrets, METRICS_PORT: '9464' }).metrics, { port: 9464, host: '127.0.0.1' }, 'development: loopback, like the gateway')
+  t.same(load({ ...production, METRICS_PORT: '9464' }).metrics, { port: 9464, host: '0.0.0.0' }, 'production (a pod, a container): every interface, for Prometheus')
+  t.same(load({ ...production, HOST: '::1', METRICS_PORT: '9464' }).metrics, { port: 9464, host: '::1' }, 'a narrower HOST narrows it too')
+  t.same(load({ ...production, METRICS_PORT: '9464', METRICS_HOST: '127.0.0.1' }).metrics, { port: 9464, host: '127.0.0.1' }, 'METRICS_HOST wins')
+  t.same(load({ ...secrets, PORT: '0', METRICS_PORT: '0' }).metrics, { port: 0, host: '127.0.0.1' }, 'both ephemeral is fine')
+  t.same(load({ ...secrets, METRICS_PORT: '' }).metrics, undefined, 'empty is unset')
+})
+
+t.test('metrics listener: refused settings', async (t) => {
+  t.same(configProblems({ ...secrets, METRICS_PORT: '8080' }, cwd), ['METRICS_PORT'], 'PORT\'s default')
+  t.same(configProblems({ ...secrets, PORT: '9000', METRICS_PORT: '9000' }, cwd), ['METRICS_PORT'])
+  t.same(configProblems({ ...secrets, METRICS_PORT: '65536' }, cwd), ['METRICS_PORT'])
+  t.same(configProblems({ ...secrets, METRICS_PORT: 'prometheus' }, cwd), ['METRICS_PORT'])
+  t.same(configProblems({ ...secrets, METRICS_HOST: '0.0.0.0' }, cwd), ['METRICS_HOST'], 'a host without a port is a half-done setting')
+  t.throws(() => load({ ...secrets, METRICS_PORT: '8080' }), /METRICS_PORT: must differ from PORT \(8080\)/)
+})
+
+t.test('SHUTDOWN_GRACE_PERIOD: seconds, 20 by default (Kubernetes kills after 30)', async (t) => {
+  t.equal(load(secrets).shutdownGraceMs, 20_000)
+  t.equal(load({ ...secrets, SHUTDOWN_GRACE_PERIOD: '45' }).shutdownGraceMs, 45_000)
+  t.equal(load({ ...secrets, SHUTDOWN_GRACE_PERIOD: '0' }).shutdownGraceMs, 0, '0: cut at once')
+  for (const bad of ['-1', '1.5', '20s', '3601']) t.same(configProblems({ ...secrets, SHUTDOWN_GRACE_PERIOD: bad }, cwd), ['SHUTDOWN_GRACE_PERIOD'], bad)
+})
+
+t.test('a misspelt one is warned about', async (t) => {
+  t.same(load({ ...secrets, METRICS_PORTS: '9464', SHUTDOWN_GRACE: '5' }).unknownVariables, [
+    { name: 'METRICS_PORTS', didYouMean: 'METRICS_PORT' },
+    { name: 'SHUTDOWN_GRACE' }
+  ])
+})
