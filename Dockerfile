@@ -39,7 +39,9 @@ COPY src ./src
 RUN npm run build
 
 FROM node:24-bookworm-slim
-ENV NODE_ENV=production PORT=8080 HOST=0.0.0.0 DATABASE_URL=sqlite:/app/data/authgate.db
+# DATABASE_URL is not set here: the default, sqlite:./data/authgate.db, is /app/data/authgate.db in
+# this WORKDIR, and an image value would clash with a DATABASE_URL_FILE given at run time.
+ENV NODE_ENV=production PORT=8080 HOST=0.0.0.0
 WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
