@@ -1,13 +1,13 @@
 // The CLI's changes are audit events too: one per action, naming the account, `by: cli` and the OS
 // user who ran it; on stderr, so that stdout stays the command's own output.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { run } from '../src/cli/index.js'
 import { CliAudit } from '../src/ops/audit.js'
 import { logCapture } from './support/log-capture.js'
+import { runNode, type ProcessResult } from './support/process.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'authgate-cli-audit-'))
 const DATABASE_URL = `sqlite:${join(dir, 'cli.db')}`
@@ -24,15 +24,8 @@ async function cli (...argv: string[]): Promise<{ code: number, events: Line[] }
   return { code, events: capture.lines() }
 }
 
-async function cliProcess (args: string[], stdin: string, env: Record<string, string> = {}): Promise<{ code: number, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import=tsx', 'src/cli/bin.ts', ...args], { env: { ...process.env, DATABASE_URL, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => { stdout += String(d) })
-  child.stderr.on('data', (d) => { stderr += String(d) })
-  child.stdin.end(stdin)
-  const code = await new Promise<number>((resolve) => child.on('close', (c) => { resolve(c ?? -1) }))
-  return { code, stdout, stderr }
+async function cliProcess (args: string[], stdin: string, env: Record<string, string> = {}): Promise<ProcessResult> {
+  return await runNode('src/cli/bin.ts', args, { env: { ...process.env, DATABASE_URL, ...env }, stdin })
 }
 
 t.test('each command that changes something is one or two events', async (t) => {

@@ -2,7 +2,6 @@
 // verdict, secrets masked, nothing written), `secrets generate`, and commands that only read never
 // creating or migrating a database. Every command runs as a real process, in its own directory.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -10,25 +9,17 @@ import { parse as parseDotenv } from 'dotenv'
 import pg from 'pg'
 import SQLite from 'better-sqlite3'
 import { createPostgresSchema, TEST_DATABASE_URL } from './support/gateway.js'
+import { runNode, type ProcessResult } from './support/process.js'
 
 const BIN = resolve('src/cli/bin.ts')
 const MAIN = resolve('src/main.ts')
-// Resolved here: the child runs in an empty directory where a bare `tsx` would not be found.
-const TSX = import.meta.resolve('tsx')
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version
 
-interface Result { code: number, stdout: string, stderr: string }
+type Result = ProcessResult
 
 /** Only PATH is inherited: the child sees exactly the variables a test gives it. */
 async function node (script: string, args: string[], opts: { cwd: string, env?: Record<string, string>, stdin?: string }): Promise<Result> {
-  const child = spawn(process.execPath, [`--import=${TSX}`, script, ...args], { cwd: opts.cwd, env: { PATH: process.env.PATH ?? '', ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => { stdout += String(d) })
-  child.stderr.on('data', (d) => { stderr += String(d) })
-  child.stdin.end(opts.stdin ?? '')
-  const code = await new Promise<number>((resolve) => child.on('close', (c) => { resolve(c ?? -1) }))
-  return { code, stdout, stderr }
+  return await runNode(script, args, { cwd: opts.cwd, env: { PATH: process.env.PATH ?? '', ...opts.env }, stdin: opts.stdin })
 }
 
 const cli = async (args: string[], opts: { cwd?: string, env?: Record<string, string>, stdin?: string } = {}): Promise<Result> =>

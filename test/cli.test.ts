@@ -1,6 +1,5 @@
 // The operator's CLI, run as a process against a real database.
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,20 +8,14 @@ import { UserRepository } from '../src/db/users.js'
 import { verifyPassword } from '../src/auth/local/password.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startGateway } from './support/gateway.js'
+import { runNode, type ProcessResult } from './support/process.js'
 import { cookieHeader, http, loginLocal } from './support/http.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'authgate-cli-'))
 const DATABASE_URL = `sqlite:${join(dir, 'cli.db')}`
 
-async function cli (args: string[], stdin = ''): Promise<{ code: number, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import=tsx', 'src/cli/bin.ts', ...args], { env: { ...process.env, DATABASE_URL, CI: 'true' }, stdio: ['pipe', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => { stdout += String(d) })
-  child.stderr.on('data', (d) => { stderr += String(d) })
-  child.stdin.end(stdin)
-  const code = await new Promise<number>((resolve) => child.on('close', (c) => { resolve(c ?? -1) }))
-  return { code, stdout, stderr }
+async function cli (args: string[], stdin = ''): Promise<ProcessResult> {
+  return await runNode('src/cli/bin.ts', args, { env: { ...process.env, DATABASE_URL, CI: 'true' }, stdin })
 }
 
 t.test('migrate, add, list, passwords, admin, disable, enable, revoke', async (t) => {

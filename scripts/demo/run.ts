@@ -104,12 +104,15 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
   }
 }
 
-/** A free port on loopback: the gateway's redirect URI must be known before the provider starts. */
-async function freePort (): Promise<number> {
+/**
+ * `port` once it is known to be free on loopback, or any free one for 0 or unset: the gateway's
+ * redirect URI must be known before the provider starts. EADDRINUSE when `port` is taken.
+ */
+export async function freePort (port = 0): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const { port } = server.address() as { port: number }
       server.close(() => { resolve(port) })
     })

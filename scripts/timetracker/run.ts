@@ -2,7 +2,6 @@
 // checkout, through authgate_timetracker) and the real gateway (buildApp, as `npm start` runs it)
 // in front of it, all on loopback, nothing kept afterwards. Tests start the same thing.
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -16,6 +15,7 @@ import { hashPassword } from '../../src/auth/local/password.js'
 import { UserRepository } from '../../src/db/users.js'
 import { createLogger } from '../../src/logger.js'
 import { ADMIN_GROUP, startDemoIdp, type DemoAccount } from '../demo/idp.js'
+import { freePort } from '../demo/run.js'
 import { ExampleRefused, checkTimeTrackerSetup, startTimeTracker } from './timetracker.js'
 
 export { ExampleRefused }
@@ -89,9 +89,11 @@ export async function startTimeTrackerExample (options: TimeTrackerExampleOption
   const checkout = resolve(options.checkout)
   checkTimeTrackerSetup(checkout, python)
 
-  const gatewayPort = await freePort(options.gatewayPort, 'the gateway')
-  const timetrackerPort = await freePort(options.timetrackerPort, 'TimeTracker')
-  const idpPort = await freePort(options.idpPort, 'the demo identity provider')
+  // Known before anything starts: the gateway's redirect URI goes to the provider, and TimeTracker's
+  // health check must not be answered by whatever else holds its port.
+  const gatewayPort = await portFor(options.gatewayPort, 'the gateway')
+  const timetrackerPort = await portFor(options.timetrackerPort, 'TimeTracker')
+  const idpPort = await portFor(options.idpPort, 'the demo identity provider')
   // The gateway on "localhost" and the provider on "127.0.0.1": two sites, so neither sees the other's cookies.
   const publicUrl = `http://localhost:${gatewayPort}`
   const client = {
@@ -210,20 +212,9 @@ function fromEnvironment (env: Env, defaults: Env): Env {
   return chosen
 }
 
-/**
- * `port` once it is known to be free on loopback (or any free one for 0 or unset): the gateway's
- * redirect URI must be known before the provider starts, and a health check must not be answered
- * by whatever else holds TimeTracker's port.
- */
-async function freePort (port: number | undefined, what: string): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(err.code === 'EADDRINUSE' ? Object.assign(new ExampleRefused(`port ${port} (${what}) is in use`), { code: err.code }) : err)
-    })
-    server.listen(port ?? 0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => { resolve(port) })
-    })
+/** `port` free on loopback (any free one for 0 or unset), or a refusal naming the part that wanted it. */
+async function portFor (port: number | undefined, what: string): Promise<number> {
+  return await freePort(port).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'EADDRINUSE' ? Object.assign(new ExampleRefused(`port ${port} (${what}) is in use`), { code: err.code }) : err
   })
 }

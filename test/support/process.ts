@@ -1,0 +1,19 @@
+// A script of this repository run as a real Node process (through tsx), its output collected.
+import { spawn } from 'node:child_process'
+
+export interface ProcessResult { code: number, stdout: string, stderr: string }
+
+// Resolved here: a child running in an empty directory would not find a bare `tsx`.
+const TSX = import.meta.resolve('tsx')
+
+/** `env` is the child's whole environment: pass `...process.env` to inherit. */
+export async function runNode (script: string, args: string[], opts: { env: NodeJS.ProcessEnv, cwd?: string, stdin?: string }): Promise<ProcessResult> {
+  const child = spawn(process.execPath, [`--import=${TSX}`, script, ...args], { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => { stdout += String(d) })
+  child.stderr.on('data', (d) => { stderr += String(d) })
+  child.stdin.end(opts.stdin ?? '')
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => { resolve(c ?? -1) }))
+  return { code, stdout, stderr }
+}
