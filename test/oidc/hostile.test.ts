@@ -281,7 +281,7 @@ t.test('the log has the reasons, and never a token, a code or a stack trace', as
   t.match(log, /"reason":"[^\n]*\\"nonce\\" claim/)
   t.match(log, /"reason":"[^\n]*\\"sub\\" property/)
   t.match(log, /"reason":"[^\n]*\\"iss\\" \(issuer\) response parameter/)
-  t.match(log, /signed in \(oidc\)/)
+  t.match(log, /"audit":"sign-in","user":"mallory","method":"oidc"/, 'the sign-in, as an audit event')
   t.notMatch(log, /eyJ[\w-]+\.eyJ/, 'no JWT (ID token) in the log')
   t.ok(codesSent.length > 0)
   for (const code of codesSent) t.notOk(log.includes(code), 'authorization code not logged')
