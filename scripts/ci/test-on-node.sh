@@ -17,9 +17,9 @@
 # a failure, not a skip), TEST_DATABASE_URL, TIMETRACKER_DIR. KEEP=1 keeps the work dir.
 #
 # The default set: every test file except the ones that drive Chromium, TimeTracker or the docs'
-# snippets (test/browser, test/timetracker, test/docs, test/demo, test/pages): they take most of the
-# suite's ~9 minutes on this 2-core machine and test the browser, the Python side and the docs more
-# than Node; `npm test` runs them on Node 20. On Node 24 all of them passed as well (~8 min).
+# snippets (test/browser, test/timetracker, test/docs, test/demo, test/pages): almost half of the
+# suite's time (all of it: ~8 min of tap on a 2-core machine, this set: ~4.5), for little that
+# depends on Node's version; `npm test` runs them on Node 20. On Node 24 all of them passed as well.
 set -Eeuo pipefail
 
 MAJOR=${1:?usage: $0 MAJOR [TEST_FILE...]}
