@@ -68,6 +68,7 @@ t.test('the Secret: generated from files that git ignores, so no value is ever c
   const ignored = spawnSync('git', ['check-ignore', '-q', 'deploy/kubernetes/secrets/header_signing_secret'], { cwd: ROOT })
   t.equal(ignored.status, 0, 'deploy/kubernetes/secrets/ is ignored by git')
   const tracked = spawnSync('git', ['ls-files', 'deploy/kubernetes/secrets'], { cwd: ROOT, encoding: 'utf8' })
+  t.equal(tracked.status, 0, 'git ls-files ran (outside a repository it prints nothing either)')
   t.equal(tracked.stdout, '', 'nothing tracked there')
 })
 

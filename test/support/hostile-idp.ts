@@ -503,6 +503,16 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
     sendJson(res, 200, { ...structuredClone(claims), sub })
   }
 
+  /** Resolves on 'drain' or 'close', whichever comes first, and removes both listeners: one left per
+   * wait would pile up over the ~60 waits of a huge answer (MaxListenersExceededWarning). */
+  function drainedOrClosed (res: ServerResponse): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
+      res.on('drain', done)
+      res.on('close', done)
+    })
+  }
+
   /** `body` plus a "padding" member that makes it HUGE_RESPONSE_BYTES, chunked, honouring backpressure. */
   async function sendHugeJson (res: ServerResponse, path: string, body: Record<string, unknown>): Promise<void> {
     const head = JSON.stringify(body).slice(0, -1) + ',"padding":"'
@@ -515,7 +525,7 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
     res.setHeader('cache-control', 'no-store')
     const write = async (data: string): Promise<void> => {
       record.bytesWritten += data.length
-      if (!res.write(data)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve) })
+      if (!res.write(data)) await drainedOrClosed(res)
     }
     await write(head)
     while (!closed && record.bytesWritten + chunk.length + 2 <= HUGE_RESPONSE_BYTES) await write(chunk)
