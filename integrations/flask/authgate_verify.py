@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference verifier for authgate identity headers (SPEC §5), standard library only.
+"""Reference verifier for authgate identity headers (docs/PROTOCOL.md#the-signature), standard library only.
 
 authgate forwards every authenticated request to the upstream application with
 these headers (values UTF-8 percent-encoded exactly like JavaScript's

@@ -66,7 +66,7 @@ export interface Reader {
   /** A setting: empty is the same as unset (its default applies). */
   get: (name: string) => string | undefined
   /**
-   * A comma-separated list (SPEC §7): unset takes the default, but set to empty (or only commas and
+   * A comma-separated list (docs/PROTOCOL.md#list-variables): unset takes the default, but set to empty (or only commas and
    * spaces) is the empty list. `ADMIN_USERNAMES=` means no admins by name, never the default `admin`.
    */
   getList: (name: string, whenUnset?: string[], separator?: RegExp) => string[]

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
 
 /**
- * localhost, 127.0.0.0/8 and ::1 (SPEC §4): the only hosts where plain http:// to an IdP is
+ * localhost, 127.0.0.0/8 and ::1 (docs/PROTOCOL.md#http-issuers-loopback-only): the only hosts where plain http:// to an IdP is
  * acceptable. Not `*.localhost`: Node resolves those through the system resolver, which need not
  * answer with a loopback address.
  */

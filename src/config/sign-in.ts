@@ -22,7 +22,7 @@ export function parseSignIn (r: Reader, production: boolean): Partial<SignInConf
   return { authMethod, localAuth, allowSelfRegister, adminUsernames }
 }
 
-/** SPEC §7: with local sign-in in production, the operator says whether a name alone signs in. */
+/** docs/PROTOCOL.md#local-sign-in-in-production: with local sign-in in production, the operator says whether a name alone signs in. */
 function parseLocalAuth (value: string | undefined, ctx: { production: boolean, localSignIn: boolean }, fail: Fail): LocalAuth | undefined {
   if (value === undefined && ctx.production && ctx.localSignIn) {
     return fail('LOCAL_AUTH', 'must be set when NODE_ENV=production and AUTH_METHOD is local or both: the development default, username, ' +

@@ -1,4 +1,4 @@
-// The identity headers of SPEC §5: which incoming headers are stripped, how values are encoded, and
+// The identity headers of docs/PROTOCOL.md#identity-headers: which incoming headers are stripped, how values are encoded, and
 // the HMAC-SHA256 "v1" signature. Pure functions: the proxy, forward-auth and tests all use these.
 import { createHmac } from 'node:crypto'
 
@@ -56,7 +56,7 @@ export function encodeIdentity (identity: Identity): Record<typeof SIGNED_HEADER
   }
 }
 
-/** The string that is signed: seven lines, no trailing newline (SPEC §5). */
+/** The string that is signed: seven lines, no trailing newline (docs/PROTOCOL.md#the-signature). */
 export function canonicalString (timestamp: string, encoded: Record<typeof SIGNED_HEADERS[number], string>): string {
   return ['v1', timestamp, encoded['x-user'], encoded['x-admin'], encoded['x-email'], encoded['x-full-name'], encoded['x-groups']].join('\n')
 }

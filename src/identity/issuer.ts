@@ -1,4 +1,4 @@
-// The identity a signed-in session carries to the upstream: the HMAC-signed headers of SPEC §5 and,
+// The identity a signed-in session carries to the upstream: the HMAC-signed headers of docs/PROTOCOL.md#identity-headers and,
 // with IDENTITY_JWT, the ES256 assertion. One place, used by the proxy (HTTP and WebSocket) and by
 // forward-auth, so every way out of the gateway carries exactly the same identity.
 import { signIdentity, ASSERTION_HEADER, type Identity, type IdentityHeaders } from './headers.js'

@@ -1,5 +1,5 @@
-// Verifying the identity headers the gateway signs (SPEC §5, X-Auth-Signature).
-// No server code here: only node:crypto and the SPEC §5 rules, so any Node.js framework can use it.
+// Verifying the identity headers the gateway signs (docs/PROTOCOL.md#the-signature, X-Auth-Signature).
+// No server code here: only node:crypto and the rules of docs/PROTOCOL.md#the-signature, so any Node.js framework can use it.
 import { createHmac, timingSafeEqual } from 'node:crypto'
 
 export interface VerifiedIdentity {
@@ -19,7 +19,7 @@ export type VerifyResult =
   | { ok: false, reason: VerifyFailure, message: string }
 
 export interface VerifyOptions {
-  /** Accepted clock difference in seconds (default 60, as SPEC §5). */
+  /** Accepted clock difference in seconds (default 60, as docs/PROTOCOL.md#the-signature). */
   maxSkewSeconds?: number
   /** Current Unix time in seconds (tests). */
   now?: number

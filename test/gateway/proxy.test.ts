@@ -18,7 +18,7 @@ const { cookies } = await loginLocal(gw.url, 'alice')
 const session = cookieHeader(cookies)
 const last = (): (typeof upstream.received)[number] => upstream.received.at(-1)!
 
-/** Written from SPEC §5 alone: what an upstream implementer would write. */
+/** Written from docs/PROTOCOL.md#the-signature alone: what an upstream implementer would write. */
 function specVerify (h: Record<string, string | string[] | undefined>): boolean {
   const v = (name: string): string => { const x = h[name]; return typeof x === 'string' ? x : '' }
   const canonical = ['v1', v('x-auth-timestamp'), v('x-user'), v('x-admin'), v('x-email'), v('x-full-name'), v('x-groups')].join('\n')

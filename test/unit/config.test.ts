@@ -11,7 +11,7 @@ const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(
 
 const problems = (env: Record<string, string>, cwd = dir()): string[] => configProblems(env, cwd)
 
-t.test('defaults follow the SPEC', async (t) => {
+t.test('defaults are the documented ones (README, Configuration)', async (t) => {
   const c = loadConfig({ ...secrets }, { cwd: dir(), dotenv: false })
   t.equal(c.port, 8080)
   t.equal(c.host, '127.0.0.1', 'development listens on loopback only')
@@ -128,7 +128,7 @@ const refusal = (env: Record<string, string>): string => {
   return ''
 }
 
-t.test('production: local sign-in needs an explicit LOCAL_AUTH (SPEC §7)', async (t) => {
+t.test('production: local sign-in needs an explicit LOCAL_AUTH (docs/PROTOCOL.md#local-sign-in-in-production)', async (t) => {
   // The README's "set at least" recipe once started with name-only sign-in: anyone could type admin.
   for (const authMethod of [undefined, 'local', 'both']) {
     const env: Record<string, string> = { ...production, ...(authMethod !== undefined ? { AUTH_METHOD: authMethod } : {}) }
@@ -155,7 +155,7 @@ t.test('HOST: loopback in development, every interface in production, HOST wins'
   t.equal(loadConfig({ ...production, LOCAL_AUTH: 'password', HOST: '127.0.0.1' }, { cwd: dir(), dotenv: false }).host, '127.0.0.1')
 })
 
-t.test('a list variable set to empty is the empty list, not its default (SPEC §7)', async (t) => {
+t.test('a list variable set to empty is the empty list, not its default (docs/PROTOCOL.md#list-variables)', async (t) => {
   const c = (v: Record<string, string>): ReturnType<typeof loadConfig> => loadConfig({ ...secrets, ...v }, { cwd: dir(), dotenv: false })
   t.same(c({}).adminUsernames, ['admin'], 'unset: the default')
   for (const empty of ['', ' ', ',', ' , ,, ']) {

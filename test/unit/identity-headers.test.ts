@@ -6,7 +6,7 @@ import { verifyIdentityHeaders } from '../../src/verify/index.js'
 const SECRET = 'x'.repeat(40)
 const alice = { username: 'alice', isAdmin: true, email: 'alice@example.com', fullName: 'Alice Ä. Smith', groups: ['admins', 'a,b'] }
 
-/** Written from SPEC §5's text alone, independently of src/: the verifier an upstream would write. */
+/** Written from the text of docs/PROTOCOL.md#the-signature alone, independently of src/: the verifier an upstream would write. */
 function specVerify (h: Record<string, string>, secret: string, now: number): boolean {
   const canonical = ['v1', h['x-auth-timestamp'], h['x-user'], h['x-admin'], h['x-email'] ?? '', h['x-full-name'] ?? '', h['x-groups'] ?? ''].join('\n')
   const mac = 'v1=' + createHmac('sha256', secret).update(canonical).digest('hex')
@@ -33,7 +33,7 @@ t.test('values are encoded exactly as encodeURIComponent', async (t) => {
   t.equal(encodeHeaderValue('x\ud800'), 'x%EF%BF%BD')
 })
 
-t.test('signature matches an independent verifier written from the SPEC', async (t) => {
+t.test('signature matches an independent verifier written from docs/PROTOCOL.md', async (t) => {
   const now = 1_700_000_000
   const headers = signIdentity(alice, SECRET, now)
   t.equal(headers['x-user'], 'alice')
