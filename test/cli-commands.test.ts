@@ -5,7 +5,7 @@ import t from 'tap'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { parse as parseDotenv } from 'dotenv'
+import { parseEnv } from 'node:util'
 import pg from 'pg'
 import SQLite from 'better-sqlite3'
 import { createPostgresSchema, TEST_DATABASE_URL } from './support/gateway.js'
@@ -185,8 +185,8 @@ t.test('secrets generate: fresh lines that the server accepts', async (t) => {
   t.equal(a.code, 0, a.stderr)
   const lines = a.stdout.trim().split('\n')
   t.same(lines.map((l) => l.split('=', 1)[0]), ['SECRET_KEY', 'HEADER_SIGNING_SECRET'])
-  const first = parseDotenv(a.stdout)
-  const second = parseDotenv(b.stdout)
+  const first = parseEnv(a.stdout)
+  const second = parseEnv(b.stdout)
   t.ok(first.SECRET_KEY!.length >= 64, 'as long as openssl rand -base64 48')
   t.not(first.SECRET_KEY, first.HEADER_SIGNING_SECRET, 'two different secrets (the upstream holds one)')
   t.not(first.SECRET_KEY, second.SECRET_KEY, 'fresh on every run')

@@ -3,7 +3,7 @@
 // problems to the same list, so the operator sees them all in one message, not one per restart.
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { parse as parseDotenv } from 'dotenv'
+import { parseEnv } from 'node:util'
 import { KNOWN_VARIABLES, SECRET_VARIABLES } from './variables.js'
 
 export type Env = Record<string, string | undefined>
@@ -38,7 +38,11 @@ export function readEnvironment (env: Env, options: LoadOptions = {}): { values:
   let fromFile: Env = {}
   if (options.dotenv !== false) {
     try {
-      fromFile = parseDotenv(readFileSync(resolve(cwd, '.env')))
+      const parsed = parseEnvFile(readFileSync(resolve(cwd, '.env'), 'utf8'))
+      fromFile = parsed.values
+      if (parsed.strayLines.length > 0) {
+        problems.push({ name: '.env', message: `line ${parsed.strayLines.join(', ')} is not NAME=value, a # comment or blank; fix or remove it (see env.example)` })
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
         problems.push({ name: '.env', message: `cannot be read (${(err as Error).message})` })
@@ -60,6 +64,44 @@ export function readEnvironment (env: Env, options: LoadOptions = {}): { values:
     }
   }
   return { values, problems }
+}
+
+const ASSIGNMENT = /^\s*(?:export\s+)?[\w.-]+\s*=\s*(.*)$/
+const QUOTES = new Set(['"', "'", '`'])
+
+/**
+ * A .env file's variables, read by node:util's parseEnv, and the numbers of the lines that are not
+ * NAME=value, a comment or blank. Only the assignments (with the lines of multi-line quoted values)
+ * reach parseEnv: Node 20's reads a line without `=`, and in places an indented comment, as the start
+ * of the next variable's name, and that variable (NODE_ENV=production, say) would silently vanish.
+ * Node 24 skips such lines; a stray line is reported, so the file means the same on both. A leading
+ * BOM (Windows editors) is dropped: parseEnv would make it part of the first name.
+ */
+export function parseEnvFile (text: string): { values: Env, strayLines: number[] } {
+  const source = text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n')
+  const lines = source.split('\n')
+  const strayLines: number[] = []
+  const assignments: string[] = []
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!
+    if (line.trim() === '' || line.trim().startsWith('#')) continue
+    const value = ASSIGNMENT.exec(line)?.[1]
+    if (value === undefined) {
+      strayLines.push(i + 1)
+      continue
+    }
+    // A quoted value runs to its closing quote, over several lines if need be (a PEM key);
+    // without a closing quote anywhere after it, it is just this line, as parseEnv reads it.
+    let last = i
+    const quote = value[0]
+    if (quote !== undefined && QUOTES.has(quote) && !value.slice(1).includes(quote)) {
+      const closing = lines.findIndex((l, j) => j > i && l.includes(quote))
+      if (closing > 0) last = closing
+    }
+    assignments.push(...lines.slice(i, last + 1))
+    i = last
+  }
+  return { values: parseEnv(assignments.join('\n')), strayLines }
 }
 
 export interface Reader {
