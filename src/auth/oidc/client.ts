@@ -8,6 +8,7 @@ import type { OidcConfig } from '../../config/index.js'
 import { isLoopbackHost } from '../../config/net.js'
 import type { OidcTransaction } from './transaction.js'
 import { describeError } from './errors.js'
+import { untilAborted } from '../../net/until-aborted.js'
 import type { IdpEndpoint, IdpOutcome } from '../../ops/metrics.js'
 
 export interface OidcClientOptions {
@@ -158,12 +159,12 @@ export class OidcClient {
     if (this.ready) return true
     if (this.inFlight === undefined && Date.now() - this.lastAttemptAt >= ON_DEMAND_INTERVAL) void this.attempt()
     if (this.inFlight === undefined) return false
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(false) }, waitMs) })
+    const deadline = AbortSignal.timeout(waitMs)
     try {
-      return await Promise.race([this.inFlight, timeout])
-    } finally {
-      clearTimeout(timer)
+      return await untilAborted(this.inFlight, deadline)
+    } catch (err) {
+      if (err === deadline.reason) return false
+      throw err
     }
   }
 
