@@ -5,6 +5,24 @@ import { describeConfig, type Setting } from '../config/describe.js'
 import { configErrorReport, configWarnings } from '../config/warnings.js'
 import type { Out } from './usage.js'
 
+/**
+ * `authgate config check [--json]`: loads the configuration from the environment and ./.env with the
+ * server's own loadConfig and prints every setting in effect with its source (environment, .env,
+ * `<NAME>_FILE`, default), secrets masked, then any startup warnings. Writes nothing: development
+ * secrets are not generated, no database is opened.
+ *
+ * @param options - `json`: print `{ valid, mode, settings, warnings }` (or `{ valid: false, problems }`)
+ *   as JSON instead of the `NAME=value  # source` lines
+ * @param out - the report (stdout)
+ * @param err - the refusal message (stderr)
+ * @returns 0 when the server would start with this configuration; 2 when it would refuse to, after
+ *   printing the server's own message naming every bad variable (and, with --json, the problems)
+ * @throws any error other than a ConfigError (a bug, not a configuration problem): exit 1
+ * @example
+ * ```sh
+ * NODE_ENV=production npx authgate config check
+ * ```
+ */
 export async function configCheck (options: { json: boolean }, out: Out, err: Out = (l) => { process.stderr.write(l + '\n') }): Promise<number> {
   let config
   try {

@@ -90,6 +90,41 @@ async function open (command: string): Promise<{ db: Db, applied: string[] }> {
   return { db, applied: [] }
 }
 
+/**
+ * The commands on the gateway's database (DATABASE_URL from the environment, ./.env or
+ * DATABASE_URL_FILE; default sqlite:./data/authgate.db). Arguments are checked before the database is
+ * opened; every command but `users list` first applies pending migrations (creating the database if
+ * need be); every change is recorded as an audit event.
+ *
+ * | command | what it does |
+ * | --- | --- |
+ * | `migrate` | applies pending migrations; prints them, or "database is up to date" |
+ * | `users list [--json]` | lists users (name, admin, disabled, password, sso, last sign-in); never creates or migrates the database, and refuses one that is missing or not up to date |
+ * | `users add <username> [--admin] [--password]` | creates a user; `--password` reads it (prompted on a terminal, else the first line of stdin) |
+ * | `users set-password <username>` | sets the password (read as above) and ends the user's sessions |
+ * | `users set-admin <username> <true\|false>` | grants or removes admin; `false` also ends the user's sessions |
+ * | `users disable <username>`, `users enable <username>` | refuses sign-in (and ends the sessions), or allows it again |
+ * | `sessions revoke <username>` | ends every current session of the user |
+ *
+ * Running gateways refuse ended sessions within 5 seconds.
+ *
+ * @param command - `migrate` or `<group> <subcommand>`, e.g. `users add`
+ * @param args - the positional arguments after it, e.g. `['alice']`
+ * @param flags - the options index.ts allowed for this command
+ * @param out - the command's result (stdout)
+ * @param audit - where audit events go (default: JSON lines on stderr at LOG_LEVEL)
+ * @returns 0 when done
+ * @throws UsageError (exit 2): unknown command, missing or extra argument, a username the gateway
+ *   would refuse (look-alike characters, spaces around it), `set-admin` without true/false, a
+ *   password shorter than 8 or longer than 1024 characters, an existing user for `add`, no such user, a bad
+ *   DATABASE_URL, or for `users list` a missing or unmigrated database. Database errors are thrown
+ *   as they are (exit 1).
+ * @example
+ * ```sh
+ * printf '%s\n' 'correct horse battery staple' | npx authgate users set-password alice
+ * npx authgate sessions revoke alice
+ * ```
+ */
 export async function runDatabaseCommand (command: string, args: string[], flags: { admin?: boolean, password?: boolean, json?: boolean }, out: Out, audit?: CliAudit): Promise<number> {
   const [arg, arg2] = args
   const need = (value: string | undefined, what: string): string => {

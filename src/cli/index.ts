@@ -107,6 +107,28 @@ const OPTIONS = {
   version: { type: 'boolean', short: 'v' }
 } as const
 
+/**
+ * Runs one `authgate` command line: parses `argv` (the arguments after `authgate`), answers
+ * `--help`/`--version`, and hands the command to its module (imported only then). The commands and
+ * their options are the ones in HELP and the per-command help texts above; an option a command does
+ * not take is refused rather than ignored.
+ *
+ * @param argv - e.g. `['users', 'add', 'alice', '--admin', '--password']`
+ * @param out - where the command's output goes, one line per call (default: stdout)
+ * @param audit - where database commands record audit events (default: JSON lines on stderr)
+ * @returns the exit code: 0 done (or help asked for); 1 `authgate` or `authgate <command>` without
+ *   the subcommand it needs (the help is printed); 2 from `config check` when the server would
+ *   refuse to start
+ * @throws UsageError for a mistake on the command line or in its input (unknown command or option,
+ *   missing or extra argument, bad username or password, unknown user, unreadable DATABASE_URL):
+ *   bin.ts prints its message without a stack trace and exits 2. Any other error (the database
+ *   unreachable, say) exits 1 with `authgate: error: <message>`.
+ * @example
+ * ```sh
+ * npx authgate users add alice --admin --password   # prompts for the password on a terminal
+ * npx authgate config check --json
+ * ```
+ */
 export async function run (argv: string[], out: Out = (l) => { process.stdout.write(l + '\n') }, audit?: CliAudit): Promise<number> {
   const { values: flags, positionals } = parse(argv)
   const [command, sub] = positionals
