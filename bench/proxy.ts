@@ -186,7 +186,7 @@ const machine = {
   uptime: (() => { try { return execFileSync('uptime').toString().trim() } catch { return `up ${Math.round(uptime())} s` } })(),
   loadGenerator: hasWrk ? `${wrkVersion.stdout.split('\n')[0]?.trim() ?? 'wrk'}, ${Math.min(2, cpus().length)} threads` : 'bench/loadgen.ts (undici; wrk not installed or BENCH_LOADGEN=node)'
 }
-console.log(`# authgate proxy benchmark\n`)
+console.log('# authgate proxy benchmark\n')
 console.log(`date ${machine.date}; node ${machine.node}; ${machine.cpus}`)
 console.log(`uptime: ${machine.uptime}`)
 console.log(`load generator: ${machine.loadGenerator}; ${duration} s per run, ${reps} repetitions (median), warm-up ${warmup} s per target and concurrency\n`)

@@ -74,6 +74,7 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
       upstream: upstream.href,
       prefix: '/',
       ...(options.pool !== undefined ? { undici: options.pool } : {}),
+      // eslint-disable-next-line @typescript-eslint/no-misused-promises -- typed callback-style only, but http-proxy hands it to fastify.route(), which awaits an async hook
       preHandler: authorize,
       websocket: true,
       ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),

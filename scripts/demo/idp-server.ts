@@ -38,7 +38,7 @@ const idp = await startDemoIdp({
   clientSecret,
   redirectUri: new URL('/auth/oidc/callback', publicUrl).href,
   postLogoutRedirectUri: new URL('/login?signed_out=1', publicUrl).href
-}, { host: env.DEMO_IDP_HOST ?? '127.0.0.1', port: Number(issuer.port || 80), issuer: issuer.origin })
+}, { host: env.DEMO_IDP_HOST ?? '127.0.0.1', port: issuer.port === '' ? 80 : Number(issuer.port), issuer: issuer.origin })
 
 const rows = idp.accounts.map((a) => `  ${a.username.padEnd(6)} / ${a.password.padEnd(11)} groups: ${a.groups.join(', ')}${a.groups.includes(ADMIN_GROUP) ? ' (administrator)' : ''}`)
 process.stdout.write(`demo identity provider (development only) at ${idp.issuer}, for ${publicUrl.origin}; accounts:\n${rows.join('\n')}\n`)

@@ -18,7 +18,7 @@ async function readPassword (): Promise<string> {
   if (process.stdin.isTTY) {
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true })
     // Do not echo what is typed.
-    const write = (rl as unknown as { _writeToOutput: (s: string) => void })
+    const write = rl as unknown as { _writeToOutput: (s: string) => void }
     write._writeToOutput = () => {}
     process.stdout.write('Password: ')
     const answer = await new Promise<string>((resolve) => rl.question('', resolve))
@@ -46,7 +46,8 @@ function describe (user: User): string {
 /** DATABASE_URL as the server reads it (environment over ./.env, or DATABASE_URL_FILE), checked as the server checks it. */
 function databaseUrl (): string {
   const { values, problems } = readEnvironment(process.env)
-  const url = values.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL
+  const given = values.DATABASE_URL?.trim() ?? ''
+  const url = given === '' ? DEFAULT_DATABASE_URL : given
   const problem = databaseUrlProblem(url)
   if (problem !== undefined) problems.push({ name: 'DATABASE_URL', message: problem })
   if (problems.length > 0) throw new UsageError(problems.map((p) => `${p.name}: ${p.message}`).join('\n'))

@@ -188,7 +188,8 @@ export class UserRepository {
     const cutoffs = new Map<number, number>()
     for (const row of rows) {
       const revokedAt = row.sessions_revoked_at === null ? 0 : Math.floor(toDate(row.sessions_revoked_at).getTime() / 1000)
-      cutoffs.set(Number(row.id), Boolean(row.is_active) ? revokedAt : Number.POSITIVE_INFINITY)
+      const active = Boolean(row.is_active)
+      cutoffs.set(Number(row.id), active ? revokedAt : Number.POSITIVE_INFINITY)
     }
     return cutoffs
   }

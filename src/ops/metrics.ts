@@ -60,6 +60,7 @@ export class Metrics {
     this.upstreamErrors = oneLabel('kind', new PromCounter({ name: 'authgate_upstream_errors_total', help: 'Proxied requests that failed to reach the upstream, by kind.', labelNames: ['kind'], registers }))
     this.clientsRefused = oneLabel('reason', new PromCounter({ name: 'authgate_client_requests_refused_total', help: 'Requests refused for holding the upstream pool too long or too much, by reason.', labelNames: ['reason'], registers }))
     const openWebSockets = (): number => this.openWebSockets()
+    // eslint-disable-next-line no-new -- registering is all it is for: `registers` keeps it, collect() reads the count
     new Gauge({ name: 'authgate_websockets_open', help: 'Proxied WebSockets open now (both sides connected).', registers, collect () { this.set(openWebSockets()) } })
     this.idpDuration = new Histogram({ name: 'authgate_idp_request_duration_seconds', help: 'Requests to the OpenID Provider, by endpoint and outcome; seconds until the answer was read.', labelNames: ['endpoint', 'outcome'], buckets: IDP_BUCKETS, registers })
   }

@@ -126,6 +126,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     undici: createUpstreamPool(upstream, config.upstreamPoolSize),
     // Closed with the gateway (once its server has closed): no idle connection to the upstream outlives it.
     destroyAgent: true,
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- typed callback-style only, but http-proxy hands it to fastify.route(), which awaits an async hook
     preHandler: authorize,
     // Upgrades take the same route, preHandler included (see websocket.ts).
     websocket: true,

@@ -81,7 +81,7 @@ if (requireChromium(t)) {
   const isConfirmationPage = async (page: Page): Promise<boolean> =>
     new URL(page.url()).origin === gw.url && await page.getByRole('heading', { level: 1, name: 'Sign out?' }).count() === 1
 
-  t.test("a link on another site shows \"Sign out?\" and signs nobody out", async (t) => {
+  t.test('a link on another site shows "Sign out?" and signs nobody out', async (t) => {
     for (const path of ['/link', '/link-no-referrer']) {
       const page = await browser.freshPage()
       const violations = collectCspViolations(page)

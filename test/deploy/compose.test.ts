@@ -31,6 +31,7 @@ t.test('only the gateway publishes a port: 8080, on 127.0.0.1 unless the operato
     t.notOk(service.ports, `${name} publishes nothing`)
     t.notOk(service.network_mode, `${name} has no network mode of its own (host would publish everything)`)
   }
+  // eslint-disable-next-line no-template-curly-in-string -- Compose's own interpolation, as written in the file
   t.same(services.authgate.ports, ['${AUTHGATE_PUBLISH:-127.0.0.1:8080}:8080'])
   t.equal(interpolate(services.authgate.ports[0], {}), '127.0.0.1:8080:8080')
   t.same(ci.services.authgate.ports, undefined, 'CI publishes nothing more')

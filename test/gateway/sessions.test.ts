@@ -38,7 +38,7 @@ t.test('bad cookies are simply "not signed in"', async (t) => {
     garbage: 'not-a-cookie',
     'empty value': '',
     'percent garbage': '%E0%A4%A',
-    'huge': 'A'.repeat(3000) + ';' + 'B'.repeat(32)
+    huge: 'A'.repeat(3000) + ';' + 'B'.repeat(32)
   }
   for (const [name, value] of Object.entries(bad)) {
     const res = await asApi(gw.url, `authgate=${value}`)

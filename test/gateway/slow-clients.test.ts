@@ -81,9 +81,6 @@ async function rawClient (gatewayUrl: string, localAddress: string, head: string
 const uploadHead = (path: string, length: number, extra: string[] = []): string =>
   [`POST ${path} HTTP/1.1`, 'Host: gw', 'Content-Type: application/octet-stream', `Content-Length: ${length}`, ...extra, '', ''].join('\r\n')
 
-
-
-
 t.test('130 slow uploads from one address do not stall a signed-in user on another', async (t) => {
   const upstream = await startReadingUpstream()
   t.teardown(upstream.close)

@@ -68,6 +68,7 @@ t.test('LOG_FORMAT=pretty: readable lines and the development banner', async (t)
   t.match(out, /Upstream: +the built-in demo application/)
   t.match(out, /Sign-in: +any username works/)
   t.match(out, new RegExp(`Secrets: +SECRET_KEY, HEADER_SIGNING_SECRET generated now, kept in ${join(cwd, 'data', 'dev-secrets.json').replace(/[/.]/g, '\\$&')}`))
+  // eslint-disable-next-line no-control-regex -- the escape character of ANSI colours is what is looked for
   t.notMatch(out, /\u001b\[/, 'no colours when the output is not a terminal')
   t.notMatch(out, /^\{"level"/m, 'no JSON lines')
 
@@ -96,6 +97,7 @@ t.test('on a terminal (a pseudo-terminal from script(1)): readable by default', 
   t.ok(await until(run, /Settings:/), run.output())
   t.equal(await stop(run), 0)
   t.match(run.output(), /authgate is running/)
+  // eslint-disable-next-line no-control-regex -- the escape character of ANSI colours is what is looked for
   t.match(run.output(), /\u001b\[33mWARN \u001b\[0m/, 'coloured levels')
   t.notMatch(run.output(), /\{"level"/)
 })

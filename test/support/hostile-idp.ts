@@ -528,6 +528,7 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
       if (!res.write(data)) await drainedOrClosed(res)
     }
     await write(head)
+    // eslint-disable-next-line no-unmodified-loop-condition -- the 'close' listener sets it while write() awaits
     while (!closed && record.bytesWritten + chunk.length + 2 <= HUGE_RESPONSE_BYTES) await write(chunk)
     if (!closed) {
       res.end('"}')

@@ -422,9 +422,9 @@ function loginPage (uid: string, clientId: string, error?: string): string {
     `<p>Signing in to <code>${escapeHtml(clientId)}</code></p>` +
       (error ? `<p id="login-error" role="alert">${escapeHtml(error)}</p>` : '') +
       `<form method="post" action="/interaction/${encodeURIComponent(uid)}/login">` +
-      `<label>Login <input type="text" name="login" autocomplete="username"></label>` +
-      `<label>Password <input type="password" name="password" autocomplete="current-password"></label>` +
-      `<button type="submit">Sign in</button></form>`
+      '<label>Login <input type="text" name="login" autocomplete="username"></label>' +
+      '<label>Password <input type="password" name="password" autocomplete="current-password"></label>' +
+      '<button type="submit">Sign in</button></form>'
   )
 }
 
@@ -433,7 +433,7 @@ function consentPage (uid: string, clientId: string, scope: string): string {
     'Authorize',
     `<p><code>${escapeHtml(clientId)}</code> asks for <code>${escapeHtml(scope)}</code></p>` +
       `<form method="post" action="/interaction/${encodeURIComponent(uid)}/confirm">` +
-      `<button type="submit">Allow</button></form>`
+      '<button type="submit">Allow</button></form>'
   )
 }
 
@@ -444,8 +444,8 @@ async function logoutSource (ctx: { body: unknown, host: string }, form: string)
   ctx.body = page(
     'Sign out',
     `<p>Do you want to sign out from ${escapeHtml(ctx.host)}?</p>${form}` +
-      `<button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>` +
-      `<button type="submit" form="op.logoutForm">No, stay signed in</button>`
+      '<button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>' +
+      '<button type="submit" form="op.logoutForm">No, stay signed in</button>'
   )
 }
 

@@ -63,7 +63,7 @@ export async function startWsUpstream (): Promise<WsUpstream> {
         // Like a keep-alive server: the connection stays until the other side closes it.
         socket.on('end', () => { socket.destroy() })
         socket.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n')
-      }      else socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+      } else socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
       return
     }
     if ((req.url ?? '').startsWith('/sink/held')) {

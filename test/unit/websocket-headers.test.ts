@@ -18,7 +18,7 @@ t.test('the upstream handshake gets identity and forwarding headers, never the c
     'user-agent': 'test',
     cookie: 'authgate=s; app=1',
     'x-user': 'mallory',
-    'X_Auth_Signature': 'forged',
+    X_Auth_Signature: 'forged',
     'x-forwarded-for': '6.6.6.6'
   }, ctx)
   t.same(out, {

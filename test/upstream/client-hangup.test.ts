@@ -102,9 +102,6 @@ async function rawClient (gw: TestGateway, localAddress: string, head: string): 
 
 const get = (path: string, extra: string[] = []): string => [`GET ${path} HTTP/1.1`, 'Host: gw', ...extra, '', ''].join('\r\n')
 
-
-
-
 /** Opens `head` from `address`, waits until the upstream holds it (and `ready` holds), then hangs up. */
 async function openAndAbandon (t: Test, gw: TestGateway, upstream: HangupUpstream, address: string, path: string, head: string, ready: (client: RawClient) => boolean = () => true): Promise<boolean> {
   const before = upstream.open(path)

@@ -125,7 +125,7 @@ t.test('IDENTITY_JWT_AUDIENCE sets aud', async (t) => {
 })
 
 t.test('skip-auth and unauthenticated requests carry no assertion', async (t) => {
-  await http(gateway1.url + '/public/x', { headers: { 'x-identity-assertion': 'forged', 'X_Identity_Assertion': 'forged' } })
+  await http(gateway1.url + '/public/x', { headers: { 'x-identity-assertion': 'forged', X_Identity_Assertion: 'forged' } })
   const headers = upstream.received.at(-1)!.headers
   t.equal(upstream.received.at(-1)!.url, '/public/x')
   t.notOk(Object.keys(headers).some((h) => /identity.assertion/i.test(h)), 'no assertion header variant forwarded')

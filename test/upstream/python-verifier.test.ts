@@ -88,7 +88,7 @@ if (requireTool(t, 'python3 with Flask', flaskPython, 'apt-get install python3-f
     t.teardown(gateway.close)
     const cookie = cookieHeader((await loginLocal(gateway.url, 'frank')).cookies)
 
-    const whoami = await http(gateway.url + '/whoami', { headers: { cookie, 'x-user': 'admin', 'X_Admin': 'true' } })
+    const whoami = await http(gateway.url + '/whoami', { headers: { cookie, 'x-user': 'admin', X_Admin: 'true' } })
     t.equal(whoami.status, 200)
     t.match(JSON.parse(whoami.body), { username: 'frank', is_admin: false })
     const anonymous = await http(gateway.url + '/public')

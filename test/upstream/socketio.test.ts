@@ -55,7 +55,7 @@ async function once (emitter: { once: (event: string, listener: (...args: any[])
 async function connected (socket: ClientSocket): Promise<void> {
   await Promise.race([
     once(socket, 'connect'),
-    once(socket, 'connect_error').then(([err]) => { throw err as Error })
+    once(socket, 'connect_error').then(([err]) => { throw err })
   ])
 }
 

@@ -24,7 +24,6 @@ t.teardown(async () => {
 /** Generous bound for anything that should happen within a few refreshes. */
 const BOUND_MS = 10_000
 
-
 interface EventStream { events: () => number, ended: Promise<'end' | 'error'>, close: () => void }
 
 /** GET /events through a gateway; resolves once the first event has arrived. */

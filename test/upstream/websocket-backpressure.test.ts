@@ -28,7 +28,6 @@ const LIMIT = 96 * 1024 * 1024
 /** Generous bound for delivering everything once the reader reads again. */
 const BOUND_MS = 60_000
 
-
 const tick = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
 const until = async (condition: () => boolean): Promise<void> => { while (!condition()) await tick() }
 

@@ -19,7 +19,6 @@ t.teardown(async () => { await gateway.close(); await upstream.close() })
 /** Generous bound for anything that should happen within a few refreshes or a ~2 s expiry. */
 const BOUND_MS = 10_000
 
-
 async function sessionFor (gw: TestGateway, username: string, lifetime = 3600): Promise<{ cookie: string, payload: SessionPayload }> {
   const { user } = await gw.users.create({ username })
   const now = Math.floor(Date.now() / 1000)

@@ -71,7 +71,7 @@ t.test('an authenticated upgrade reaches the upstream with verified identity hea
     cookie: cookie + '; app=keep',
     origin: 'http://tt.example.com',
     'x-user': 'mallory',
-    'X_User': 'mallory',
+    X_User: 'mallory',
     'x-admin': 'true'
   })
   t.equal(await roundTrip(ws, 'hello'), 'hello', 'text echoed')
