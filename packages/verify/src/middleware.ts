@@ -240,7 +240,10 @@ interface FastifyLikeInstance {
  * @example
  * ```ts
  * import Fastify from 'fastify'
- * import { fastifyAuthgate } from '@authgate/verify'
+ * import { fastifyAuthgate, type RequestIdentity } from '@authgate/verify'
+ *
+ * // Typing request.authgate (this package does not import Fastify, so it declares nothing there):
+ * declare module 'fastify' { interface FastifyRequest { authgate?: RequestIdentity } }
  *
  * const app = Fastify()
  * await app.register(fastifyAuthgate, { secret: process.env.HEADER_SIGNING_SECRET!, allowAnonymous: true })
