@@ -153,7 +153,7 @@ t.test('RemoteJwks: past its cache time with the gateway down, the known keys se
 
 t.test('staticJwks and importJwk use ES256 public keys only', async (t) => {
   const published = await publishedJwk(key)
-  const refused = async (jwk: Record<string, unknown>): Promise<string> => {
+  const refused = async (jwk: object): Promise<string> => {
     const result = await verifyIdentityAssertion(await token(), staticJwks({ keys: [jwk] }), { issuer: ISS, audience: AUD, now })
     return result.ok ? 'ok' : result.reason
   }
