@@ -7,8 +7,9 @@
 # HOST=0.0.0.0 below: inside the container every interface, so the published port reaches it.
 # deploy/container/check.sh builds and runs this image for real (CI does, after the tests).
 
-# Production dependencies. Only the package files come in, so a change under src/ reuses this stage
-# and better-sqlite3 (a native module) is not compiled again.
+# Production dependencies. Only the package files come in (the root's and the workspace package
+# @authgate/verify's, which npm ci needs to link it), so a change under src/ reuses this stage and
+# better-sqlite3 (a native module) is not compiled again.
 FROM node:24-bookworm-slim AS deps
 # better-sqlite3 compiles from source when no prebuilt binary matches or none can be downloaded
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
@@ -17,6 +18,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/verify/package.json ./packages/verify/
 # --ignore-scripts: the package's own `prepare` (the build) needs the sources, which come later;
 # better-sqlite3's install script runs on its own. Its sources and build output (~27 MB) go: only
 # the compiled build/Release/better_sqlite3.node and its JavaScript are needed, as the last line checks.
@@ -28,12 +30,16 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && mkdir -p build/Release && mv better_sqlite3.node build/Release/ \
  && cd /app && node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()"
 
-# The compiled JavaScript (TypeScript and the other dev dependencies stay in this stage).
+# The compiled JavaScript (TypeScript and the other dev dependencies stay in this stage): `npm run
+# build` compiles packages/verify first (the gateway's authgate/verify re-exports it), then the gateway.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/verify/package.json ./packages/verify/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY packages/verify/tsconfig.json ./packages/verify/
+COPY packages/verify/src ./packages/verify/src
 COPY migrations ./migrations
 COPY src ./src
 RUN npm run build
@@ -46,6 +52,9 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# node_modules/@authgate/verify is npm's link to the workspace package: its manifest and build.
+COPY packages/verify/package.json ./packages/verify/
+COPY --from=build /app/packages/verify/dist ./packages/verify/dist
 # The TimeTracker integration (Python; TimeTracker reads it, the gateway does not): deploy/kubernetes
 # copies it from here into TimeTracker's container, so the verifier comes with the gateway that signs.
 COPY integrations/flask/authgate_verify.py integrations/flask/flask_login_recipe.py \

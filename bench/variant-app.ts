@@ -61,7 +61,7 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
       if (isSkipAuthPath(target.path, config.skipAuthPaths)) { request.accessDecision = 'skipped'; connections.admit(request, reply, undefined); return }
       const session = sessions.read(request)
       if (session !== undefined) {
-        request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
+        request.identityHeaders = await issuer.headersFor(sessionIdentity(session), session)
         request.accessDecision = 'proxied'
         connections.admit(request, reply, session)
         return

@@ -104,7 +104,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const sessionCleanup = startSessionCleanup(sessionRecords, app.log)
   const jwt = config.identityJwt
   // `aud` defaults to the upstream's origin: the one application these assertions are meant for.
-  const assertions = jwt !== undefined ? new AssertionSigner({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
+  const assertions = jwt !== undefined ? await AssertionSigner.create({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
   const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
   const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations, sessionRecords,
     (reason) => { metrics.sessionRefused(reason) })

@@ -5,6 +5,7 @@ FROM node:24-bookworm-slim
 WORKDIR /app
 # The same first steps as the Dockerfile's build stage, so a builder with that stage cached reuses them.
 COPY package.json package-lock.json ./
+COPY packages/verify/package.json ./packages/verify/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src

@@ -13,9 +13,9 @@ export class IdentityIssuer {
   constructor (private readonly headerSigningSecret: string, private readonly assertions: AssertionSigner | undefined) {}
 
   /** Per request: one HMAC over a few short strings, plus (with IDENTITY_JWT) a cache lookup. */
-  headersFor (identity: Identity, session: SessionRef, nowSeconds: number = Math.floor(Date.now() / 1000)): OutgoingIdentityHeaders {
+  async headersFor (identity: Identity, session: SessionRef, nowSeconds: number = Math.floor(Date.now() / 1000)): Promise<OutgoingIdentityHeaders> {
     const headers: OutgoingIdentityHeaders = signIdentity(identity, this.headerSigningSecret, nowSeconds)
-    if (this.assertions !== undefined) headers[ASSERTION_HEADER] = this.assertions.assertionFor(identity, session, nowSeconds)
+    if (this.assertions !== undefined) headers[ASSERTION_HEADER] = await this.assertions.assertionFor(identity, session, nowSeconds)
     return headers
   }
 }

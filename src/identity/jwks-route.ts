@@ -5,7 +5,7 @@ import type { IdentityJwtConfig } from '../config/index.js'
 import { jwksDocument } from './jwt.js'
 
 export async function jwksRoute (app: FastifyInstance, config: IdentityJwtConfig): Promise<void> {
-  const body = JSON.stringify(jwksDocument(config.signingKey, config.previousKeys))
+  const body = JSON.stringify(await jwksDocument(config.signingKey, config.previousKeys))
   app.get('/_authgate/jwks.json', async (_request, reply) =>
     // Short enough that a rotation is seen quickly; verifiers also refetch on an unknown kid.
     await reply.type('application/jwk-set+json').header('cache-control', 'public, max-age=300').send(body))

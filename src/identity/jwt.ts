@@ -1,7 +1,9 @@
 // The optional identity assertion (IDENTITY_JWT): a compact JWS signed with ES256 over the same
 // identity as the HMAC headers, verifiable by anyone holding the published public keys (JWKS).
-// node:crypto only: signing keys never leave this process and no JOSE library is needed to sign.
-import { createHash, createPublicKey, randomUUID, sign, type KeyObject } from 'node:crypto'
+// jose signs and derives the key ids, the same library @authgate/verify checks them with; the
+// signing key never leaves this process.
+import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto'
+import { calculateJwkThumbprint, exportJWK, SignJWT, type JWTPayload } from 'jose'
 import type { Identity } from './headers.js'
 
 /** Lifetime of one assertion (seconds): short, like Pomerium's, IAP's and Cloudflare Access's. */
@@ -26,11 +28,10 @@ export interface AssertionClaims {
   jti: string
 }
 
-const b64url = (data: Buffer | string): string => Buffer.from(data).toString('base64url')
-
 /** The public half of an ES256 key as a bare JWK (members in RFC 7638 order). */
-export function publicJwk (key: KeyObject): EcPublicJwk {
-  const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' })
+export async function publicJwk (key: KeyObject): Promise<EcPublicJwk> {
+  // Exported from the public half only: a private key's JWK would carry `d`.
+  const jwk = await exportJWK(key.type === 'private' ? createPublicKey(key) : key)
   if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.x !== 'string' || typeof jwk.y !== 'string') {
     throw new Error('not an EC P-256 key')
   }
@@ -38,19 +39,19 @@ export function publicJwk (key: KeyObject): EcPublicJwk {
 }
 
 /** RFC 7638 thumbprint: a `kid` derived from the key itself, so it never needs configuring. */
-export function jwkThumbprint (jwk: EcPublicJwk): string {
-  const canonical = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })
-  return createHash('sha256').update(canonical).digest('base64url')
+export async function jwkThumbprint (jwk: EcPublicJwk): Promise<string> {
+  return await calculateJwkThumbprint(jwk, 'sha256')
 }
 
-export function publishedJwk (key: KeyObject): PublishedJwk {
-  const jwk = publicJwk(key)
-  return { ...jwk, kid: jwkThumbprint(jwk), alg: 'ES256', use: 'sig' }
+/** The JWKS entry for a key: its public members, its thumbprint as `kid`, ES256 signatures only. */
+export async function publishedJwk (key: KeyObject): Promise<PublishedJwk> {
+  const jwk = await publicJwk(key)
+  return { ...jwk, kid: await jwkThumbprint(jwk), alg: 'ES256', use: 'sig' }
 }
 
 /** The JWKS document: the current key first, then previous ones still valid for verification. */
-export function jwksDocument (current: KeyObject, previous: readonly KeyObject[]): { keys: PublishedJwk[] } {
-  const keys = [current, ...previous].map(publishedJwk)
+export async function jwksDocument (current: KeyObject, previous: readonly KeyObject[]): Promise<{ keys: PublishedJwk[] }> {
+  const keys = await Promise.all([current, ...previous].map(publishedJwk))
   // The same key listed twice (current also given as previous) is published once.
   return { keys: keys.filter((k, i) => keys.findIndex((o) => o.kid === k.kid) === i) }
 }
@@ -82,11 +83,12 @@ export function assertionClaims (identity: Identity, ctx: ClaimContext): Asserti
   }
 }
 
-/** Compact JWS, ES256 (R||S signature as JWS requires, hence dsaEncoding ieee-p1363). */
-export function signJwt (claims: object, privateKey: KeyObject, kid: string): string {
-  const input = b64url(JSON.stringify({ alg: 'ES256', typ: 'JWT', kid })) + '.' + b64url(JSON.stringify(claims))
-  const signature = sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' })
-  return input + '.' + b64url(signature)
+/**
+ * Compact JWS, ES256, header `{"alg":"ES256","typ":"JWT","kid":…}`. The claims are signed as given
+ * (no claim is added or reordered): the caller sets iat, exp and the rest.
+ */
+export async function signJwt (claims: object, privateKey: KeyObject, kid: string): Promise<string> {
+  return await new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid }).sign(privateKey)
 }
 
 export interface AssertionSettings {
@@ -102,20 +104,23 @@ export interface AssertionSettings {
  * busy session costs a map lookup per request, not an ECDSA signature. Bounded, oldest-first eviction.
  */
 export class AssertionSigner {
-  readonly kid: string
   private readonly cache = new Map<string, { token: string, renewAt: number }>()
   private readonly maxEntries: number
 
-  constructor (private readonly settings: AssertionSettings) {
-    this.kid = jwkThumbprint(publicJwk(settings.privateKey))
+  /** Use AssertionSigner.create: the kid (the key's thumbprint) is computed asynchronously. */
+  private constructor (private readonly settings: AssertionSettings, readonly kid: string) {
     this.maxEntries = settings.maxEntries ?? 10_000
+  }
+
+  static async create (settings: AssertionSettings): Promise<AssertionSigner> {
+    return new AssertionSigner(settings, await jwkThumbprint(await publicJwk(settings.privateKey)))
   }
 
   /**
    * `sessionKey` identifies the session (user id, issue time); the identity is part of the cache
    * key too, so two sessions that differ in any claim never share a token.
    */
-  assertionFor (identity: Identity, session: { uid: number, iat: number, exp: number }, now: number = Math.floor(Date.now() / 1000)): string {
+  async assertionFor (identity: Identity, session: { uid: number, iat: number, exp: number }, now: number = Math.floor(Date.now() / 1000)): Promise<string> {
     const key = JSON.stringify([session.uid, session.iat, session.exp, identity.username, identity.isAdmin, identity.email, identity.fullName, identity.groups])
     const cached = this.cache.get(key)
     if (cached !== undefined && now < cached.renewAt) return cached.token
@@ -126,7 +131,8 @@ export class AssertionSigner {
       now,
       sessionExpiry: session.exp
     })
-    const token = signJwt(claims, this.settings.privateKey, this.kid)
+    // Two requests of one session may both sign here at once: both tokens are valid, the later is kept.
+    const token = await signJwt(claims, this.settings.privateKey, this.kid)
     this.cache.delete(key)
     if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!)
     this.cache.set(key, { token, renewAt: Math.min(now + ASSERTION_LIFETIME - ASSERTION_RENEW_BEFORE, claims.exp) })

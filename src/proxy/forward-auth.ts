@@ -67,7 +67,7 @@ export async function forwardAuthRoutes (app: FastifyInstance, deps: ForwardAuth
     const session = deps.sessions.read(request)
     if (session !== undefined) {
       request.accessDecision = 'forward-auth'
-      return await reply.code(200).headers(deps.issuer.headersFor(sessionIdentity(session), session)).send()
+      return await reply.code(200).headers(await deps.issuer.headersFor(sessionIdentity(session), session)).send()
     }
     request.accessDecision = 'forward-auth-refused'
     const answer = unauthenticatedAnswer(request.headers, request.method, request.query.redirect === 'true')

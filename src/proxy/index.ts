@@ -93,7 +93,7 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
     }
     const session = sessions.read(request)
     if (session !== undefined) {
-      request.identityHeaders = issuer.headersFor(sessionIdentity(session), session)
+      request.identityHeaders = await issuer.headersFor(sessionIdentity(session), session)
       request.accessDecision = 'proxied'
       forward(request, reply, session)
       return

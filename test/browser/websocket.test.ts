@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
 import { startGateway } from '../support/gateway.js'
 import { launchBrowser, requireChromium, type TestBrowser } from '../support/browser.js'
-import { verifyIdentityHeaders } from '../../src/verify/index.js'
+import { verifyIdentityHeaders } from '@authgate/verify'
 import { HEADER_SIGNING_SECRET } from '../support/gateway.js'
 
 // The application's page: opens /live on its own origin, asks who it is, shows the answer.

@@ -217,7 +217,7 @@ t.test('every OIDC_POST_LOGOUT_REDIRECT_URI example lands on the signed-out logi
 })
 
 t.test('README\'s req.authgate shape has every field of the verifier\'s RequestIdentity', async (t) => {
-  const source = read('src/verify/middleware.ts')
+  const source = read('packages/verify/src/middleware.ts')
   const body = /export interface RequestIdentity \{([\s\S]*?)\n\}/.exec(source)![1]!
   const fields = [...body.matchAll(/^\s+(\w+)\??:/gm)].map((m) => m[1]!)
   t.ok(fields.length >= 7, fields.join(', '))

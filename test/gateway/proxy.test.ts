@@ -5,6 +5,7 @@ import { createHash, createHmac } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
+import { verifyIdentityHeaders } from '@authgate/verify'
 import { startGateway, HEADER_SIGNING_SECRET } from '../support/gateway.js'
 import { startUpstream } from '../support/upstream.js'
 import { cookieHeader, http, loginLocal, rawRequest } from '../support/http.js'
@@ -37,6 +38,10 @@ t.test('forged identity headers never reach the upstream, in any spelling', asyn
   t.equal(last().headers['x-admin'], 'true')
   t.ok(specVerify(last().headers), 'signature verifies with an independent verifier')
   t.notOk(specVerify({ ...last().headers, 'x-user': 'mallory' }), 'a changed header does not')
+  const published = verifyIdentityHeaders(last().headers, HEADER_SIGNING_SECRET)
+  t.same(published.ok ? [published.identity.username, published.identity.isAdmin] : published.reason, ['alice', true], 'and with @authgate/verify, the package upstreams install')
+  const changed = verifyIdentityHeaders({ ...last().headers, 'x-admin': 'false' }, HEADER_SIGNING_SECRET)
+  t.equal(changed.ok ? 'ok' : changed.reason, 'bad-signature')
 
   const skipped = await rawRequest(gw.url, ['GET /static/app.css HTTP/1.1', 'Host: gw', 'Connection: close', ...spoof].join('\n'))
   t.equal(skipped.status, 200, 'skip-auth path proxied without a session')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
 import { encodeHeaderValue, isGatewayHeader, signIdentity, stripGatewayHeaders } from '../../src/identity/headers.js'
-import { verifyIdentityHeaders } from '../../src/verify/index.js'
+import { verifyIdentityHeaders } from '@authgate/verify'
 
 const SECRET = 'x'.repeat(40)
 const alice = { username: 'alice', isAdmin: true, email: 'alice@example.com', fullName: 'Alice Ä. Smith', groups: ['admins', 'a,b'] }

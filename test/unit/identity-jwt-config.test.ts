@@ -32,7 +32,7 @@ t.test('off by default', async (t) => {
 
 t.test('a PKCS#8 or SEC1 P-256 key, inline, with \\n escapes, or from a _FILE', async (t) => {
   const cwd = dir(t)
-  const kid = jwkThumbprint(publicJwk(ec.privateKey))
+  const kid = await jwkThumbprint(await publicJwk(ec.privateKey))
   for (const [name, env] of [
     ['pkcs8', { IDENTITY_JWT_KEY: pkcs8 }],
     ['sec1', { IDENTITY_JWT_KEY: sec1 }],
@@ -40,7 +40,7 @@ t.test('a PKCS#8 or SEC1 P-256 key, inline, with \\n escapes, or from a _FILE', 
     ['file', { IDENTITY_JWT_KEY_FILE: (writeFileSync(join(cwd, 'k.pem'), pkcs8), 'k.pem') }]
   ] as Array<[string, Env]>) {
     const config = loadConfig({ ...base, ...env }, { cwd, dotenv: false })
-    t.equal(jwkThumbprint(publicJwk(config.identityJwt!.signingKey)), kid, name)
+    t.equal(await jwkThumbprint(await publicJwk(config.identityJwt!.signingKey)), kid, name)
     t.equal(config.identityJwt!.issuer, 'https://tt.example.com')
     t.equal(config.identityJwt!.audience, undefined)
   }
@@ -84,5 +84,5 @@ t.test('development: generated once, persisted in ./data with mode 0600, stable 
   t.match(readFileSync(file, 'utf8'), /BEGIN PRIVATE KEY/)
   t.equal(statSync(file).mode & 0o777, 0o600)
   const second = loadConfig({ ...base }, { cwd, dotenv: false })
-  t.equal(jwkThumbprint(publicJwk(second.identityJwt!.signingKey)), jwkThumbprint(publicJwk(first.identityJwt!.signingKey)))
+  t.equal(await jwkThumbprint(await publicJwk(second.identityJwt!.signingKey)), await jwkThumbprint(await publicJwk(first.identityJwt!.signingKey)))
 })

@@ -11,7 +11,7 @@ import { startGateway, HEADER_SIGNING_SECRET } from '../support/gateway.js'
 import { startUpstream } from '../support/upstream.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
 import { findNginx, requireTool } from '../support/tools.js'
-import { verifyIdentityHeaders } from '../../src/verify/index.js'
+import { verifyIdentityHeaders } from '@authgate/verify'
 
 const TEMPLATE = fileURLToPath(new URL('../../config/nginx-auth-request.test.conf.template', import.meta.url))
 

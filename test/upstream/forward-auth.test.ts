@@ -6,7 +6,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { startGateway, HEADER_SIGNING_SECRET } from '../support/gateway.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
 import { scrape } from '../support/metrics.js'
-import { verifyIdentityHeaders } from '../../src/verify/index.js'
+import { verifyIdentityHeaders } from '@authgate/verify'
 
 const UPSTREAM = 'http://127.0.0.1:5000'
 const gateway = await startGateway({ IDENTITY_JWT: 'true', PUBLIC_URL: 'http://tt.example.test', IDENTITY_JWT_KEY: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() }, { upstream: UPSTREAM })

@@ -9,7 +9,7 @@ import { startGateway, HEADER_SIGNING_SECRET, type TestGateway } from '../suppor
 import { startUpstream } from '../support/upstream.js'
 import { startWsUpstream } from '../support/ws-upstream.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
-import { verifyIdentityHeaders } from '../../src/verify/index.js'
+import { verifyIdentityHeaders } from '@authgate/verify'
 
 const PUBLIC_URL = 'http://tt.example.test'
 const pem = (key: KeyObject): string => key.export({ format: 'pem', type: 'pkcs8' }).toString()

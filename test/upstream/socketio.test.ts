@@ -8,7 +8,7 @@ import { Server as SocketIOServer } from 'socket.io'
 import { io as connectClient, type Socket as ClientSocket } from 'socket.io-client'
 import { startGateway, HEADER_SIGNING_SECRET } from '../support/gateway.js'
 import { cookieHeader, loginLocal } from '../support/http.js'
-import { verifyIdentityHeaders } from '../../src/verify/index.js'
+import { verifyIdentityHeaders } from '@authgate/verify'
 
 const httpServer = createServer()
 const requests: Array<{ method: string, url: string, user: string | undefined }> = []

@@ -1,4 +1,4 @@
-// authgate/verify as an upstream uses it: the assertion checks against tokens made by jose (an
+// @authgate/verify as an upstream uses it: the assertion checks against tokens made by jose (an
 // independent signer, including hostile ones), the JWKS fetcher against a real HTTP server, and the
 // Fastify and Express/node:http middleware on real upstreams behind the live gateway.
 import t from 'tap'
@@ -8,9 +8,9 @@ import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import { SignJWT, base64url } from 'jose'
 import {
-  RemoteJwks, authgateExpress, createRequestVerifier, fastifyAuthgate, staticJwks, verifyIdentityAssertion,
+  RemoteJwks, authgateExpress, createRequestVerifier, fastifyAuthgate, importJwk, staticJwks, verifyIdentityAssertion,
   type RequestIdentity
-} from '../../src/verify/index.js'
+} from '@authgate/verify'
 import { jwksDocument, publishedJwk, AssertionSigner } from '../../src/identity/jwt.js'
 import { signIdentity } from '../../src/identity/headers.js'
 import { startGateway, HEADER_SIGNING_SECRET } from '../support/gateway.js'
@@ -19,8 +19,8 @@ import { cookieHeader, http, loginLocal } from '../support/http.js'
 const ISS = 'https://tt.example.com'
 const AUD = 'http://timetracker:5000'
 const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey
-const kid = publishedJwk(key).kid
-const keys = staticJwks(jwksDocument(key, []))
+const kid = (await publishedJwk(key)).kid
+const keys = staticJwks(await jwksDocument(key, []))
 const now = Math.floor(Date.now() / 1000)
 const claims = { preferred_username: 'alice', admin: false, email: null, name: 'Alice', groups: ['g'], jti: 'j1' }
 
@@ -46,7 +46,7 @@ t.test('everything else is refused with a reason', async (t) => {
   const good = await token()
   const [h, p, s] = good.split('.') as [string, string, string]
   const enc = (o: object): string => base64url.encode(JSON.stringify(o))
-  const hmacKey = new TextEncoder().encode(JSON.stringify(publishedJwk(key)))
+  const hmacKey = new TextEncoder().encode(JSON.stringify(await publishedJwk(key)))
   const cases: Array<[string, string | string[] | undefined, string]> = [
     ['absent', undefined, 'missing'],
     ['empty', '', 'missing'],
@@ -71,7 +71,10 @@ t.test('everything else is refused with a reason', async (t) => {
     ['admin not boolean', await token({ claims: { admin: 'true' } }), 'malformed'],
     ['groups not strings', await token({ claims: { groups: [1] } }), 'malformed'],
     ['no username', await token({ claims: { preferred_username: '' } }), 'malformed'],
-    ['empty sub', await token({ sub: '' }), 'malformed']
+    ['empty sub', await token({ sub: '' }), 'malformed'],
+    ['typ other than JWT', await token({ header: { typ: 'at+jwt' } }), 'malformed'],
+    ['not valid before a time beyond skew', await token({ claims: { nbf: now + 61 } }), 'expired'],
+    ['no exp', await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' }).setIssuer(ISS).setAudience(AUD).setSubject('7').setIssuedAt(now).sign(key), 'malformed']
   ]
   for (const [name, jwt, reason] of cases) {
     // At the `now` the tokens were made with: on a loaded machine a second may pass before this runs.
@@ -83,7 +86,7 @@ t.test('everything else is refused with a reason', async (t) => {
 })
 
 t.test('RemoteJwks: fetched once, refetched for an unknown kid after the cooldown, survives an outage', async (t) => {
-  let body = JSON.stringify(jwksDocument(key, []))
+  let body = JSON.stringify(await jwksDocument(key, []))
   let fetches = 0
   let down = false
   const server = createServer((_req, res) => {
@@ -102,8 +105,8 @@ t.test('RemoteJwks: fetched once, refetched for an unknown kid after the cooldow
   t.equal(fetches, 1, 'cached')
 
   const rotated = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey
-  body = JSON.stringify(jwksDocument(rotated, [key]))
-  const fresh = await token({ key: rotated, header: { kid: publishedJwk(rotated).kid } })
+  body = JSON.stringify(await jwksDocument(rotated, [key]))
+  const fresh = await token({ key: rotated, header: { kid: (await publishedJwk(rotated)).kid } })
   t.ok((await verifyIdentityAssertion(fresh, remote, opts)).ok, 'a new kid is fetched at once')
   t.equal(fetches, 2)
 
@@ -124,17 +127,61 @@ t.test('RemoteJwks: fetched once, refetched for an unknown kid after the cooldow
   t.equal(result.ok ? 'ok' : result.reason, 'unknown-key')
 })
 
+t.test('RemoteJwks: past its cache time with the gateway down, the known keys serve and the gateway is not asked again within the cooldown', async (t) => {
+  let fetches = 0
+  let down = false
+  const server = createServer((_req, res) => {
+    fetches++
+    if (down) { res.destroy(); return }
+    res.writeHead(200, { 'content-type': 'application/jwk-set+json' }).end(JSON.stringify(jwksDocumentNow))
+  })
+  const jwksDocumentNow = await jwksDocument(key, [])
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  const remote = new RemoteJwks(`http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`, { cacheSeconds: 0, cooldownSeconds: 3600 })
+  const opts = { issuer: ISS, audience: AUD }
+  t.ok((await verifyIdentityAssertion(await token(), remote, opts)).ok)
+  t.equal(fetches, 1)
+  down = true
+  t.ok((await verifyIdentityAssertion(await token(), remote, opts)).ok, 'the refetch fails: the known key still verifies')
+  t.equal(fetches, 2)
+  for (let i = 0; i < 3; i++) t.ok((await verifyIdentityAssertion(await token(), remote, opts)).ok)
+  const unknown = await verifyIdentityAssertion(await token({ header: { kid: 'x' } }), remote, opts)
+  t.equal(unknown.ok ? 'ok' : unknown.reason, 'unknown-key')
+  t.equal(fetches, 2, 'not asked again within the cooldown')
+})
+
+t.test('staticJwks and importJwk use ES256 public keys only', async (t) => {
+  const published = await publishedJwk(key)
+  const refused = async (jwk: object): Promise<string> => {
+    const result = await verifyIdentityAssertion(await token(), staticJwks({ keys: [jwk] }), { issuer: ISS, audience: AUD, now })
+    return result.ok ? 'ok' : result.reason
+  }
+  t.equal(await refused(published), 'ok')
+  t.equal(await refused({ ...published, alg: 'ES384' }), 'unknown-key', 'another alg')
+  t.equal(await refused({ ...published, use: 'enc' }), 'unknown-key', 'another use')
+  t.equal(await refused({ ...published, kid: undefined }), 'unknown-key', 'no kid')
+  t.equal(await refused({ ...published, x: published.y }), 'unknown-key', 'not a point on the curve')
+  t.equal(await refused({ ...published, d: key.export({ format: 'jwk' }).d }), 'unknown-key', 'a private key published by mistake')
+  t.same(await verifyIdentityAssertion(await token(), staticJwks({}), { issuer: ISS, audience: AUD }).then((r) => r.ok ? 'ok' : r.reason), 'unknown-key', 'no keys at all')
+  t.ok(await importJwk(published))
+  t.equal(await importJwk({ ...published, crv: 'P-384' }), undefined)
+  t.equal(await importJwk('nope'), undefined)
+  const own = await importJwk({ ...published, d: key.export({ format: 'jwk' }).d })
+  t.equal(own?.type, 'public', 'private members are ignored')
+})
+
 t.test('createRequestVerifier: options checked up front; both checks must agree', async (t) => {
   t.throws(() => createRequestVerifier({}), TypeError)
   t.throws(() => createRequestVerifier({ secret: 'short' }), TypeError)
   const both = createRequestVerifier({ secret: HEADER_SIGNING_SECRET, assertion: { jwks: keys, issuer: ISS, audience: AUD } })
-  const signer = new AssertionSigner({ privateKey: key, issuer: ISS, audience: AUD })
+  const signer = await AssertionSigner.create({ privateKey: key, issuer: ISS, audience: AUD })
   const alice = { username: 'alice', isAdmin: false, email: null, fullName: null, groups: [] }
   const session = { uid: 1, iat: now, exp: now + 3600 }
-  const headers = { ...signIdentity(alice, HEADER_SIGNING_SECRET), 'x-identity-assertion': signer.assertionFor(alice, session) }
+  const headers = { ...signIdentity(alice, HEADER_SIGNING_SECRET), 'x-identity-assertion': await signer.assertionFor(alice, session) }
   const ok = await both(headers)
   t.ok(ok.ok && ok.identity?.headers !== undefined && ok.identity.assertion?.subject === '1')
-  const mallory = signer.assertionFor({ ...alice, username: 'mallory' }, session)
+  const mallory = await signer.assertionFor({ ...alice, username: 'mallory' }, session)
   const mixed = await both({ ...headers, 'x-identity-assertion': mallory })
   t.equal(mixed.ok ? 'ok' : mixed.reason, 'mismatch')
   const noJwt = await both(signIdentity(alice, HEADER_SIGNING_SECRET))

@@ -8,7 +8,7 @@ import WebSocket from 'ws'
 import { startGateway, HEADER_SIGNING_SECRET } from '../support/gateway.js'
 import { startWsUpstream } from '../support/ws-upstream.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
-import { verifyIdentityHeaders } from '../../src/verify/index.js'
+import { verifyIdentityHeaders } from '@authgate/verify'
 
 const upstream = await startWsUpstream()
 const gateway = await startGateway({ SKIP_AUTH_PATHS: '/public/' }, { upstream: upstream.url })

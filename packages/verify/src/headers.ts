@@ -1,25 +1,49 @@
-// Verifying the identity headers the gateway signs (docs/PROTOCOL.md#the-signature, X-Auth-Signature).
-// No server code here: only node:crypto and the rules of docs/PROTOCOL.md#the-signature, so any Node.js framework can use it.
+// Verifying the identity headers the gateway signs (X-Auth-Signature, an HMAC-SHA256 over the
+// identity and the time; the gateway's docs/PROTOCOL.md#the-signature): guards an upstream against
+// forged or replayed identity headers. No server code here: only node:crypto, so any Node.js
+// framework can use it.
 import { createHmac, timingSafeEqual } from 'node:crypto'
 
+/** The identity the signed headers carry, decoded from their percent-encoding. */
 export interface VerifiedIdentity {
+  /** X-User: the signed-in user's name at the gateway (never empty). */
   username: string
+  /** X-Admin: whether the gateway treats the user as an administrator. */
   isAdmin: boolean
+  /** X-Email, or null when empty. */
   email: string | null
+  /** X-Full-Name, or null when empty. */
   fullName: string | null
+  /** X-Groups, split at `,` and decoded (empty when none). */
   groups: string[]
-  /** Unix seconds at which the gateway signed the request */
+  /** X-Auth-Timestamp: Unix seconds at which the gateway signed the request. */
   timestamp: number
 }
 
+/**
+ * Why the headers were refused:
+ * - `missing`: no X-User, X-Auth-Timestamp or X-Auth-Signature (the request did not come through
+ *   the gateway with a session);
+ * - `malformed`: a header repeated, a timestamp or signature of the wrong form, X-Admin not
+ *   `true`/`false`, or a value that is not valid percent-encoded UTF-8;
+ * - `bad-signature`: X-Auth-Signature does not match any of the secrets (forged, altered, or
+ *   signed with another HEADER_SIGNING_SECRET);
+ * - `stale`: X-Auth-Timestamp is more than `maxSkewSeconds` away from this machine's clock (a
+ *   replay, or clocks that disagree).
+ */
 export type VerifyFailure = 'missing' | 'malformed' | 'stale' | 'bad-signature'
 
+/** What {@link verifyIdentityHeaders} returns: it never throws for bad headers. */
 export type VerifyResult =
   | { ok: true, identity: VerifiedIdentity }
   | { ok: false, reason: VerifyFailure, message: string }
 
+/** Options of {@link verifyIdentityHeaders}. */
 export interface VerifyOptions {
-  /** Accepted clock difference in seconds (default 60, as docs/PROTOCOL.md#the-signature). */
+// Verifying the identity headers the gateway signs (X-Auth-Signature, an HMAC-SHA256 over the
+// identity and the time; the gateway's docs/PROTOCOL.md#the-signature): guards an upstream against
+// forged or replayed identity headers. No server code here: only node:crypto, so any Node.js
+// framework can use it.
   maxSkewSeconds?: number
   /** Current Unix time in seconds (tests). */
   now?: number
@@ -47,8 +71,25 @@ function decode (value: string): string | undefined {
 }
 
 /**
- * Verify X-Auth-Signature over the identity headers. `headers` is Node's lower-cased header object
- * (IncomingMessage.headers, Fastify, Express) or a WHATWG Headers.
+ * Verifies X-Auth-Signature over the identity headers (X-User, X-Admin, X-Email, X-Full-Name,
+ * X-Groups, X-Auth-Timestamp), in constant time, and decodes the identity.
+ *
+ * @param headers - Node's lower-cased header object (`IncomingMessage.headers`, Fastify's and
+ *   Express's `req.headers`) or a WHATWG `Headers` (fetch, Hono, Next.js route handlers).
+ * @param secret - The gateway's HEADER_SIGNING_SECRET; during a rotation a list (`[NEW, OLD]`), any
+ *   of which may match.
+ * @param options - Clock tolerance (`maxSkewSeconds`, default 60) and, for tests, `now`.
+ * @returns `{ ok: true, identity }`, or `{ ok: false, reason, message }` with one of the
+ *   {@link VerifyFailure} reasons. Never throws for bad headers.
+ *
+ * @example
+ * ```ts
+ * import { verifyIdentityHeaders } from '@authgate/verify'
+ *
+ * const result = verifyIdentityHeaders(req.headers, process.env.HEADER_SIGNING_SECRET!)
+ * if (!result.ok) return res.status(401).json({ error: result.reason })
+ * console.log(result.identity.username, result.identity.isAdmin, result.identity.groups)
+ * ```
  */
 export function verifyIdentityHeaders (headers: HeaderSource, secret: string | readonly string[], options: VerifyOptions = {}): VerifyResult {
   const fail = (reason: VerifyFailure, message: string): VerifyResult => ({ ok: false, reason, message })
