@@ -1,7 +1,21 @@
 // The login page for every AUTH_METHOD: the SSO button, the local form, or both; with at most one
 // message (an error, or a notice such as "signed out"). Plain HTML forms: works without JavaScript.
+import { usernameProblemMessage } from '../db/username.js'
 import { html } from './html.js'
 import { messageBox, page, type Brand } from './layout.js'
+
+/** Every message the login page shows: its texts are fixed, nothing a request carries is shown. */
+export const MESSAGES = {
+  invalidCredentials: 'Invalid username or password.',
+  invalidUsername: usernameProblemMessage('characters'),
+  csrf: 'This form has expired. Please try again.',
+  disabled: 'This account is disabled. Contact your administrator.',
+  registrationClosed: 'This username is not registered, and new accounts are not created automatically. Contact your administrator.',
+  localDisabled: 'Sign-in with a username is not enabled here; use single sign-on.',
+  throttled: (seconds: number) => `Too many failed sign-in attempts. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`,
+  providerUnavailable: 'The single sign-on provider cannot be reached right now. Try again in a moment.',
+  signedOut: 'You have signed out.'
+}
 
 export interface LoginPageOptions extends Brand {
   next: string

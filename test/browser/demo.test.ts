@@ -5,7 +5,7 @@ import t from 'tap'
 import { collectCspViolations, DESKTOP, horizontalOverflow, launchBrowser, MOBILE, requireChromium, type TestBrowser } from '../support/browser.js'
 import { startDemo } from '../../scripts/demo/run.js'
 import { ADMIN_GROUP, DEMO_ACCOUNTS } from '../../scripts/demo/idp.js'
-import { MESSAGES } from '../../src/auth/local/routes.js'
+import { MESSAGES } from '../../src/pages/login.js'
 
 if (requireChromium(t)) {
   const browser: TestBrowser = await launchBrowser()

@@ -12,7 +12,7 @@ import {
 } from '../support/browser.js'
 import { startDemoUpstream } from '../../src/demo/upstream.js'
 import { hashPassword } from '../../src/auth/local/password.js'
-import { MESSAGES } from '../../src/auth/local/routes.js'
+import { MESSAGES } from '../../src/pages/login.js'
 
 const LOGO_FILE = new URL('../fixtures/logo.svg', import.meta.url).pathname
 const PASSWORD = 'correct horse battery staple'

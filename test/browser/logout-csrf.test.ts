@@ -14,7 +14,7 @@ import { CLIENT_ID, CLIENT_SECRET, hostileLogin, startSsoGateway } from '../supp
 import { collectCspViolations, launchBrowser, requireChromium, type TestBrowser } from '../support/browser.js'
 import { startDemo } from '../../scripts/demo/run.js'
 import { DEMO_ACCOUNTS } from '../../scripts/demo/idp.js'
-import { MESSAGES } from '../../src/auth/local/routes.js'
+import { MESSAGES } from '../../src/pages/login.js'
 
 /** A tiny HTML server; `pages` maps a path to its body. Closed with the file. */
 async function serve (host: string, pages: (port: number) => Record<string, string>): Promise<{ url: string, server: Server }> {

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { createPostgresSchema, startGateway, TEST_DATABASE_URL, type TestGateway } from '../support/gateway.js'
 import { cookieHeader, csrfTokenFrom, http, setCookies, type Response } from '../support/http.js'
 import { hashPassword } from '../../src/auth/local/password.js'
-import { MESSAGES } from '../../src/auth/local/routes.js'
+import { MESSAGES } from '../../src/pages/login.js'
 import { escapeHtml } from '../../src/pages/html.js'
 import { THROTTLE } from '../../src/auth/local/throttle.js'
 

@@ -5,7 +5,7 @@ import { startGateway } from '../support/gateway.js'
 import { startUpstream } from '../support/upstream.js'
 import { cookieHeader, csrfTokenFrom, http, loginLocal, setCookies } from '../support/http.js'
 import { hashPassword } from '../../src/auth/local/password.js'
-import { MESSAGES } from '../../src/auth/local/routes.js'
+import { MESSAGES } from '../../src/pages/login.js'
 import { escapeHtml } from '../../src/pages/html.js'
 
 const upstream = await startUpstream()

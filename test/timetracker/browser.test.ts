@@ -14,7 +14,7 @@ import { findPython, requireTool } from '../support/tools.js'
 import { hostsOf, LOCAL_ASSET_PACKAGES, missingLocalAssets, serveCdnLocally, watchSocketIo } from '../support/timetracker-browser.js'
 import { startTimeTrackerExample } from '../../scripts/timetracker/run.js'
 import { ADMIN_GROUP } from '../../scripts/demo/idp.js'
-import { MESSAGES } from '../../src/auth/local/routes.js'
+import { MESSAGES } from '../../src/pages/login.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const checkout = process.env.TIMETRACKER_DIR

@@ -1,11 +1,11 @@
 // GET/POST /login: the login page (for every AUTH_METHOD) and the local sign-in form.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Config } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
 import { checkUsername, usernameProblemMessage } from '../../db/username.js'
 import type { Sessions } from '../../session/index.js'
-import { loginPage } from '../../pages/login.js'
-import { brandOf } from '../../pages/layout.js'
+import { MESSAGES } from '../../pages/login.js'
+import { loginRenderer } from '../../pages/login-renderer.js'
 import { safeNextPath } from '../next-url.js'
 import { verifyPassword } from './password.js'
 import { LoginThrottle, type Attempt } from './throttle.js'
@@ -29,53 +29,8 @@ export interface LocalLoginDeps {
 
 interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unknown, next?: unknown }
 
-export const MESSAGES = {
-  invalidCredentials: 'Invalid username or password.',
-  invalidUsername: usernameProblemMessage('characters'),
-  csrf: 'This form has expired. Please try again.',
-  disabled: 'This account is disabled. Contact your administrator.',
-  registrationClosed: 'This username is not registered, and new accounts are not created automatically. Contact your administrator.',
-  localDisabled: 'Sign-in with a username is not enabled here; use single sign-on.',
-  throttled: (seconds: number) => `Too many failed sign-in attempts. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`,
-  providerUnavailable: 'The single sign-on provider cannot be reached right now. Try again in a moment.',
-  ssoFailed: 'Single sign-on did not complete. Please try again.',
-  signedOut: 'You have signed out.'
-}
-
-/**
- * What other routes may ask the login page to say, by redirecting to /login?error=<key> (or
- * /login?signed_out=1). Keys, never text: a crafted link can only show one of these fixed messages.
- */
-export const LOGIN_ERRORS = {
-  sso_unavailable: MESSAGES.providerUnavailable,
-  sso_failed: MESSAGES.ssoFailed
-} as const
-export type LoginErrorKey = keyof typeof LOGIN_ERRORS
-
-export function loginErrorLocation (key: LoginErrorKey, next = '/'): string {
-  return `/login?error=${key}${next !== '/' ? '&next=' + encodeURIComponent(next) : ''}`
-}
-
-interface LoginQuery { next?: string, error?: string, signed_out?: string }
-
-export type LoginRenderer = (request: FastifyRequest, reply: FastifyReply, status: number, next: string,
-  extra?: { error?: string, notice?: string, username?: string }) => FastifyReply
-
-/** The login page for this configuration, with a message: also what a failed SSO start shows. */
-export function loginRenderer (config: Config, sessions: Sessions): LoginRenderer {
-  const brand = brandOf(config)
-  const sso = config.oidc !== undefined ? { buttonText: config.oidc.buttonText } : undefined
-  return (request, reply, status, next, extra = {}) =>
-    reply.code(status).type('text/html; charset=utf-8').send(loginPage({
-      ...brand,
-      next,
-      csrfToken: sessions.csrfToken(request, reply),
-      showLocalForm: config.authMethod !== 'oidc',
-      askPassword: config.localAuth === 'password',
-      sso,
-      ...extra
-    }))
-}
+/** `signed_out`: set by /logout (auth/logout.ts); the page then says so, a fixed text. */
+interface LoginQuery { next?: string, signed_out?: string }
 
 export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDeps): Promise<void> {
   const { config, users, sessions, metrics } = deps
@@ -88,14 +43,13 @@ export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDe
   app.get<{ Querystring: LoginQuery }>('/login', async (request, reply) => {
     const next = safeNextPath(request.query.next)
     if (sessions.read(request) !== undefined) return await reply.redirect(next, 302)
-    const errorKey = request.query.error
-    const error = typeof errorKey === 'string' && Object.hasOwn(LOGIN_ERRORS, errorKey) ? LOGIN_ERRORS[errorKey as LoginErrorKey] : undefined
     const notice = request.query.signed_out !== undefined ? MESSAGES.signedOut : undefined
-    // With SSO only there is nothing to fill in: go straight to the provider, unless there is something
-    // to say first. After a sign-out or a failure, going on automatically would sign the user straight
-    // back in (a live provider session) or loop (a provider that is down): show the button instead.
-    if (!localEnabled && error === undefined && notice === undefined) return await reply.redirect('/login/oidc?next=' + encodeURIComponent(next), 302)
-    return render(request, reply, 200, next, { error, notice })
+    // With SSO only there is nothing to fill in: go straight to the provider, unless the user has just
+    // signed out: going on automatically would sign them straight back in (a live provider session),
+    // so the page shows the notice and the button instead. (A provider that is down is answered at
+    // /login/oidc with this page and its message: no redirect back here, so no loop.)
+    if (!localEnabled && notice === undefined) return await reply.redirect('/login/oidc?next=' + encodeURIComponent(next), 302)
+    return render(request, reply, 200, next, { notice })
   })
 
   app.post<{ Body: LoginForm }>('/login', { bodyLimit: 16 * 1024 }, async (request, reply) => {
