@@ -50,7 +50,7 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
   revocations.afterRefresh(() => { connections.sweep() })
   await app.register(formbody)
   await sessions.register(app)
-  await app.register(async (gateway) => { await localLoginRoutes(gateway, { config, users, sessions, metrics, db, deploymentId }) })
+  await app.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId })
 
   await app.register(async (proxy) => {
     proxy.decorateRequest('identityHeaders', undefined)

@@ -150,26 +150,33 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request', message })
   })
 
+  // On the root on purpose: every route, the gateway's and the proxied ones, reads the session
+  // cookie (@fastify/secure-session decorates the root request). The hooks and the error handler
+  // above are the root's for the same reason: every request gets its id, access line and metric.
   await sessions.register(app)
 
-  // The gateway's own pages and machinery, with the page security headers.
+  // The gateway's own pages and machinery. Every route module is a plugin of its own, registered in
+  // this scope: they inherit what is set here, and nothing they set reaches the proxied routes.
   await app.register(async (gateway) => {
     // Forms are parsed for the gateway's own routes only: the application's must reach it untouched.
     await gateway.register(formbody)
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
-    await localLoginRoutes(gateway, { config, users, sessions, metrics, db, deploymentId })
-    await oidcRoutes(gateway, { config, users, sessions, metrics, deploymentId, client: oidcClient })
+    await gateway.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId })
+    await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, client: oidcClient })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
-    await logoutRoutes(gateway, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate })
-    await opsRoutes(gateway, opsDeps)
-    await staticRoutes(gateway, { logo: config.logo })
-    if (jwt !== undefined) await jwksRoute(gateway, jwt)
-    await gateway.register(async (check) => { await forwardAuthRoutes(check, { sessions, issuer }) })
+    await gateway.register(logoutRoutes, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate })
+    await gateway.register(opsRoutes, opsDeps)
+    await gateway.register(staticRoutes, { logo: config.logo })
+    if (jwt !== undefined) await gateway.register(jwksRoute, { config: jwt })
+    // Replaces the content-type parsers (a front proxy's subrequest may carry any type): in its own scope.
+    await gateway.register(forwardAuthRoutes, { sessions, issuer })
+    // Last, once every route above is in place: the rest of /_authgate/ is the gateway's, never proxied.
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
-  await app.register(async (proxy) => { await proxyRoutes(proxy, { config, upstream, sessions, issuer, metrics, connections, webSocketFlow, webSockets, imgSources }) })
+  // Everything else: no body parsers, no page headers, its own request decorations (proxy/index.ts).
+  await app.register(proxyRoutes, { config, upstream, sessions, issuer, metrics, connections, webSocketFlow, webSockets, imgSources })
 
   return {
     app,

@@ -2,7 +2,7 @@
 // working (Sessions.end). OIDC sessions may continue at the IdP's end-session endpoint (see
 // auth/oidc); everything else lands on the login page, which then says "You have signed out"
 // (/login?signed_out=1: a fixed notice, so a crafted link to it can say nothing else).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import type { Sessions } from '../session/index.js'
 import type { SessionPayload } from '../session/session.js'
 import type { LogoutGate } from './logout-gate.js'
@@ -18,7 +18,7 @@ export interface LogoutDeps {
   gate: LogoutGate
 }
 
-export async function logoutRoutes (app: FastifyInstance, deps: LogoutDeps): Promise<void> {
+export const logoutRoutes: FastifyPluginAsync<LogoutDeps> = async (app, deps) => {
   const logout = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     if (!deps.gate.allows(request)) return deps.gate.ask(request, reply)
 

@@ -3,7 +3,7 @@
 // its own serves /metrics, /readyz and /healthz, and the public readyz says ready or not without the
 // reasons (they name the database's and the IdP's addresses and errors).
 import { sql } from 'kysely'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify'
 import type { Db } from '../db/index.js'
 import type { RevocationList } from '../session/revocations.js'
 import type { Metrics } from './metrics.js'
@@ -26,7 +26,7 @@ export interface OpsDeps {
   separateListener: boolean
 }
 
-export async function opsRoutes (app: FastifyInstance, deps: OpsDeps): Promise<void> {
+export const opsRoutes: FastifyPluginAsync<OpsDeps> = async (app, deps) => {
   app.get('/_authgate/healthz', async (_request, reply) => await reply.header('cache-control', 'no-store').send({ status: 'ok' }))
 
   app.get('/_authgate/readyz', async (_request, reply) => {

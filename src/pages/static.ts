@@ -2,7 +2,7 @@
 // startup, so a request never touches the file system and a file changed later cannot be served
 // half-written.
 import { readFileSync } from 'node:fs'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyPluginAsync } from 'fastify'
 import type { LogoConfig } from '../config/index.js'
 import { ICON_PATH } from './layout.js'
 
@@ -23,7 +23,7 @@ export async function sendGatewayIcon (reply: FastifyReply): Promise<FastifyRepl
   return await reply.type('image/svg+xml').headers({ 'cache-control': 'no-cache', vary: 'cookie', 'content-security-policy': SVG_POLICY, 'x-content-type-options': 'nosniff' }).send(icon)
 }
 
-export async function staticRoutes (app: FastifyInstance, deps: { logo: LogoConfig | undefined }): Promise<void> {
+export const staticRoutes: FastifyPluginAsync<{ logo: LogoConfig | undefined }> = async (app, deps) => {
   app.get('/_authgate/static/authgate.css', async (_request, reply) =>
     await reply.type('text/css; charset=utf-8').header('cache-control', CACHE).send(stylesheet))
   app.get(ICON_PATH, async (_request, reply) =>

@@ -2,7 +2,7 @@
 // auth_request, ingress-nginx auth-url, Traefik ForwardAuth, Caddy forward_auth). 200 with the
 // identity headers for a valid session, 401 otherwise. The front proxy, not this route, decides
 // which paths need a session: the original URI it reports is never used to grant access.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import type { Sessions } from '../session/index.js'
 import { sessionIdentity } from '../session/session.js'
 import type { IdentityIssuer } from '../identity/issuer.js'
@@ -53,7 +53,7 @@ export function unauthenticatedAnswer (headers: Headers, ownMethod: string, redi
   return { status: 302, location: '/login?next=' + encodeURIComponent(safeNextPath(original.uri)) }
 }
 
-export async function forwardAuthRoutes (app: FastifyInstance, deps: ForwardAuthDeps): Promise<void> {
+export const forwardAuthRoutes: FastifyPluginAsync<ForwardAuthDeps> = async (app, deps) => {
   // nginx's subrequest keeps the original method and Content-Type but has no body: accept every
   // method and ignore any body, so a POST with a JSON or multipart type is not refused with 415.
   app.removeAllContentTypeParsers()

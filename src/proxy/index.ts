@@ -1,6 +1,6 @@
 // Everything that is not a gateway route goes to the upstream: identified, access-checked, stripped
 // of forged identity, signed, and streamed through a deliberately sized connection pool.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import type { Config } from '../config/index.js'
 import type { Sessions } from '../session/index.js'
@@ -71,7 +71,7 @@ export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'pr
   }
 }
 
-export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
+export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
   const { config, upstream, sessions, issuer, metrics, connections, webSocketFlow } = deps
   app.decorateRequest('identityHeaders', undefined)
   app.decorateRequest('upstreamSignal', undefined)

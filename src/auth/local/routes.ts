@@ -1,5 +1,5 @@
 // GET/POST /login: the login page (for every AUTH_METHOD) and the local sign-in form.
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyPluginAsync } from 'fastify'
 import type { Config } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
 import { checkUsername, usernameProblemMessage } from '../../db/username.js'
@@ -32,7 +32,7 @@ interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unkno
 /** `signed_out`: set by /logout (auth/logout.ts); the page then says so, a fixed text. */
 interface LoginQuery { next?: string, signed_out?: string }
 
-export async function localLoginRoutes (app: FastifyInstance, deps: LocalLoginDeps): Promise<void> {
+export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, deps) => {
   const { config, users, sessions, metrics } = deps
   const throttle = new LoginThrottle(new LoginThrottleStore(deps.db))
   // Device cookies matter where there are passwords to guess; the first key signs, all of them verify.

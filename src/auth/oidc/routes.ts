@@ -2,7 +2,7 @@
 // Every failure ends on a deliberate page (FAILURES in errors.ts) with no session, the flow's
 // transaction cookie cleared, and the reason logged.
 import { randomBytes } from 'node:crypto'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import { AuthorizationResponseError, ResponseBodyError } from 'openid-client'
 import type { Config, OidcConfig } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
@@ -39,7 +39,7 @@ export interface OidcRouteDeps {
 
 const now = (): number => Math.floor(Date.now() / 1000)
 
-export async function oidcRoutes (app: FastifyInstance, deps: OidcRouteDeps): Promise<void> {
+export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) => {
   const { config, users, sessions, metrics, client } = deps
   const oidc = config.oidc
   // Bound to this deployment like the session cookie (keys.ts); current key first, then the previous ones.
