@@ -18,6 +18,7 @@ import { sessionIdentity } from '../src/session/session.js'
 import { RevocationList } from '../src/session/revocations.js'
 import { localLoginRoutes } from '../src/auth/local/routes.js'
 import { Metrics } from '../src/ops/metrics.js'
+import { systemClock } from '../src/clock.js'
 import { IdentityIssuer } from '../src/identity/issuer.js'
 import { forwardContext } from '../src/proxy/index.js'
 import { upstreamRequestHeaders, clientResponseHeaders } from '../src/proxy/forwarding.js'
@@ -45,12 +46,12 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
   await revocations.start()
   const issuer = new IdentityIssuer(config.headerSigningSecret, undefined)
   const deploymentId = await readDeploymentId(db)
-  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations, sessionRecords)
+  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, { revocations, records: sessionRecords })
   const connections = new OpenConnections(sessions, app.log)
   revocations.afterRefresh(() => { connections.sweep() })
   await app.register(formbody)
   await sessions.register(app)
-  await app.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId })
+  await app.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock: systemClock })
 
   await app.register(async (proxy) => {
     proxy.decorateRequest('identityHeaders', undefined)
@@ -59,8 +60,9 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
     async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
       const target = normalizeRequestTarget(request.url)!
       if (isSkipAuthPath(target.path, config.skipAuthPaths)) { request.accessDecision = 'skipped'; connections.admit(request, reply, undefined); return }
-      const session = sessions.read(request)
-      if (session !== undefined) {
+      const checked = sessions.check(request)
+      if (checked.ok) {
+        const { session } = checked
         request.identityHeaders = await issuer.headersFor(sessionIdentity(session), session)
         request.accessDecision = 'proxied'
         connections.admit(request, reply, session)

@@ -7,7 +7,7 @@ import { UserRepository } from './db/users.js'
 import { readDeploymentId, SessionRepository } from './db/sessions.js'
 import { Sessions } from './session/index.js'
 import { RevocationList } from './session/revocations.js'
-import { startSessionCleanup } from './session/cleanup.js'
+import { SESSION_CLEANUP_INTERVAL_MS, startSessionCleanup } from './session/cleanup.js'
 import { localLoginRoutes } from './auth/local/routes.js'
 import { logoutRoutes } from './auth/logout.js'
 import { LogoutGate } from './auth/logout-gate.js'
@@ -30,6 +30,7 @@ import { staticRoutes } from './pages/static.js'
 import { headerTimeoutServerOptions, logHeaderTimeouts } from './proxy/client-limits.js'
 import { closeConnectionsOnShutdown } from './net/shutdown.js'
 import { requestIdGenerator } from './net/request-id.js'
+import { systemClock, type Clock } from './clock.js'
 
 export interface AppOptions {
   config: Config
@@ -40,6 +41,8 @@ export interface AppOptions {
   logger?: FastifyBaseLogger
   /** How often the revocation list is re-read (ms). */
   revocationRefreshMs?: number
+  /** Where sessions, the sign-in throttle and the revocation list read the time (default: the system clock). */
+  clock?: Clock
 }
 
 declare module 'fastify' {
@@ -64,6 +67,7 @@ const INVALID_TARGET = '/_authgate/invalid-request-target'
 
 export async function buildApp (options: AppOptions): Promise<Gateway> {
   const { config, db, upstream } = options
+  const clock = options.clock ?? systemClock
   const app = Fastify({
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
     // The proxies' addresses (or true/false): X-Forwarded-* is believed only from a listed peer.
@@ -99,15 +103,15 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const sessionRecords = new SessionRepository(db)
   // Read once: every key of this instance is bound to the deployment (session/keys.ts).
   const deploymentId = await readDeploymentId(db)
-  const revocations = new RevocationList(users, sessionRecords, app.log, options.revocationRefreshMs)
+  const revocations = new RevocationList(users, sessionRecords, app.log, options.revocationRefreshMs, clock)
   await revocations.start()
-  const sessionCleanup = startSessionCleanup(sessionRecords, app.log)
+  const sessionCleanup = startSessionCleanup(sessionRecords, app.log, SESSION_CLEANUP_INTERVAL_MS, clock)
   const jwt = config.identityJwt
   // `aud` defaults to the upstream's origin: the one application these assertions are meant for.
   const assertions = jwt !== undefined ? await AssertionSigner.create({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
   const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
-  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge }, revocations, sessionRecords,
-    (reason) => { metrics.sessionRefused(reason) })
+  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge },
+    { revocations, records: sessionRecords, refused: (reason) => { metrics.sessionRefused(reason) }, clock })
   // Open WebSockets and responses are re-checked whenever the revocation list changes: ended within one refresh.
   const connections = new OpenConnections(sessions, app.log)
   revocations.afterRefresh(() => { connections.sweep() })
@@ -162,7 +166,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await gateway.register(formbody)
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
-    await gateway.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId })
+    await gateway.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock })
     await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, client: oidcClient })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
     await gateway.register(logoutRoutes, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate })

@@ -64,12 +64,14 @@ export const forwardAuthRoutes: FastifyPluginAsync<ForwardAuthDeps> = async (app
 
   const check = async (request: FastifyRequest<{ Querystring: { redirect?: string } }>, reply: FastifyReply): Promise<FastifyReply> => {
     void reply.header('cache-control', 'no-store').header('vary', 'cookie')
-    const session = deps.sessions.read(request)
-    if (session !== undefined) {
+    const checked = deps.sessions.check(request)
+    if (checked.ok) {
+      const { session } = checked
       request.accessDecision = 'forward-auth'
       return await reply.code(200).headers(await deps.issuer.headersFor(sessionIdentity(session), session)).send()
     }
     request.accessDecision = 'forward-auth-refused'
+    if (checked.reason !== 'absent') request.log.info({ reason: checked.reason }, 'session cookie refused')
     const answer = unauthenticatedAnswer(request.headers, request.method, request.query.redirect === 'true')
     if (answer.status === 302) return await reply.redirect(answer.location, 302)
     return await reply.code(401).send({ error: 'unauthenticated' })

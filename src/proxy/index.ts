@@ -91,13 +91,16 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
       forward(request, reply, undefined)
       return
     }
-    const session = sessions.read(request)
-    if (session !== undefined) {
+    const checked = sessions.check(request)
+    if (checked.ok) {
+      const { session } = checked
       request.identityHeaders = await issuer.headersFor(sessionIdentity(session), session)
       request.accessDecision = 'proxied'
       forward(request, reply, session)
       return
     }
+    // Why a cookie did not get the user in (expired, revoked, ...): the access line only says 401 or 302.
+    if (checked.reason !== 'absent') request.log.info({ reason: checked.reason }, 'session cookie refused')
     // Browsers fetch /favicon.ico by themselves: before sign-in it is the gateway pages' icon, not a 401.
     if (target.path === '/favicon.ico' && (request.method === 'GET' || request.method === 'HEAD')) {
       await sendGatewayIcon(reply)

@@ -7,21 +7,23 @@
 // session until they close. For an upgrade, the session is recorded per client TCP socket; once both
 // sides of the WebSocket are connected the pair is tracked. After every revocation-list refresh
 // (every 5 s) and every logout on this instance, each tracked session is re-checked with the same
-// rule as every HTTP request (Sessions.isCurrent: expiry, logout, revocation, a disabled user).
+// rule as every HTTP request (Sessions.recheck: expiry, logout, revocation, a disabled user).
 // WebSockets whose session has ended are closed on both sides with 1008; responses are cut off
 // (the connection is destroyed, which also aborts the upstream request).
 import type { Socket } from 'node:net'
 import type { ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
-import type { SessionPayload } from '../session/session.js'
+import type { SessionPayload, SessionRefusal } from '../session/session.js'
+import type { SessionRecheck } from '../session/index.js'
 
 /** Policy violation: the socket's session is no longer current. */
 export const SESSION_ENDED_CODE = 1008
 export const SESSION_ENDED_REASON = 'session ended'
 
-export interface SessionCheck {
-  isCurrent: (payload: SessionPayload, now?: number) => boolean
+/** What re-checks a session read earlier (Sessions, in the gateway). */
+export interface SessionRechecker {
+  recheck: (payload: SessionPayload) => SessionRecheck
 }
 
 interface TrackedResponse {
@@ -52,7 +54,7 @@ export class OpenConnections {
   /** Connections with responses to check (removed when they close). */
   private readonly connections = new Set<Socket>()
 
-  constructor (private readonly sessions: SessionCheck, private readonly log: FastifyBaseLogger) {}
+  constructor (private readonly sessions: SessionRechecker, private readonly log: FastifyBaseLogger) {}
 
   /**
    * Called by the proxy's preHandler for every request it lets through. A WebSocket handshake always
@@ -99,7 +101,8 @@ export class OpenConnections {
       if (session === null) return
       this.sockets.set(source, { session, target })
       // The session may have ended while the upstream was answering the handshake (up to 30 s).
-      if (!this.sessions.isCurrent(session)) this.endSocket(source)
+      const checked = this.sessions.recheck(session)
+      if (!checked.ok) this.endSocket(source, checked.reason)
     },
     onDisconnect: (_context: unknown, source: WebSocket): void => {
       this.sockets.delete(source)
@@ -107,14 +110,17 @@ export class OpenConnections {
   }
 
   /** End every tracked WebSocket and response whose session is no longer current. */
-  sweep (now = Math.floor(Date.now() / 1000)): void {
+  sweep (): void {
     for (const [source, { session }] of this.sockets) {
-      if (!this.sessions.isCurrent(session, now)) this.endSocket(source)
+      const checked = this.sessions.recheck(session)
+      if (!checked.ok) this.endSocket(source, checked.reason)
     }
     for (const socket of this.connections) {
       for (const { response, session } of this.responses.get(socket) ?? []) {
-        if (!isOpen({ response }) || this.sessions.isCurrent(session, now)) continue
-        this.log.info({ uid: session.uid }, 'proxied response cut off: its session ended')
+        if (!isOpen({ response })) continue
+        const checked = this.sessions.recheck(session)
+        if (checked.ok) continue
+        this.log.info({ uid: session.uid, reason: checked.reason }, 'proxied response cut off: its session ended')
         // Half a response must not look complete: destroying the connection (not ending the
         // response) makes the client see an error, and aborts the upstream request.
         response.destroy()
@@ -122,11 +128,11 @@ export class OpenConnections {
     }
   }
 
-  private endSocket (source: WebSocket): void {
+  private endSocket (source: WebSocket, reason: SessionRefusal): void {
     const tracked = this.sockets.get(source)
     if (tracked === undefined) return
     this.sockets.delete(source)
-    this.log.info({ uid: tracked.session.uid }, 'WebSocket closed: its session ended')
+    this.log.info({ uid: tracked.session.uid, reason }, 'WebSocket closed: its session ended')
     this.closeSocket(source, tracked.target, SESSION_ENDED_CODE, SESSION_ENDED_REASON)
   }
 

@@ -4,12 +4,14 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { SessionRepository } from '../db/sessions.js'
 import { CLOCK_SKEW_SECONDS } from './session.js'
+import { systemClock, type Clock } from '../clock.js'
 
 export const SESSION_CLEANUP_INTERVAL_MS = 10 * 60_000
 
-export function startSessionCleanup (records: SessionRepository, log: FastifyBaseLogger, intervalMs = SESSION_CLEANUP_INTERVAL_MS): { stop: () => void } {
+export function startSessionCleanup (records: SessionRepository, log: FastifyBaseLogger, intervalMs = SESSION_CLEANUP_INTERVAL_MS, clock: Clock = systemClock): { stop: () => void } {
   const run = (): void => {
-    records.deleteExpired(new Date(Date.now() - CLOCK_SKEW_SECONDS * 1000))
+    // The records' expiry was computed with the same clock (Sessions.start).
+    records.deleteExpired(new Date(clock.now() - CLOCK_SKEW_SECONDS * 1000))
       .then((deleted) => { if (deleted > 0) log.debug({ deleted }, 'expired session records deleted') })
       .catch((err: Error) => { log.warn({ err: err.message }, 'deleting expired session records failed; retrying later') })
   }

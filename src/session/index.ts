@@ -9,6 +9,7 @@ import { newSessionId, newSessionPayload, parseSessionPayload, sessionProblem, t
 import type { RevocationList } from './revocations.js'
 import type { SessionRepository } from '../db/sessions.js'
 import { fitSessionPayload, SessionTooLargeError } from './budget.js'
+import { systemClock, unixSeconds, type Clock } from '../clock.js'
 
 declare module '@fastify/secure-session' {
   interface SessionData { s: SessionPayload }
@@ -33,19 +34,38 @@ export function isGatewayCookie (name: string): boolean {
   return /^(__Host-)?authgate(_|$)/.test(name)
 }
 
+/** A session read earlier and checked again: still current, or why it no longer is. */
+export type SessionRecheck = { ok: true, session: SessionPayload } | { ok: false, reason: SessionRefusal }
+
+/** A request's session, or why it has none (`absent`: no session cookie came with the request). */
+export type SessionCheck = SessionRecheck | { ok: false, reason: 'absent' }
+
+export interface SessionDeps {
+  /** Revoked users and ended sessions, kept current in the background. */
+  revocations: Pick<RevocationList, 'cutoffFor' | 'isEnded' | 'endSession'>
+  /** The server-side records that logout ends. */
+  records: SessionRepository
+  /** Told why a cookie that came with a request was not a session (for the metrics). */
+  refused?: (reason: SessionRefusal) => void
+  /** Issue times and expiry are read from it (default: the system clock). */
+  clock?: Clock
+}
+
 export class Sessions {
   readonly names: ReturnType<typeof cookieNames>
   private readonly csrfKey: Buffer
+  private readonly revocations: SessionDeps['revocations']
+  private readonly records: SessionRepository
+  private readonly refused: (reason: SessionRefusal) => void
+  private readonly clock: Clock
 
-  constructor (
-    private readonly settings: SessionSettings,
-    private readonly revocations: RevocationList,
-    private readonly records: SessionRepository,
-    /** Told why a cookie that came with a request was not a session (for the metrics). */
-    private readonly refused: (reason: SessionRefusal) => void = () => {}
-  ) {
+  constructor (private readonly settings: SessionSettings, deps: SessionDeps) {
     this.names = cookieNames(settings.secure)
     this.csrfKey = deriveKey(settings.secretKeys[0]!, settings.deploymentId, 'csrf-v1')
+    this.revocations = deps.revocations
+    this.records = deps.records
+    this.refused = deps.refused ?? (() => {})
+    this.clock = deps.clock ?? systemClock
   }
 
   async register (app: FastifyInstance): Promise<void> {
@@ -63,27 +83,39 @@ export class Sessions {
     return { path: '/', httpOnly: true, secure: this.settings.secure, sameSite: 'lax', maxAge }
   }
 
-  /** The current session of this request, or undefined: absent, undecryptable, malformed, expired or revoked. */
-  read (request: FastifyRequest, now = Math.floor(Date.now() / 1000)): SessionPayload | undefined {
-    const payload = parseSessionPayload(request.session?.get('s'))
+  /**
+   * This request's session, or why it has none: `absent` when no session cookie came with it, else
+   * the refusal (undecryptable, malformed, expired, ended, revoked, a disabled user, ...), which is
+   * also counted (the `refused` callback). Never throws: anything unexpected is a refusal.
+   */
+  check (request: FastifyRequest): SessionCheck {
+    const value = request.session?.get('s')
+    const payload = parseSessionPayload(value)
     if (payload === undefined) {
       // No session: an empty one when no cookie came, or when @fastify/secure-session could not use it.
-      if (request.cookies?.[this.names.session] !== undefined) this.refused(request.session?.get('s') === undefined ? 'unreadable' : 'malformed')
-      return undefined
+      if (request.cookies?.[this.names.session] === undefined) return { ok: false, reason: 'absent' }
+      return this.refuse(value === undefined ? 'unreadable' : 'malformed')
     }
-    const problem = this.problem(payload, now)
-    if (problem === undefined) return payload
-    this.refused(problem)
-    return undefined
+    const problem = this.problem(payload)
+    return problem === undefined ? { ok: true, session: payload } : this.refuse(problem)
   }
 
-  /** Whether a session read earlier is still current: open WebSockets and streams are re-checked with this. */
-  isCurrent (payload: SessionPayload, now = Math.floor(Date.now() / 1000)): boolean {
-    return this.problem(payload, now) === undefined
+  /**
+   * A session read earlier, checked again with the same rules: open WebSockets and streams are
+   * re-checked with this. Not counted as a refusal (no cookie came: the request did, earlier).
+   */
+  recheck (payload: SessionPayload): SessionRecheck {
+    const problem = this.problem(payload)
+    return problem === undefined ? { ok: true, session: payload } : { ok: false, reason: problem }
   }
 
-  private problem (payload: SessionPayload, now: number): SessionRefusal | undefined {
-    return sessionProblem(payload, now, this.settings.maxAge, {
+  private refuse (reason: SessionRefusal): { ok: false, reason: SessionRefusal } {
+    this.refused(reason)
+    return { ok: false, reason }
+  }
+
+  private problem (payload: SessionPayload): SessionRefusal | undefined {
+    return sessionProblem(payload, unixSeconds(this.clock), this.settings.maxAge, {
       revokedBefore: this.revocations.cutoffFor(payload.uid),
       ended: this.revocations.isEnded(payload.sid)
     })
@@ -96,15 +128,15 @@ export class Sessions {
    * not fit throws SessionTooLargeError, nothing started.
    */
   async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string } = {}): Promise<SessionPayload> {
-    const replaced = this.read(request)
-    const now = Math.floor(Date.now() / 1000)
+    const replaced = this.check(request)
+    const now = unixSeconds(this.clock)
     const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, extra)
     const fitted = fitSessionPayload(this.names.session, full)
     if (!fitted.fits) throw new SessionTooLargeError(fitted.bytes, fitted.budget, fitted.groups)
     const { payload, droppedIdToken } = fitted
     if (droppedIdToken) request.log.warn({ username: user.username }, 'session cookie would exceed 4 KB: ID token not kept (logout sends client_id instead of id_token_hint)')
     await this.records.create({ id: payload.sid, userId: user.id, loginMethod: method, createdAt: new Date(now * 1000), expiresAt: new Date(payload.exp * 1000) })
-    if (replaced !== undefined) await this.endRecord(replaced.sid)
+    if (replaced.ok) await this.endRecord(replaced.session.sid)
     request.session.regenerate()
     request.session.set('s', payload)
     return payload

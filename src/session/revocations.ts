@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { UserRepository } from '../db/users.js'
 import type { SessionRepository } from '../db/sessions.js'
 import { CLOCK_SKEW_SECONDS } from './session.js'
+import { systemClock, type Clock } from '../clock.js'
 
 export class RevocationList {
   private cutoffs = new Map<number, number>()
@@ -21,7 +22,9 @@ export class RevocationList {
     private readonly users: UserRepository,
     private readonly sessionRecords: SessionRepository,
     private readonly log: FastifyBaseLogger,
-    private readonly intervalMs = 5000
+    private readonly intervalMs = 5000,
+    /** The list's age and which ended sessions are kept are read from it (timers run in real time). */
+    private readonly clock: Clock = systemClock
   ) {}
 
   /** Unix seconds: sessions of this user issued at or before it are refused (Infinity: disabled). */
@@ -46,14 +49,14 @@ export class RevocationList {
   }
 
   get ageMs (): number {
-    return Date.now() - this.lastRefresh
+    return this.clock.now() - this.lastRefresh
   }
 
   async refresh (): Promise<void> {
     // Sessions ended here before this read began were already in the database: the read sees them.
     const seenByThisRead = new Set(this.endedHere)
     // Kept a little past their expiry, for instances whose clock runs behind.
-    const expiringAfter = new Date(Date.now() - CLOCK_SKEW_SECONDS * 1000)
+    const expiringAfter = new Date(this.clock.now() - CLOCK_SKEW_SECONDS * 1000)
     const [cutoffs, ended] = await Promise.all([this.users.sessionCutoffs(), this.sessionRecords.endedSessionIds(expiringAfter)])
     for (const id of this.endedHere) {
       if (seenByThisRead.has(id)) this.endedHere.delete(id)
@@ -61,7 +64,7 @@ export class RevocationList {
     }
     this.cutoffs = cutoffs
     this.ended = ended
-    this.lastRefresh = Date.now()
+    this.lastRefresh = this.clock.now()
   }
 
   /**

@@ -59,7 +59,7 @@ t.test('Sessions.start throws rather than cutting groups', async (t) => {
   const db = openDatabase('sqlite::memory:')
   t.teardown(db.close)
   await migrateToLatest(db)
-  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: 'd'.repeat(43), secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList, new SessionRepository(db))
+  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: 'd'.repeat(43), secure: true, maxAge: 3600 }, { revocations: { cutoffFor: () => undefined } as unknown as RevocationList, records: new SessionRepository(db) })
   await sessions.register(app)
   app.get('/', async (request) => {
     try {
@@ -81,7 +81,7 @@ t.test('the estimate bounds the real cookie, multi-byte characters included', as
   t.teardown(db.close)
   await migrateToLatest(db)
   const { user: stored } = await new UserRepository(db).create({ username: user.username })
-  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: 'd'.repeat(43), secure: true, maxAge: 3600 }, { cutoffFor: () => undefined } as unknown as RevocationList, new SessionRepository(db))
+  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: 'd'.repeat(43), secure: true, maxAge: 3600 }, { revocations: { cutoffFor: () => undefined } as unknown as RevocationList, records: new SessionRepository(db) })
   await sessions.register(app)
   let groups: string[] = []
   const named = (count: number): string[] => Array.from({ length: count }, (_, i) => `Gruppe-ä-${i}`)

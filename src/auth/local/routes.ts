@@ -16,6 +16,7 @@ import { deriveKeys } from '../../session/keys.js'
 import type { Db } from '../../db/index.js'
 import type { Metrics } from '../../ops/metrics.js'
 import { auditRequest } from '../../ops/audit.js'
+import type { Clock } from '../../clock.js'
 
 export interface LocalLoginDeps {
   config: Config
@@ -25,6 +26,8 @@ export interface LocalLoginDeps {
   db: Db
   /** Binds device cookies to this deployment, like the session cookie (session/keys.ts). */
   deploymentId: string
+  /** The throttle's windows and the device cookies' age are read from it. */
+  clock: Clock
 }
 
 interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unknown, next?: unknown }
@@ -33,8 +36,8 @@ interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unkno
 interface LoginQuery { next?: string, signed_out?: string }
 
 export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, deps) => {
-  const { config, users, sessions, metrics } = deps
-  const throttle = new LoginThrottle(new LoginThrottleStore(deps.db))
+  const { config, users, sessions, metrics, clock } = deps
+  const throttle = new LoginThrottle(new LoginThrottleStore(deps.db), clock)
   // Device cookies matter where there are passwords to guess; the first key signs, all of them verify.
   const deviceKeys = config.localAuth === 'password' ? deriveKeys(config.secretKeys, deps.deploymentId, 'device-cookie-v1') : []
   const localEnabled = config.authMethod !== 'oidc'
@@ -42,7 +45,10 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
 
   app.get<{ Querystring: LoginQuery }>('/login', async (request, reply) => {
     const next = safeNextPath(request.query.next)
-    if (sessions.read(request) !== undefined) return await reply.redirect(next, 302)
+    const checked = sessions.check(request)
+    if (checked.ok) return await reply.redirect(next, 302)
+    // Debug only: the request that was refused before coming here has logged why already.
+    if (checked.reason !== 'absent') request.log.debug({ reason: checked.reason }, 'session cookie refused; showing the login page')
     const notice = request.query.signed_out !== undefined ? MESSAGES.signedOut : undefined
     // With SSO only there is nothing to fill in: go straight to the provider, unless the user has just
     // signed out: going on automatically would sign them straight back in (a live provider session),
@@ -77,7 +83,7 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
     const attempt: Attempt = {
       address: clientAddressKey(request.ip),
       username,
-      deviceId: deviceIdFor(deviceKeys, request.cookies[sessions.names.device], username)
+      deviceId: deviceIdFor(deviceKeys, request.cookies[sessions.names.device], username, clock.now() / 1000)
     }
     // Counted now, before the password check, so concurrent guesses cannot all slip under the limit.
     const wait = await throttle.begin(attempt)
@@ -107,7 +113,7 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
     user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
     if (promote) auditRequest(request, { audit: 'admin-granted', user: user.username, by: 'admin-usernames' })
     await throttle.succeeded(attempt)
-    if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
+    if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username, clock.now() / 1000), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
     await sessions.start(request, user, 'local')
     metrics.login('local')
     auditRequest(request, { audit: 'sign-in', user: user.username, by: 'user', method: 'local', admin: user.isAdmin })

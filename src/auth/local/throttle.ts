@@ -7,6 +7,7 @@
 //
 // The decisions here are pure; the counters live in the database (src/db/login-throttle.ts), so that
 // replicas share them and a restart does not reset them.
+import { systemClock, type Clock } from '../../clock.js'
 
 export const THROTTLE = {
   /** Every counter is a fixed window that starts with its first attempt. */
@@ -108,13 +109,13 @@ export interface ThrottleStore {
 }
 
 export class LoginThrottle {
-  constructor (private readonly store: ThrottleStore) {}
+  constructor (private readonly store: ThrottleStore, private readonly clock: Clock = systemClock) {}
 
   /**
    * Count the attempt, before the credential check: 0 to go ahead (it counts as a failure until
    * `succeeded`), or the seconds to wait.
    */
-  async begin (attempt: Attempt, now = Date.now()): Promise<number> {
+  async begin (attempt: Attempt, now = this.clock.now()): Promise<number> {
     const counted = new Map<string, Counter>()
     for (;;) {
       const decision = decide(attempt, counted, now)

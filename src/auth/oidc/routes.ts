@@ -73,7 +73,7 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
   app.get<{ Querystring: { next?: string } }>('/login/oidc', async (request, reply) => {
     const next = safeNextPath(request.query.next)
     if (oidc === undefined || client === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), next)
-    if (sessions.read(request) !== undefined) return await reply.redirect(next, 302)
+    if (sessions.check(request).ok) return await reply.redirect(next, 302)
     if (!(await client.ensureReady())) return failurePage(request, reply, new OidcFailure('provider-unavailable', client.problem() ?? 'not ready'), next)
 
     const at = now()
