@@ -11,6 +11,7 @@ import { loadConfig, type Config, type Env } from '../../src/config/index.js'
 import { openDatabase, type Db } from '../../src/db/index.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { buildApp, type Gateway } from '../../src/app.js'
+import type { Clock } from '../../src/clock.js'
 
 export const SECRET_KEY = 'test-secret-key-0123456789abcdefghijklmnop'
 export const HEADER_SIGNING_SECRET = 'test-header-signing-secret-0123456789abcdef'
@@ -32,6 +33,8 @@ export interface StartOptions {
   revocationRefreshMs?: number
   /** A logger to capture the gateway's log lines (default: none). */
   logger?: FastifyBaseLogger
+  /** The gateway's clock (default: the system clock); test/support/clock.ts has one to move by hand. */
+  clock?: Clock
 }
 
 export async function startGateway (env: Env = {}, options: StartOptions = {}): Promise<TestGateway> {
@@ -49,7 +52,7 @@ export async function startGateway (env: Env = {}, options: StartOptions = {}): 
   }, { cwd: dir, dotenv: false })
   const db = options.db ?? openDatabase(config.databaseUrl, { cwd: dir })
   await migrateToLatest(db)
-  const gateway = await buildApp({ config, db, upstream: config.upstreamUrl!, revocationRefreshMs: options.revocationRefreshMs, ...(options.logger !== undefined ? { logger: options.logger } : {}) })
+  const gateway = await buildApp({ config, db, upstream: config.upstreamUrl!, revocationRefreshMs: options.revocationRefreshMs, ...(options.logger !== undefined ? { logger: options.logger } : {}), ...(options.clock !== undefined ? { clock: options.clock } : {}) })
   await gateway.app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = gateway.app.server.address() as AddressInfo
   await gateway.metricsApp?.listen({ port: 0, host: '127.0.0.1' })

@@ -2,7 +2,15 @@ import t from 'tap'
 import { isSessionCurrent, newSessionId, newSessionPayload, parseSessionPayload, sessionIdentity } from '../../src/session/session.js'
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from '../../src/session/csrf.js'
 import { deriveKey, deriveKeys } from '../../src/session/keys.js'
-import { cookieNames, isGatewayCookie } from '../../src/session/index.js'
+import { cookieNames, isGatewayCookie, Sessions, type SessionCheck } from '../../src/session/index.js'
+import Fastify from 'fastify'
+import { pino } from 'pino'
+import { openDatabase } from '../../src/db/index.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { UserRepository } from '../../src/db/users.js'
+import { SessionRepository } from '../../src/db/sessions.js'
+import { RevocationList } from '../../src/session/revocations.js'
+import { TestClock } from '../support/clock.js'
 
 const user = { id: 7, username: 'alice', isAdmin: false, email: 'a@example.com', fullName: 'Alice', groups: ['g'] }
 const DEPLOYMENT = 'd'.repeat(43)
@@ -70,4 +78,78 @@ t.test('cookie names', async (t) => {
   t.same(cookieNames(false), { session: 'authgate', csrf: 'authgate_csrf', oidcPrefix: 'authgate_oidc_', device: 'authgate_device' })
   for (const n of ['authgate', '__Host-authgate', 'authgate_csrf', '__Host-authgate_oidc_ab', 'authgate_device', '__Host-authgate_device']) t.ok(isGatewayCookie(n), n)
   for (const n of ['authgatex', 'session', '__Host-other', 'x_authgate']) t.notOk(isGatewayCookie(n), n)
+})
+
+t.test('Sessions.check says why a request has no session, and recheck why a session is over', async (t) => {
+  const db = openDatabase('sqlite::memory:')
+  t.teardown(db.close)
+  await migrateToLatest(db)
+  const users = new UserRepository(db)
+  const records = new SessionRepository(db)
+  const clock = TestClock.atWholeSecond()
+  // Refreshed by hand below (the timer is never started).
+  const revocations = new RevocationList(users, records, pino({ level: 'silent' }), 60_000, clock)
+  await revocations.refresh()
+  const refused: string[] = []
+  const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: DEPLOYMENT, secure: false, maxAge: 3600 },
+    { revocations, records, refused: (reason) => { refused.push(reason) }, clock })
+  const app = Fastify()
+  t.teardown(async () => { await app.close() })
+  await sessions.register(app)
+  app.post<{ Params: { username: string } }>('/start/:username', async (request) => {
+    const { user } = await users.create({ username: request.params.username })
+    await sessions.start(request, user, 'local')
+    return 'started'
+  })
+  app.post('/logout', async (request) => {
+    const checked = sessions.check(request)
+    await sessions.end(request, checked.ok ? checked.session : undefined)
+    return 'ended'
+  })
+  app.get('/check', async (request) => sessions.check(request))
+  await app.ready()
+
+  const check = async (cookie?: string): Promise<SessionCheck> =>
+    (await app.inject({ url: '/check', ...(cookie !== undefined ? { cookies: { authgate: cookie } } : {}) })).json()
+  const signIn = async (username: string): Promise<string> => {
+    const response = await app.inject({ method: 'POST', url: `/start/${username}` })
+    return response.cookies.find((c) => c.name === 'authgate')!.value
+  }
+  const sealed = (value: unknown): string => app.encodeSecureSession(app.createSecureSession({ s: value } as never))
+  const now = Math.floor(clock.now() / 1000)
+
+  t.same(await check(), { ok: false, reason: 'absent' }, 'no cookie: absent, and not counted')
+  t.same(refused, [])
+  t.same(await check('bm90IGEgc2Vzc2lvbg==;AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'), { ok: false, reason: 'unreadable' }, 'not the gateway\'s encryption')
+  t.same(await check(sealed({ v: 1, u: 'alice' })), { ok: false, reason: 'malformed' }, 'decrypted, but not a payload')
+  t.same(await check(sealed(newSessionPayload(newSessionId(), { ...user, id: 99 }, 'local', 3600, now + 600))), { ok: false, reason: 'issued-in-future' })
+  t.same(await check(sealed(newSessionPayload(newSessionId(), { ...user, id: 99 }, 'local', 7200, now))), { ok: false, reason: 'too-long' }, 'longer than maxAge')
+
+  const alice = await signIn('alice')
+  const aliceChecked = await check(alice)
+  t.match(aliceChecked, { ok: true, session: { u: 'alice', iat: now, exp: now + 3600 } }, 'a session just started')
+  const alicePayload = aliceChecked.ok ? aliceChecked.session : t.fail('no session') as never
+
+  const bob = await signIn('bob')
+  const bobChecked = await check(bob)
+  await app.inject({ method: 'POST', url: '/logout', cookies: { authgate: bob } })
+  t.same(await check(bob), { ok: false, reason: 'ended' }, 'signed out: a copy of the cookie is refused')
+  t.same(sessions.recheck(bobChecked.ok ? bobChecked.session : t.fail('no session') as never), { ok: false, reason: 'ended' })
+
+  const carol = await signIn('carol')
+  const dave = await signIn('dave')
+  clock.advance(1000)
+  await users.revokeSessions('carol', new Date(clock.now()))
+  await users.setActive('dave', false)
+  await revocations.refresh()
+  t.same(await check(carol), { ok: false, reason: 'revoked' }, 'issued before the user\'s revocation')
+  t.same(await check(dave), { ok: false, reason: 'disabled' }, 'the user is disabled')
+
+  t.same(sessions.recheck(alicePayload), { ok: true, session: alicePayload }, 'still current, until...')
+  clock.advance(3599 * 1000)
+  t.same(await check(alice), { ok: false, reason: 'expired' }, '...its expiry, by the clock')
+  t.same(sessions.recheck(alicePayload), { ok: false, reason: 'expired' })
+
+  t.same(refused, ['unreadable', 'malformed', 'issued-in-future', 'too-long', 'ended', 'revoked', 'disabled', 'expired'],
+    'every refusal of a request with a cookie is counted, once; rechecks are not')
 })
