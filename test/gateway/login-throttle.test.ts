@@ -13,6 +13,7 @@ import { hashPassword } from '../../src/auth/local/password.js'
 import { MESSAGES } from '../../src/pages/login.js'
 import { escapeHtml } from '../../src/pages/html.js'
 import { THROTTLE } from '../../src/auth/local/throttle.js'
+import { TestClock } from '../support/clock.js'
 
 const VICTIM_PASSWORD = 'victim password'
 const MALLORY_PASSWORD = 'mallory password'
@@ -70,8 +71,9 @@ t.test('concurrent guesses from one address: exactly the limit is checked, the r
   t.notOk(setCookies(right.headers).authgate, 'no session')
 })
 
-t.test('429 carries Retry-After, and the page says when to try again', async (t) => {
-  const gw = await gateway(t)
+t.test('429 carries Retry-After, the page says when to try again, and then it can', async (t) => {
+  const clock = new TestClock()
+  const gw = await gateway(t, {}, { clock })
   await addAccounts(gw)
   const attacker = new Browser(gw.url, '203.0.113.8')
   for (let i = 0; i < THROTTLE.perUsernameAtAddress; i++) t.equal((await attacker.signIn('victim', `guess ${i}`)).status, 401)
@@ -81,6 +83,11 @@ t.test('429 carries Retry-After, and the page says when to try again', async (t)
   t.ok(Number.isInteger(retryAfter) && retryAfter > THROTTLE.windowSeconds - 60 && retryAfter <= THROTTLE.windowSeconds, `Retry-After ${String(res.headers['retry-after'])} is the rest of the window`)
   t.match(res.body, escapeHtml(MESSAGES.throttled(retryAfter)))
   t.match(res.body, /Try again in 15 minutes\./)
+
+  clock.advance((retryAfter - 1) * 1000)
+  t.equal((await attacker.signIn('victim', 'still too early')).status, 429, 'a second before Retry-After is over: still waiting')
+  clock.advance(1000)
+  t.equal((await attacker.signIn('victim', 'guess after the window')).status, 401, 'once Retry-After is over: a new window, checked again')
 })
 
 t.test('the owner signs in from another address while an attacker hammers the account', async (t) => {

@@ -11,6 +11,7 @@ import { openDatabase } from '../../src/db/index.js'
 import { startUpstream } from '../support/upstream.js'
 import { cookieHeader, csrfTokenFrom, http, loginLocal, setCookies } from '../support/http.js'
 import { newSessionId, newSessionPayload } from '../../src/session/session.js'
+import { TestClock } from '../support/clock.js'
 
 const upstream = await startUpstream()
 t.teardown(upstream.close)
@@ -192,7 +193,9 @@ t.test('SECRET_KEY rotation keeps sessions, then retires the old key', async (t)
 })
 
 t.test('revoked and disabled users lose their sessions within the refresh interval', async (t) => {
-  const gw = await startGateway({}, { upstream: upstream.url, revocationRefreshMs: 50 })
+  // The gateway's clock stands at the start of a second: the sign-ins below are issued in it.
+  const clock = TestClock.atWholeSecond()
+  const gw = await startGateway({}, { upstream: upstream.url, revocationRefreshMs: 50, clock })
   t.teardown(gw.close)
   const alice = (await loginLocal(gw.url, 'alice')).cookies
   const bob = (await loginLocal(gw.url, 'bob')).cookies
@@ -201,9 +204,10 @@ t.test('revoked and disabled users lose their sessions within the refresh interv
     await http(`${gw.url}/api`, { headers: { cookie: cookieHeader(cookies), accept: 'application/json' } }).then((res) => res.status, () => 0)
   t.equal(await status(alice), 200)
 
-  // At the start of a second, so that the sign-in below falls into the revocation's own second.
-  await sleep(1000 - (Date.now() % 1000))
-  await gw.users.revokeSessions('alice')
+  // The revocation comes in the next second (the cutoff itself refuses the sessions above, not only
+  // their ended records), and the sign-in below falls into the revocation's own second.
+  clock.advance(1000)
+  await gw.users.revokeSessions('alice', new Date(clock.now()))
   await gw.users.setActive('bob', false)
   let aliceStatus = 200
   let bobStatus = 200
@@ -219,8 +223,20 @@ t.test('revoked and disabled users lose their sessions within the refresh interv
   const again = (await loginLocal(gw.url, 'alice')).cookies
   t.equal(await status(again), 200, 'a new sign-in right after revocation works')
   await gw.users.setActive('bob', true)
+  // Not the clock: a few background refreshes (every 50 ms) of the revocation list, which must not revive bob.
   await sleep(200)
   t.equal(await status(bob), 401, 're-enabling does not revive old sessions')
+})
+
+t.test('a session ends at its expiry, by the gateway\'s clock', async (t) => {
+  const clock = new TestClock()
+  const gw = await startGateway({ SESSION_MAX_AGE: '3600' }, { upstream: upstream.url, clock })
+  t.teardown(gw.close)
+  const cookie = cookieHeader((await loginLocal(gw.url, 'mayfly')).cookies)
+  clock.advance(3599 * 1000)
+  t.equal((await asApi(gw.url, cookie)).status, 200, 'a second before SESSION_MAX_AGE is over: signed in')
+  clock.advance(1000)
+  t.equal((await asApi(gw.url, cookie)).status, 401, 'at SESSION_MAX_AGE: signed out')
 })
 
 t.test('logout clears the session', async (t) => {
