@@ -32,16 +32,26 @@ import { closeConnectionsOnShutdown } from './net/shutdown.js'
 import { requestIdGenerator } from './net/request-id.js'
 import { systemClock, type Clock } from './clock.js'
 
+/**
+ * What {@link buildApp} builds a gateway from. The configuration and the database are the caller's:
+ * buildApp neither reads the environment nor runs migrations, and closing the gateway does not close
+ * the database.
+ */
 export interface AppOptions {
+  /** The validated configuration, from `loadConfig` (src/config/index.ts). */
   config: Config
+  /** An open database, migrated to the latest schema (`migrateToLatest`, src/db/migrate.ts). */
   db: Db
   /** Where requests go: UPSTREAM_URL, or the demo upstream's address in development. */
   upstream: URL
   /** A pino logger (see logger.ts); none: silent. */
   logger?: FastifyBaseLogger
-  /** How often the revocation list is re-read (ms). */
+  /** How often the revocation list is re-read (ms; default 5000). Tests shorten it. */
   revocationRefreshMs?: number
-  /** Where sessions, the sign-in throttle and the revocation list read the time (default: the system clock). */
+  /**
+   * Where sessions (issue time, expiry), the sign-in throttle, the revocation list and the session
+   * cleanup read the time. Default: the system clock; tests pass one they can move (test/support/clock.ts).
+   */
   clock?: Clock
 }
 
@@ -52,19 +62,51 @@ declare module 'fastify' {
   }
 }
 
+/** A built gateway, not listening yet: the caller chooses where (`app.listen`, `metricsApp?.listen`). */
 export interface Gateway {
+  /** The public listener: the gateway's own routes (/login, /logout, /_authgate/*) and the proxy. */
   app: FastifyInstance
   /** METRICS_PORT's listener (not listening yet: main.ts and the tests choose where); undefined without METRICS_PORT. */
   metricsApp: FastifyInstance | undefined
+  /** The user table, as the CLI sees it: a change is applied to sessions at the next revocation refresh. */
   users: UserRepository
+  /** The Prometheus metrics this gateway counts (served at /_authgate/metrics or on METRICS_PORT). */
   metrics: Metrics
   /** Proxied WebSockets' backpressure; read-only figures for tests and benchmarks. */
   webSocketFlow: Pick<WebSocketFlow, 'bufferedBytes'>
+  /**
+   * Stop the background work (OIDC discovery, revocation refresh, session cleanup) and close both
+   * listeners, open streams and WebSockets within SHUTDOWN_GRACE_PERIOD. The database stays open.
+   */
   close: () => Promise<void>
 }
 
 const INVALID_TARGET = '/_authgate/invalid-request-target'
 
+/**
+ * Build the gateway: sessions, the login and logout routes (local and OIDC), forward-auth, health,
+ * readiness and metrics, and the proxy to `options.upstream` for everything else. Background work
+ * starts here: the revocation list's refresh, the session-record cleanup, and (with OIDC) discovery,
+ * which does not delay startup (local sign-in and sessions work meanwhile).
+ *
+ * @param options - the configuration, an open and migrated database, the upstream; see {@link AppOptions}.
+ * @returns the gateway, not listening yet; call `close()` when done.
+ * @throws Error when the database is not usable: not migrated, or without exactly one deployment id
+ *   (src/db/sessions.ts), or unreachable for the revocation list's first read. Nothing is left
+ *   listening then; the caller still owns (and closes) the database.
+ *
+ * @example
+ * ```ts
+ * const config = loadConfig(process.env)
+ * const db = openDatabase(config.databaseUrl)
+ * await migrateToLatest(db)
+ * const gateway = await buildApp({ config, db, upstream: config.upstreamUrl! })
+ * await gateway.app.listen({ port: config.port, host: config.host })
+ * // ... on SIGTERM:
+ * await gateway.close()
+ * await db.close()
+ * ```
+ */
 export async function buildApp (options: AppOptions): Promise<Gateway> {
   const { config, db, upstream } = options
   const clock = options.clock ?? systemClock
