@@ -25,7 +25,7 @@ export const logoutRoutes: FastifyPluginAsync<LogoutDeps> = async (app, deps) =>
     const checked = deps.sessions.check(request)
     const session = checked.ok ? checked.session : undefined
     // The cookie is deleted all the same; the log says why there was no session to end.
-    if (!checked.ok && checked.reason !== 'absent') request.log.info({ reason: checked.reason }, 'sign-out with a session cookie that was no longer valid')
+    if (!checked.ok && checked.reason !== 'absent') request.log.info({ reason: checked.reason }, 'session cookie refused')
     await deps.sessions.end(request, session)
     if (session !== undefined) auditRequest(request, { audit: 'sign-out', user: session.u, by: 'user', method: session.m })
     const target = session !== undefined && deps.endSessionRedirect !== undefined ? await deps.endSessionRedirect(session, request) : undefined

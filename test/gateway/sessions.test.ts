@@ -12,6 +12,7 @@ import { startUpstream } from '../support/upstream.js'
 import { cookieHeader, csrfTokenFrom, http, loginLocal, setCookies } from '../support/http.js'
 import { newSessionId, newSessionPayload } from '../../src/session/session.js'
 import { TestClock } from '../support/clock.js'
+import { logCapture } from '../support/log-capture.js'
 
 const upstream = await startUpstream()
 t.teardown(upstream.close)
@@ -228,15 +229,22 @@ t.test('revoked and disabled users lose their sessions within the refresh interv
   t.equal(await status(bob), 401, 're-enabling does not revive old sessions')
 })
 
-t.test('a session ends at its expiry, by the gateway\'s clock', async (t) => {
+t.test('a session ends at its expiry, by the gateway\'s clock, and the log says so', async (t) => {
   const clock = new TestClock()
-  const gw = await startGateway({ SESSION_MAX_AGE: '3600' }, { upstream: upstream.url, clock })
+  const logs = logCapture()
+  const gw = await startGateway({ SESSION_MAX_AGE: '3600' }, { upstream: upstream.url, clock, logger: logs.logger })
   t.teardown(gw.close)
-  const cookie = cookieHeader((await loginLocal(gw.url, 'mayfly')).cookies)
+  const { cookies } = await loginLocal(gw.url, 'mayfly')
+  const cookie = cookieHeader(cookies)
   clock.advance(3599 * 1000)
   t.equal((await asApi(gw.url, cookie)).status, 200, 'a second before SESSION_MAX_AGE is over: signed in')
+  t.notOk(logs.lines().some((line) => line.msg === 'session cookie refused'), 'nothing refused yet')
   clock.advance(1000)
-  t.equal((await asApi(gw.url, cookie)).status, 401, 'at SESSION_MAX_AGE: signed out')
+  const refused = await asApi(gw.url, cookie)
+  t.equal(refused.status, 401, 'at SESSION_MAX_AGE: signed out')
+  const line = logs.lines().find((line) => line.msg === 'session cookie refused')
+  t.match(line, { level: 30, reason: 'expired', reqId: refused.headers['x-request-id'] }, 'why, at info, with the request id')
+  t.notMatch(JSON.stringify(logs.lines()), cookies.authgate!, 'the cookie itself is never logged')
 })
 
 t.test('logout clears the session', async (t) => {

@@ -48,7 +48,7 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
     const checked = sessions.check(request)
     if (checked.ok) return await reply.redirect(next, 302)
     // Debug only: the request that was refused before coming here has logged why already.
-    if (checked.reason !== 'absent') request.log.debug({ reason: checked.reason }, 'session cookie refused; showing the login page')
+    if (checked.reason !== 'absent') request.log.debug({ reason: checked.reason }, 'session cookie refused')
     const notice = request.query.signed_out !== undefined ? MESSAGES.signedOut : undefined
     // With SSO only there is nothing to fill in: go straight to the provider, unless the user has just
     // signed out: going on automatically would sign them straight back in (a live provider session),
