@@ -50,6 +50,10 @@ export const DESCRIBE: Record<string, Describe> = {
   OIDC_ADMIN_EMAILS: oidc((o) => o.adminEmails.join(',')),
   OIDC_POST_LOGOUT_REDIRECT_URI: oidc((o) => o.postLogoutRedirectUri?.href),
   OIDC_BUTTON_TEXT: oidc((o) => o.buttonText),
+  ALLOWED_EMAIL_DOMAINS: (c) => c.signInAllowList.emailDomains.join(','),
+  ALLOWED_EMAILS: (c) => c.signInAllowList.emails.join(','),
+  ALLOWED_GROUPS: (c) => c.signInAllowList.groups.join(','),
+  ACCESS_RULES: (c) => c.accessRules.map((rule) => `${rule.path}=${rule.requirements.map(describeRequirement).join(',')}`).join(';'),
   SESSION_COOKIE_SECURE: (c) => String(c.sessionCookieSecure),
   SESSION_MAX_AGE: (c) => String(c.sessionMaxAge),
   TRUST_PROXY: (c) => Array.isArray(c.trustProxy) ? c.trustProxy.join(',') : String(c.trustProxy),
@@ -71,6 +75,15 @@ export const DESCRIBE: Record<string, Describe> = {
   APP_NAME: (c) => c.appName,
   LOGO_URL: (c) => c.logo !== undefined && c.logo.file === undefined ? c.logo.src : '',
   LOGO_FILE: (c) => c.logo?.file?.path ?? ''
+}
+
+function describeRequirement (r: Config['accessRules'][number]['requirements'][number]): string {
+  switch (r.kind) {
+    case 'admin': return 'admin'
+    case 'user': return `user:${r.username}`
+    case 'group': return `group:${r.group}`
+    case 'email-domain': return `email-domain:${r.domain}`
+  }
 }
 
 const SECRETS: ReadonlySet<string> = new Set(SECRET_VARIABLES)

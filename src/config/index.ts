@@ -1,7 +1,7 @@
 // Configuration: read once at startup from the environment (and ./.env), validated into one typed
 // object. Every problem is collected so the operator sees them all in one message, not one per restart.
 // Each concern parses its own variables (listener.ts, secrets.ts, database.ts, sign-in.ts, oidc.ts,
-// session.ts, proxy.ts, identity-jwt.ts, pages.ts, logging.ts, operations.ts); this file only puts them together.
+// access.ts, session.ts, proxy.ts, identity-jwt.ts, pages.ts, logging.ts, operations.ts); this file only puts them together.
 import { resolve } from 'node:path'
 import { findUnknownVariables, type UnknownVariable } from './variables.js'
 import { ConfigError, createReader, readEnvironment, type Env, type LoadOptions } from './environment.js'
@@ -16,6 +16,7 @@ import { parseOidc, type OidcConfig } from './oidc.js'
 import { parsePages, type PagesConfig } from './pages.js'
 import { parseIdentityJwt, type IdentityJwtConfig } from './identity-jwt.js'
 import { parseOperations, type OperationsConfig } from './operations.js'
+import { parseAccess, type AccessConfig } from './access.js'
 
 export { ConfigError, readEnvironment, type ConfigProblem, type Env, type LoadOptions } from './environment.js'
 export type { AuthMethod, LocalAuth } from './sign-in.js'
@@ -26,7 +27,7 @@ export { LOGO_TYPES, type LogoConfig } from './pages.js'
 export type { IdentityJwtConfig } from './identity-jwt.js'
 export { SHUTDOWN_GRACE_DEFAULT } from './operations.js'
 
-export interface Config extends ListenerConfig, SecretsConfig, SignInConfig, SessionConfig, ProxyConfig, LoggingConfig, OperationsConfig, PagesConfig {
+export interface Config extends ListenerConfig, SecretsConfig, SignInConfig, AccessConfig, SessionConfig, ProxyConfig, LoggingConfig, OperationsConfig, PagesConfig {
   production: boolean
   databaseUrl: string
   oidc: OidcConfig | undefined
@@ -50,6 +51,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
   const signIn = parseSignIn(r, production)
   const session = parseSession(r, { production, publicUrl: listener.publicUrl })
   const proxy = parseProxy(r)
+  const access = parseAccess(r, proxy.skipAuthPaths)
   const logging = parseLogging(r)
   const operations = parseOperations(r, listener)
   const database = parseDatabase(r)
@@ -73,6 +75,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     ...secrets as SecretsConfig,
     ...database,
     ...signIn as SignInConfig,
+    ...access as AccessConfig,
     oidc,
     ...session as SessionConfig,
     ...proxy as ProxyConfig,
