@@ -216,7 +216,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await gateway.register(staticRoutes, { logo: config.logo })
     if (jwt !== undefined) await gateway.register(jwksRoute, { config: jwt })
     // Replaces the content-type parsers (a front proxy's subrequest may carry any type): in its own scope.
-    await gateway.register(forwardAuthRoutes, { sessions, issuer })
+    await gateway.register(forwardAuthRoutes, { sessions, issuer, accessRules: config.accessRules, metrics })
     // Last, once every route above is in place: the rest of /_authgate/ is the gateway's, never proxied.
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })

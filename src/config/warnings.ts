@@ -30,6 +30,13 @@ export function configWarnings (config: Config, { check = false } = {}): ConfigW
   if (config.authMethod !== 'oidc' && config.localAuth === 'username') {
     warnings.push({ message: 'LOCAL_AUTH=username: anyone who can reach this port can sign in as any user by typing a name; use LOCAL_AUTH=password or AUTH_METHOD=oidc beyond a trusted network' })
   }
+  const allowList = config.signInAllowList
+  if (config.authMethod === 'local' && (allowList.emailDomains.length > 0 || allowList.emails.length > 0 || allowList.groups.length > 0)) {
+    warnings.push({ message: 'ALLOWED_EMAIL_DOMAINS / ALLOWED_EMAILS / ALLOWED_GROUPS apply to single sign-on only, and AUTH_METHOD=local: they have no effect; local accounts are the ones the operator (or ALLOW_SELF_REGISTER) creates' })
+  }
+  if (config.authMethod !== 'oidc' && config.localAuth === 'username' && config.accessRules.some((rule) => rule.requirements.some((r) => r.kind === 'user'))) {
+    warnings.push({ message: 'ACCESS_RULES name users, and LOCAL_AUTH=username lets anyone sign in as any name: the user: requirements protect nothing beyond a trusted network' })
+  }
   if (config.trustProxy === true) {
     warnings.push({ message: 'TRUST_PROXY=true: every peer\'s X-Forwarded-For is believed, so a client that reaches this port directly chooses its own address (for the sign-in throttle and the logs); list your proxies\' addresses instead, e.g. TRUST_PROXY=127.0.0.1' })
   }

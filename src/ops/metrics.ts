@@ -9,11 +9,12 @@ import type { SessionRefusal } from '../session/session.js'
  * What the gateway did with a request, for the request-duration histogram:
  * - `proxied`: a signed-in request passed to the upstream; `skipped`: passed without identity (SKIP_AUTH_PATHS);
  * - `login-redirect`: no session, a browser navigation sent to /login; `refused`: no session, 401;
+ * - `forbidden`: signed in, but ACCESS_RULES refuse the path (403);
  * - `client-limit`: refused for holding the upstream pool too long or too much (408, 429);
  * - `forward-auth`, `forward-auth-refused`: answers of /_authgate/auth;
  * - `gateway`: the gateway's own pages and routes (login, logout, health, static files, 404s).
  */
-export const ACCESS_DECISIONS = ['proxied', 'skipped', 'login-redirect', 'refused', 'client-limit', 'forward-auth', 'forward-auth-refused', 'gateway'] as const
+export const ACCESS_DECISIONS = ['proxied', 'skipped', 'login-redirect', 'refused', 'forbidden', 'client-limit', 'forward-auth', 'forward-auth-refused', 'gateway'] as const
 export type AccessDecision = typeof ACCESS_DECISIONS[number]
 
 export type LoginMethod = 'local' | 'oidc'
@@ -36,6 +37,8 @@ export class Metrics {
   readonly registry = new Registry()
   readonly upstreamErrors: Counter
   readonly clientsRefused: Counter
+  /** ACCESS_RULES refusals (proxy, WebSocket and forward-auth), by reason: `rule`, `ambiguous-path`, `no-reported-uri`. */
+  readonly accessRefused: Counter
   private readonly requestDuration: Record<AccessDecision, { observe: (seconds: number) => void }>
   private readonly loginCounter: PromCounter<'method'>
   private readonly loginFailureCounter: PromCounter<'method' | 'reason'>
@@ -59,6 +62,9 @@ export class Metrics {
     this.sessionRefusals = new PromCounter({ name: 'authgate_session_refusals_total', help: 'Requests whose session cookie was refused, by reason.', labelNames: ['reason'], registers })
     this.upstreamErrors = oneLabel('kind', new PromCounter({ name: 'authgate_upstream_errors_total', help: 'Proxied requests that failed to reach the upstream, by kind.', labelNames: ['kind'], registers }))
     this.clientsRefused = oneLabel('reason', new PromCounter({ name: 'authgate_client_requests_refused_total', help: 'Requests refused for holding the upstream pool too long or too much, by reason.', labelNames: ['reason'], registers }))
+    const accessRefusals = new PromCounter({ name: 'authgate_access_refusals_total', help: 'Signed-in requests refused by ACCESS_RULES (403), by reason.', labelNames: ['reason'], registers })
+    for (const reason of ['rule', 'ambiguous-path', 'no-reported-uri']) accessRefusals.inc({ reason }, 0)
+    this.accessRefused = oneLabel('reason', accessRefusals)
     const openWebSockets = (): number => this.openWebSockets()
     // eslint-disable-next-line no-new -- registering is all it is for: `registers` keeps it, collect() reads the count
     new Gauge({ name: 'authgate_websockets_open', help: 'Proxied WebSockets open now (both sides connected).', registers, collect () { this.set(openWebSockets()) } })

@@ -1,17 +1,23 @@
 // Forward-auth mode: `/_authgate/auth` for front proxies that keep proxying themselves (nginx
 // auth_request, ingress-nginx auth-url, Traefik ForwardAuth, Caddy forward_auth). 200 with the
-// identity headers for a valid session, 401 otherwise. The front proxy, not this route, decides
-// which paths need a session: the original URI it reports is never used to grant access.
+// identity headers for a valid session, 401 otherwise, 403 when ACCESS_RULES refuse the URI the
+// front proxy reports. The front proxy, not this route, decides which paths need a session: the
+// reported URI can only narrow access (every URI reported must pass), never grant it.
 import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import type { Sessions } from '../session/index.js'
-import { sessionIdentity } from '../session/session.js'
+import { sessionIdentity, sessionSubject } from '../session/session.js'
 import type { IdentityIssuer } from '../identity/issuer.js'
 import { safeNextPath } from '../auth/next-url.js'
-import { isBrowserNavigation } from './access.js'
+import { isBrowserNavigation, normalizeRequestTarget } from './access.js'
+import { checkAccess, type AccessRule, type Subject } from '../policy/access-rules.js'
+import type { Metrics } from '../ops/metrics.js'
 
 export interface ForwardAuthDeps {
   sessions: Sessions
   issuer: IdentityIssuer
+  /** ACCESS_RULES, applied to the URI the front proxy reports. */
+  accessRules: readonly AccessRule[]
+  metrics: Metrics
 }
 
 export const FORWARD_AUTH_PATH = '/_authgate/auth'
@@ -41,6 +47,44 @@ export function originalRequest (headers: Headers, ownMethod: string): { method:
   return { method, uri }
 }
 
+const URI_HEADERS = ['x-forwarded-uri', 'x-original-uri'] as const
+
+/**
+ * Every path the front proxy (or anyone before it) reports, normalised like a proxied request's.
+ * All of them, not the first: nginx passes the client's own headers to its auth subrequest, so a
+ * forged X-Forwarded-Uri beside nginx's X-Original-URI must not decide. undefined: a header
+ * repeated, or a URI that is not a path (refused, as a proxied request would be).
+ */
+export function reportedPaths (headers: Headers): string[] | undefined {
+  const paths: string[] = []
+  for (const name of [...URI_HEADERS, 'x-original-url'] as const) {
+    const value = headers[name]
+    if (value === undefined || value === '') continue
+    if (typeof value !== 'string') return undefined
+    let target = value
+    if (name === 'x-original-url') {
+      try {
+        const parsed = new URL(value)
+        target = parsed.pathname + parsed.search
+      } catch {
+        return undefined
+      }
+    }
+    const normalised = normalizeRequestTarget(target)
+    if (normalised === undefined) return undefined
+    paths.push(normalised.path)
+  }
+  return paths
+}
+
+function firstRefusal (rules: readonly AccessRule[], paths: string[], subject: Subject): 'rule' | 'ambiguous-path' | undefined {
+  for (const path of paths) {
+    const decision = checkAccess(rules, path, subject)
+    if (!decision.ok) return decision.reason
+  }
+  return undefined
+}
+
 /**
  * The unauthenticated answer. Always 401 by default: nginx auth_request treats anything but
  * 2xx/401/403 as an error. `?redirect=true` (for Traefik, which returns the answer to the client
@@ -67,6 +111,16 @@ export const forwardAuthRoutes: FastifyPluginAsync<ForwardAuthDeps> = async (app
     const checked = deps.sessions.check(request)
     if (checked.ok) {
       const { session } = checked
+      if (deps.accessRules.length > 0) {
+        const paths = reportedPaths(request.headers)
+        const reason = paths === undefined ? 'ambiguous-path' : paths.length === 0 ? 'no-reported-uri' : firstRefusal(deps.accessRules, paths, sessionSubject(session))
+        if (reason !== undefined) {
+          request.accessDecision = 'forward-auth-refused'
+          deps.metrics.accessRefused.inc(reason)
+          request.log.info({ user: session.u, reason }, 'refused by ACCESS_RULES')
+          return await reply.code(403).send({ error: 'forbidden' })
+        }
+      }
       request.accessDecision = 'forward-auth'
       return await reply.code(200).headers(await deps.issuer.headersFor(sessionIdentity(session), session)).send()
     }

@@ -1,10 +1,13 @@
-// Everything that is not a gateway route goes to the upstream: identified, access-checked, stripped
-// of forged identity, signed, and streamed through a deliberately sized connection pool.
+// Everything that is not a gateway route goes to the upstream: identified, access-checked (session,
+// SKIP_AUTH_PATHS, ACCESS_RULES), stripped of forged identity, signed, and streamed through a
+// deliberately sized connection pool.
 import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import type { Config } from '../config/index.js'
 import type { Sessions } from '../session/index.js'
-import { sessionIdentity, type SessionPayload } from '../session/session.js'
+import { sessionIdentity, sessionSubject, type SessionPayload } from '../session/session.js'
+import { checkAccess } from '../policy/access-rules.js'
+import { forbiddenPage } from '../pages/forbidden.js'
 import type { IdentityIssuer, OutgoingIdentityHeaders } from '../identity/issuer.js'
 import { brandOf, messagePage } from '../pages/layout.js'
 import { setPageSecurityHeaders } from '../pages/security-headers.js'
@@ -94,6 +97,12 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
     const checked = sessions.check(request)
     if (checked.ok) {
       const { session } = checked
+      // ACCESS_RULES, on the same normalised path that is proxied; upgrades too, before any upstream connection.
+      const access = checkAccess(config.accessRules, target.path, sessionSubject(session))
+      if (!access.ok) {
+        await refuseByRule(request, reply, session, access)
+        return
+      }
       request.identityHeaders = await issuer.headersFor(sessionIdentity(session), session)
       request.accessDecision = 'proxied'
       forward(request, reply, session)
@@ -113,6 +122,20 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
     }
     request.accessDecision = 'refused'
     await reply.code(401).header('cache-control', 'no-store').send({ error: 'unauthenticated' })
+  }
+
+  /** 403: a page for navigations, JSON otherwise; counted, and logged with the rule (never the query). */
+  async function refuseByRule (request: FastifyRequest, reply: FastifyReply, session: SessionPayload, refusal: { reason: 'rule' | 'ambiguous-path', rule: string }): Promise<void> {
+    request.accessDecision = 'forbidden'
+    metrics.accessRefused.inc(refusal.reason)
+    request.log.info({ user: session.u, reason: refusal.reason, rule: refusal.reason === 'rule' ? refusal.rule : undefined }, 'refused by ACCESS_RULES')
+    void reply.code(403).header('cache-control', 'no-store')
+    if (isBrowserNavigation(request.method, request.headers.accept)) {
+      setPageSecurityHeaders(reply, [], deps.imgSources)
+      await reply.type('text/html; charset=utf-8').send(forbiddenPage(brandOf(config), session.u))
+      return
+    }
+    await reply.send({ error: 'forbidden' })
   }
 
   /** Lets a request through to the upstream: tracked with its session, cancelled if its client leaves (hang-up.ts). */

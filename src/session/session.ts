@@ -2,6 +2,7 @@
 // decrypted cookie is still a session. Anything unexpected reads as "not signed in".
 import { randomBytes } from 'node:crypto'
 import type { Identity } from '../identity/headers.js'
+import type { Subject } from '../policy/access-rules.js'
 
 export type LoginMethod = 'local' | 'oidc'
 
@@ -24,6 +25,8 @@ export interface SessionPayload {
   m: LoginMethod
   /** OIDC: the ID token, when small enough to keep, for RP-initiated logout's id_token_hint */
   idt?: string
+  /** OIDC: whether the provider verified the email (email_verified); ACCESS_RULES' email-domain counts only then */
+  ev?: boolean
 }
 
 export interface SessionUser {
@@ -33,6 +36,8 @@ export interface SessionUser {
   email: string | null
   fullName: string | null
   groups?: string[]
+  /** OIDC: the provider's email_verified (only true counts); local accounts' emails are the operator's. */
+  emailVerified?: boolean
 }
 
 /** Clocks of the gateway's instances are assumed to agree within this many seconds. */
@@ -58,7 +63,8 @@ export function newSessionPayload (sessionId: string, user: SessionUser, method:
     iat: now,
     exp: now + maxAge,
     m: method,
-    ...(extra.idToken !== undefined ? { idt: extra.idToken } : {})
+    ...(extra.idToken !== undefined ? { idt: extra.idToken } : {}),
+    ...(method === 'oidc' ? { ev: user.emailVerified === true } : {})
   }
 }
 
@@ -73,7 +79,7 @@ export function parseSessionPayload (value: unknown): SessionPayload | undefined
   if (p.v !== 2 || typeof p.sid !== 'string' || !SESSION_ID.test(p.sid) || !isSeconds(p.uid) || !isString(p.u) || p.u === '' || typeof p.a !== 'boolean' ||
     !isNullableString(p.e) || !isNullableString(p.n) || !Array.isArray(p.g) || !p.g.every(isString) ||
     !isSeconds(p.iat) || !isSeconds(p.exp) || (p.m !== 'local' && p.m !== 'oidc') ||
-    (p.idt !== undefined && !isString(p.idt))) {
+    (p.idt !== undefined && !isString(p.idt)) || (p.ev !== undefined && typeof p.ev !== 'boolean')) {
     return undefined
   }
   return p as unknown as SessionPayload
@@ -114,6 +120,14 @@ export function sessionProblem (p: SessionPayload, now: number, maxAge: number, 
 
 export function isSessionCurrent (p: SessionPayload, now: number, maxAge: number, revocation: SessionRevocation): boolean {
   return sessionProblem(p, now, maxAge, revocation) === undefined
+}
+
+/**
+ * Who the session's user is, for ACCESS_RULES: an SSO email counts only when the provider verified
+ * it (a session from before `ev` existed: not verified); a local account's email is the operator's.
+ */
+export function sessionSubject (p: SessionPayload): Subject {
+  return { username: p.u, isAdmin: p.a, email: p.e, emailVerified: p.m === 'local' || p.ev === true, groups: p.g }
 }
 
 export function sessionIdentity (p: SessionPayload): Identity {

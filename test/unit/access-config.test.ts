@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../../src/config/index.js'
+import { configWarnings } from '../../src/config/warnings.js'
 
 const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
 const load = (env: Record<string, string>): ReturnType<typeof loadConfig> => loadConfig({ ...secrets, ...env }, { cwd: mkdtempSync(join(tmpdir(), 'authgate-access-')), dotenv: false })
@@ -40,4 +41,12 @@ t.test('ACCESS_RULES: compiled at startup, every bad rule named', async (t) => {
 t.test('a rule on a path that skips sign-in is a startup error', async (t) => {
   t.match(messages({ SKIP_AUTH_PATHS: '/static/', ACCESS_RULES: '/static/private=admin' }), [/^ACCESS_RULES: the rule for \/static\/private can never apply/])
   t.same(messages({ SKIP_AUTH_PATHS: '/static/', ACCESS_RULES: '/=group:staff' }), [], 'a rule above a skipped prefix is fine: the skip wins below it')
+})
+
+t.test('settings that cannot do what they say are warned about', async (t) => {
+  const warnings = (env: Record<string, string>): string => configWarnings(load(env)).map((w) => w.message).join('\n')
+  t.match(warnings({ ALLOWED_GROUPS: 'staff' }), /apply to single sign-on only, and AUTH_METHOD=local/)
+  t.notMatch(warnings({ AUTH_METHOD: 'both', ALLOWED_GROUPS: 'staff', OIDC_ISSUER: 'http://127.0.0.1:9/', OIDC_CLIENT_ID: 'c', OIDC_CLIENT_SECRET: 'x', OIDC_REDIRECT_URI: 'http://127.0.0.1:8080/auth/oidc/callback' }), /single sign-on only/)
+  t.match(warnings({ ACCESS_RULES: '/admin=user:root' }), /user: requirements protect nothing/)
+  t.notMatch(warnings({ ACCESS_RULES: '/admin=user:root', LOCAL_AUTH: 'password' }), /user: requirements/)
 })

@@ -19,6 +19,7 @@ export type OidcFailureCode =
   | 'linked-elsewhere'
   | 'unverified-email'
   | 'disabled'
+  | 'not-allowed'
 
 interface FailurePage { status: number, title: string, message: string }
 
@@ -39,7 +40,8 @@ export const FAILURES: Record<OidcFailureCode, FailurePage> = {
   'not-registered': { status: 403, title: 'Not registered', message: 'You signed in at the provider, but you have no account here, and new accounts are not created automatically. Ask your administrator to add you.' },
   'linked-elsewhere': { status: 409, title: 'Account already linked', message: 'An account with your username exists here but belongs to another sign-in identity, so you were not signed in to it. Contact your administrator.' },
   'unverified-email': { status: 403, title: 'Email address not verified', message: 'Your sign-in provider has not verified your email address, which is your username here. Verify it at the provider, then try again.' },
-  disabled: { status: 403, title: 'Account disabled', message: 'This account is disabled. Contact your administrator.' }
+  disabled: { status: 403, title: 'Account disabled', message: 'This account is disabled. Contact your administrator.' },
+  'not-allowed': { status: 403, title: 'Not allowed here', message: 'You signed in at the sign-in provider, but this account is not allowed to use this application. To use another account, sign out at the provider first, then try again; or ask your administrator for access.' }
 }
 
 export class OidcFailure extends Error {

@@ -20,6 +20,7 @@ import { safeNextPath } from '../next-url.js'
 import { IdpResponseTooLargeError, type OidcClient } from './client.js'
 import { groupsTooLargeMessage, mapClaims } from './claims.js'
 import { upsertOidcUser } from './linking.js'
+import { checkSignInAllowed } from '../../policy/sign-in-allow-list.js'
 import { describeError, FAILURES, OidcFailure } from './errors.js'
 import {
   flowsToEvict, isWellFormedState, newTransaction, openTransaction, sealTransaction, stateOfCookie,
@@ -62,8 +63,16 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
       ...brandOf(config),
       title: page.title,
       message: `${page.message}${failure.detail !== undefined ? ' ' + failure.detail : ''} (Error code: ${failure.code})`,
-      link: failure.code === 'sso-disabled' ? { href: '/login', text: 'Back to sign-in' } : { href: '/login?next=' + encodeURIComponent(next), text: 'Try again' }
+      link: failure.code === 'sso-disabled'
+        ? { href: '/login', text: 'Back to sign-in' }
+        : failure.code === 'not-allowed' ? signOutAtProvider() : { href: '/login?next=' + encodeURIComponent(next), text: 'Try again' }
     }))
+  }
+
+  /** A refused account can only be changed at the provider: its end-session endpoint (client_id, no token), else the login page. */
+  const signOutAtProvider = (): { href: string, text: string } => {
+    const url = oidc !== undefined ? client?.endSessionUrl({ idToken: undefined, postLogoutRedirectUri: oidc.postLogoutRedirectUri, state: randomBytes(16).toString('base64url') }) : undefined
+    return url !== undefined ? { href: url.href, text: 'Sign out at the provider' } : { href: '/login', text: 'Back to sign-in' }
   }
 
   /** Groups are never cut to fit the session cookie (an upstream may deny by group): refuse instead. */
@@ -115,6 +124,10 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
       const mapped = mapClaims(result.claims, oidc)
       if (!mapped.ok) throw new OidcFailure(mapped.code, `claim mapping: ${mapped.reason}`, mapped.message)
       const identity = mapped.identity
+      // ALLOWED_*: before any row is written or changed, so a refused person leaves no trace but the log.
+      if (!checkSignInAllowed(config.signInAllowList, identity).ok) {
+        throw new OidcFailure('not-allowed', 'not in ALLOWED_EMAIL_DOMAINS, ALLOWED_EMAILS or ALLOWED_GROUPS', undefined, identity.username)
+      }
       // Checked before any row is written; sessions.start checks again with the row's values.
       const fit = identityFitsSession(sessions.names.session, identity)
       if (!fit.fits) throw tooLargeForSession(new SessionTooLargeError(fit.bytes, fit.budget, fit.groups))
@@ -125,7 +138,7 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
 
       const { user } = upsert
       try {
-        await sessions.start(request, { ...user, groups: identity.groups }, 'oidc', { idToken: result.idToken })
+        await sessions.start(request, { ...user, groups: identity.groups, emailVerified: identity.emailVerified === true }, 'oidc', { idToken: result.idToken })
       } catch (err) {
         throw err instanceof SessionTooLargeError ? tooLargeForSession(err) : err
       }
