@@ -54,13 +54,15 @@ const URI_HEADERS = ['x-forwarded-uri', 'x-original-uri'] as const
  * All of them, not the first: nginx passes the client's own headers to its auth subrequest, so a
  * forged X-Forwarded-Uri beside nginx's X-Original-URI must not decide. undefined: a header
  * repeated, or a URI that is not a path (refused, as a proxied request would be).
+ * `rawHeaders` (request.raw.rawHeaders) is how a repeated header is seen: Node joins repeated
+ * headers into one value ("/ok, /admin"), which would otherwise read as one harmless path.
  */
-export function reportedPaths (headers: Headers): string[] | undefined {
+export function reportedPaths (headers: Headers, rawHeaders: readonly string[]): string[] | undefined {
   const paths: string[] = []
   for (const name of [...URI_HEADERS, 'x-original-url'] as const) {
     const value = headers[name]
     if (value === undefined || value === '') continue
-    if (typeof value !== 'string') return undefined
+    if (typeof value !== 'string' || timesSent(rawHeaders, name) > 1) return undefined
     let target = value
     if (name === 'x-original-url') {
       try {
@@ -75,6 +77,13 @@ export function reportedPaths (headers: Headers): string[] | undefined {
     paths.push(normalised.path)
   }
   return paths
+}
+
+/** How many times the header `name` (lower case) was sent; rawHeaders alternates names and values. */
+function timesSent (rawHeaders: readonly string[], name: string): number {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) count++
+  return count
 }
 
 function firstRefusal (rules: readonly AccessRule[], paths: string[], subject: Subject): 'rule' | 'ambiguous-path' | undefined {
@@ -112,7 +121,7 @@ export const forwardAuthRoutes: FastifyPluginAsync<ForwardAuthDeps> = async (app
     if (checked.ok) {
       const { session } = checked
       if (deps.accessRules.length > 0) {
-        const paths = reportedPaths(request.headers)
+        const paths = reportedPaths(request.headers, request.raw.rawHeaders)
         const reason = paths === undefined ? 'ambiguous-path' : paths.length === 0 ? 'no-reported-uri' : firstRefusal(deps.accessRules, paths, sessionSubject(session))
         if (reason !== undefined) {
           request.accessDecision = 'forward-auth-refused'

@@ -4,7 +4,7 @@ import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { startGateway, HEADER_SIGNING_SECRET } from '../support/gateway.js'
-import { cookieHeader, http, loginLocal } from '../support/http.js'
+import { cookieHeader, http, loginLocal, rawRequest } from '../support/http.js'
 import { scrape } from '../support/metrics.js'
 import { verifyIdentityHeaders } from '@authgate/verify'
 
@@ -77,4 +77,77 @@ t.test('forward-auth decisions are counted', async (t) => {
   const metrics = await scrape(gateway.url + '/_authgate/metrics')
   t.ok(metrics.value('authgate_request_duration_seconds_count', { decision: 'forward-auth' })! > 0, 'sessions answered 200')
   t.ok(metrics.value('authgate_request_duration_seconds_count', { decision: 'forward-auth-refused' })! > 0, 'no session: 401 or the login redirect')
+})
+
+t.test('ACCESS_RULES: 403 when any reported URI is refused, 401 still without a session', async (t) => {
+  const ruled = await startGateway({ ACCESS_RULES: '/admin=admin', ADMIN_USERNAMES: 'root' }, { upstream: UPSTREAM })
+  t.teardown(ruled.close)
+  const check = ruled.url + '/_authgate/auth'
+  const carol = cookieHeader((await loginLocal(ruled.url, 'carol')).cookies)
+  const root = cookieHeader((await loginLocal(ruled.url, 'root')).cookies)
+  const refusals = async (reason: string): Promise<number> => (await scrape(ruled.url + '/_authgate/metrics')).value('authgate_access_refusals_total', { reason }) ?? NaN
+
+  const allowed: Array<[string, Record<string, string>]> = [
+    ['carol', { 'x-forwarded-uri': '/projects?x=1' }],
+    ['carol', { 'x-original-uri': '/administrator' }],
+    ['carol', { 'x-original-url': 'https://tt.example.test/reports/1' }],
+    ['carol', { 'x-forwarded-uri': '/projects', 'x-original-uri': '/projects' }],
+    ['root', { 'x-original-uri': '/admin/users' }],
+    ['root', { 'x-forwarded-uri': '/%61dmin', 'x-original-url': 'https://tt.example.test/admin' }]
+  ]
+  for (const [who, headers] of allowed) {
+    const res = await http(check, { headers: { cookie: who === 'root' ? root : carol, ...headers } })
+    t.equal(res.status, 200, `${who}: ${JSON.stringify(headers)}`)
+    t.equal(res.headers['x-user'], who)
+    t.ok(verifyIdentityHeaders(res.headers as Record<string, string>, HEADER_SIGNING_SECRET).ok, 'signed identity headers')
+  }
+
+  const rule = await refusals('rule')
+  const refused: Array<Record<string, string>> = [
+    { 'x-forwarded-uri': '/admin' },
+    { 'x-original-uri': '/admin/users?page=2' },
+    { 'x-original-url': 'https://tt.example.test/admin/x' },
+    { 'x-forwarded-uri': '/ADMIN' },
+    { 'x-original-uri': '/%61dmin' },
+    { 'x-original-uri': '/x/..%2Fadmin' },
+    { 'x-original-uri': '//admin' },
+    // A client's forged X-Forwarded-Uri beside the URI nginx set: every reported URI must pass.
+    { 'x-forwarded-uri': '/ok', 'x-original-uri': '/admin' },
+    { 'x-original-uri': '/ok', 'x-original-url': 'https://tt.example.test/admin' }
+  ]
+  for (const headers of refused) {
+    const res = await http(check, { headers: { cookie: carol, ...headers, accept: 'text/html' } })
+    t.equal(res.status, 403, JSON.stringify(headers))
+    t.same(JSON.parse(res.body), { error: 'forbidden' })
+    t.equal(res.headers['cache-control'], 'no-store')
+    t.notOk(IDENTITY.some((h) => h in res.headers), 'no identity headers')
+  }
+  t.equal(await refusals('rule') - rule, refused.length, 'counted as reason "rule"')
+
+  const unreported = await refusals('no-reported-uri')
+  const none = await http(check, { headers: { cookie: carol } })
+  t.equal(none.status, 403, 'no URI reported: the rules cannot be checked, so no')
+  t.equal((await http(check, { headers: { cookie: root } })).status, 403, 'not even for an admin')
+  t.equal(await refusals('no-reported-uri') - unreported, 2)
+
+  const ambiguous = await refusals('ambiguous-path')
+  // Node joins a repeated header into "/ok, /admin", one path no rule covers: the raw header lines decide.
+  const repeats = [['X-Original-URI: /ok', 'X-Original-URI: /admin'], ['X-Forwarded-Uri: /ok', 'x-forwarded-uri: /admin'],
+    ['X-Original-URL: https://tt.example.test/ok', 'X-Original-URL: https://tt.example.test/admin'], ['X-Original-URI: /a', 'X-Original-URI: /b']]
+  for (const lines of repeats) {
+    const repeated = await rawRequest(ruled.url, ['GET /_authgate/auth HTTP/1.1', 'Host: gw', `Cookie: ${carol}`, ...lines, 'Connection: close'].join('\n'))
+    t.equal(repeated.status, 403, `a repeated URI header, which the proxy cannot have meant: ${lines.join(' + ')}`)
+  }
+  for (const headers of [{ 'x-forwarded-uri': 'https://evil.example/ok' }, { 'x-original-url': 'not a url' }, { 'x-original-uri': '/%2525252561dmin' }] as Array<Record<string, string>>) {
+    t.equal((await http(check, { headers: { cookie: root, ...headers } })).status, 403, JSON.stringify(headers))
+  }
+  t.equal(await refusals('ambiguous-path') - ambiguous, repeats.length + 3)
+
+  for (const headers of [{ 'x-original-uri': '/admin' }, {}] as Array<Record<string, string>>) {
+    const res = await http(check, { headers: { ...headers, accept: 'application/json' } })
+    t.equal(res.status, 401, `no session: 401, not 403 (${JSON.stringify(headers)})`)
+  }
+  const login = await http(check + '?redirect=true', { headers: { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/admin/x', accept: 'text/html' } })
+  t.equal(login.status, 302, '?redirect=true: the login redirect as before')
+  t.equal(login.headers.location, '/login?next=%2Fadmin%2Fx')
 })
