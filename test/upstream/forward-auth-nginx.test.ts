@@ -1,5 +1,6 @@
 // Forward-auth through a real nginx (auth_request), configured from the repository's own
-// config/nginx-auth-request.test.conf.template: what operators copy is what is tested.
+// config/nginx-auth-request.test.conf.template: what operators copy is what is tested. With
+// ACCESS_RULES, nginx passes the gateway's 403 on, and sets the URI header itself (a client's is overwritten).
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -26,7 +27,7 @@ async function freePort (): Promise<number> {
 const nginx = findNginx()
 if (requireTool(t, 'nginx', nginx, 'apt-get install nginx-light')) {
   const app = await startUpstream()
-  const gateway = await startGateway({ TRUST_PROXY: '127.0.0.1' }, { upstream: app.url })
+  const gateway = await startGateway({ TRUST_PROXY: '127.0.0.1', ACCESS_RULES: '/admin=admin', ADMIN_USERNAMES: 'admin' }, { upstream: app.url })
   const prefix = mkdtempSync(join(tmpdir(), 'authgate-nginx-'))
   const port = await freePort()
   const conf = join(prefix, 'nginx.conf')
@@ -91,6 +92,32 @@ if (requireTool(t, 'nginx', nginx, 'apt-get install nginx-light')) {
     const post = await http(front + '/timer/start', { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body })
     t.equal(post.status, 200, 'a POST passes the check (the subrequest keeps method and type, no body)')
     t.equal(app.received.at(-1)!.body, body, 'and its body reaches the app intact')
+  })
+
+  t.test('ACCESS_RULES: nginx passes the gateway\'s 403 on, and reports the URI itself', async (t) => {
+    const nina = cookieHeader((await loginLocal(front, 'nina')).cookies)
+    const before = app.received.length
+    for (const path of ['/admin', '/admin/users?page=2', '/ADMIN', '/%61dmin', '//admin', '/x/..%2Fadmin']) {
+      const res = await http(front + path, { headers: { cookie: nina, accept: 'application/json' } })
+      t.equal(res.status, 403, `nina: ${path}`)
+    }
+    // nginx's proxy_set_header replaces the client's X-Original-URI and X-Forwarded-Uri: no forged "/ok" reaches the check.
+    const forged = await http(front + '/admin', { headers: { cookie: nina, 'x-original-uri': '/projects', 'x-forwarded-uri': '/projects', 'x-original-url': 'http://127.0.0.1/projects' } })
+    t.equal(forged.status, 403, 'forged URI headers do not open /admin')
+    t.equal(app.received.length, before, 'nothing refused reached the application')
+    const overwritten = await http(front + '/projects', { headers: { cookie: nina, 'x-original-uri': '/admin', 'x-forwarded-uri': '/admin' } })
+    t.equal(overwritten.status, 200, 'and the client\'s copies are not passed beside nginx\'s (a repeated header would be a 403)')
+    t.equal(app.received.at(-1)!.url, '/projects')
+    t.equal((await http(front + '/administrator', { headers: { cookie: nina } })).status, 200, 'another segment is not /admin')
+
+    const admin = cookieHeader((await loginLocal(front, 'admin')).cookies)
+    const res = await http(front + '/admin/users', { headers: { cookie: admin } })
+    t.equal(res.status, 200, 'an admin passes')
+    const got = app.received.at(-1)!
+    t.equal(got.url, '/admin/users')
+    const verified = verifyIdentityHeaders(got.headers, HEADER_SIGNING_SECRET)
+    t.same(verified.ok && [verified.identity.username, verified.identity.isAdmin], ['admin', true])
+    t.equal((await http(front + '/admin', { headers: { accept: 'application/json' } })).status, 401, 'no session: still 401')
   })
 
   t.test('the gateway\'s own routes pass through nginx unchecked', async (t) => {
