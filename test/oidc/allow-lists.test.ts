@@ -93,7 +93,7 @@ async function refused (t: Test, w: Watched, login: string, options: { endSessio
   t.match(response.headers.get('content-type'), /^text\/html/)
   t.match(body, /<title>Not allowed here · [^<]+<\/title>/, 'the page title')
   t.match(body, /<h1>Not allowed here<\/h1>/)
-  t.match(body, /role="alert"[^>]*>[\s\S]*not allowed to use this application[\s\S]*\(Error code: not-allowed\)/)
+  t.match(body, /role="alert"[^>]*>[\s\S]*may not use this application[\s\S]*\(Error code: not-allowed\)/)
   t.notOk(body.includes(ACCOUNTS[login]?.email ?? '\u0000'), 'no claim value on the page')
 
   const link = buttonOf(body)
