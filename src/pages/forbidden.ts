@@ -6,7 +6,7 @@ export function forbiddenPage (brand: Brand, username: string): string {
   return messagePage({
     ...brand,
     title: 'Not allowed',
-    message: `You are signed in as ${username}, but this account may not open this page. If you need it, ask your administrator; if you meant to use another account, sign out first.`,
+    message: `You are signed in as ${username}, and this account may not open this page. To use another account, sign out first. If you need this page, ask your administrator.`,
     link: { href: '/logout', text: 'Sign out' }
   })
 }

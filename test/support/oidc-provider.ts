@@ -19,7 +19,8 @@ export interface AccountClaims {
   preferred_username?: string
   name?: string
   email?: string
-  email_verified?: boolean
+  /** A string ("true" / "false") is what AWS Cognito sends. */
+  email_verified?: boolean | string
   groups?: string[]
   [claim: string]: unknown
 }

@@ -41,7 +41,7 @@ export const FAILURES: Record<OidcFailureCode, FailurePage> = {
   'linked-elsewhere': { status: 409, title: 'Account already linked', message: 'An account with your username exists here but belongs to another sign-in identity, so you were not signed in to it. Contact your administrator.' },
   'unverified-email': { status: 403, title: 'Email address not verified', message: 'Your sign-in provider has not verified your email address, which is your username here. Verify it at the provider, then try again.' },
   disabled: { status: 403, title: 'Account disabled', message: 'This account is disabled. Contact your administrator.' },
-  'not-allowed': { status: 403, title: 'Not allowed here', message: 'You signed in at the sign-in provider, but this account is not allowed to use this application. To use another account, sign out at the provider first, then try again; or ask your administrator for access.' }
+  'not-allowed': { status: 403, title: 'Not allowed here', message: 'You are signed in at the sign-in provider with an account that may not use this application. To use another account, sign out at the provider, then sign in again. If you need access with this account, ask your administrator.' }
 }
 
 export class OidcFailure extends Error {
