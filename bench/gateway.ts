@@ -1,5 +1,6 @@
 // One gateway under test, in its own process (forked by bench/proxy.ts; reports its URL over IPC).
 //   BENCH_GATEWAY=real          buildApp from src/app.ts, exactly as main.ts composes it
+//   BENCH_GATEWAY=real-rules    the same with ACCESS_RULES: the ten rules of bench/access-rules-fixture.ts
 //   BENCH_GATEWAY=stock         bench/variant-app.ts with @fastify/http-proxy's default dispatcher
 //   BENCH_GATEWAY=pool:<json>   bench/variant-app.ts with `new Pool(upstream, <json>)`
 //   BENCH_GATEWAY=tuned         bench/variant-app.ts with createUpstreamPool (checks the variant tracks real)
@@ -19,6 +20,7 @@ import { createLogger } from '../src/logger.js'
 import { createUpstreamPool } from '../src/proxy/index.js'
 import { Pool } from 'undici'
 import { buildVariantApp } from './variant-app.js'
+import { TEN_RULES } from './access-rules-fixture.js'
 
 const mode = process.env.BENCH_GATEWAY ?? 'real'
 const upstreamUrl = process.env.BENCH_UPSTREAM
@@ -35,7 +37,8 @@ const config = loadConfig({
   // The load generator is one address standing for many clients: give it all the pool one address
   // may have (at concurrencies above the pool size it meets the per-address limit, 429, by design).
   CLIENT_MAX_CONCURRENT_REQUESTS: '127',
-  LOG_LEVEL: logLevel ?? 'silent'
+  LOG_LEVEL: logLevel ?? 'silent',
+  ...(mode === 'real-rules' ? { ACCESS_RULES: TEN_RULES } : {})
 }, { cwd: dir, dotenv: false })
 const db = openDatabase(config.databaseUrl, { cwd: dir })
 await migrateToLatest(db)
@@ -43,7 +46,7 @@ const upstream = config.upstreamUrl!
 
 let app: FastifyInstance
 let close: () => Promise<void>
-if (mode === 'real') {
+if (mode === 'real' || mode === 'real-rules') {
   const gateway = await buildApp({ config, db, upstream, ...(logLevel !== undefined ? { logger: createLogger(logLevel) } : {}) })
   app = gateway.app
   close = gateway.close

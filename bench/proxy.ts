@@ -9,7 +9,9 @@
 // interleaved (repetition → concurrency → target) so that a change in the machine's background
 // load hits every target alike; the median of the repetitions is reported, with the ratio to the
 // direct upstream at the same concurrency. On a shared machine prefer the ratios and the CPU time
-// per request (read from /proc) to the absolute requests per second.
+// per request (read from /proc) to the absolute requests per second. `real-rules` is the real gateway
+// with ten ACCESS_RULES; the report gives its ratio to `real` (and to `real-same-path`, the same
+// request without rules, when that target is listed) round by round: what the rule check costs.
 import { fork, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir, uptime } from 'node:os'
@@ -17,6 +19,7 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { formatSummary, summarize } from './profile.js'
+import { PATH_UNDER_RULE } from './access-rules-fixture.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -25,7 +28,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     reps: { type: 'string', default: '3' },
     conc: { type: 'string', default: '16,64,256' },
-    targets: { type: 'string', default: 'direct,stock,tuned,real,real-log,unauth,skip' },
+    targets: { type: 'string', default: 'direct,stock,tuned,real,real-rules,real-log,unauth,skip' },
     pool: { type: 'string', multiple: true, default: [] },
     warmup: { type: 'string', default: '3' },
     profile: { type: 'boolean', default: false },
@@ -53,6 +56,8 @@ const TARGETS: Record<string, Omit<Target, 'name'>> = {
   stock: { description: 'comparison app, stock @fastify/http-proxy dispatcher (no `undici` option)', gateway: 'stock', path: '/', cookie: true, expectStatus: 200 },
   tuned: { description: 'comparison app, createUpstreamPool (checks the comparison app tracks the real one)', gateway: 'tuned', path: '/', cookie: true, expectStatus: 200 },
   real: { description: 'real gateway (buildApp), session cookie, no logger', gateway: 'real', path: '/', cookie: true, expectStatus: 200 },
+  'real-rules': { description: `real gateway with ACCESS_RULES (10 rules), session cookie, GET ${PATH_UNDER_RULE}: the user passes the /reports rule, then is proxied`, gateway: 'real-rules', path: PATH_UNDER_RULE, cookie: true, expectStatus: 200 },
+  'real-same-path': { description: `real gateway without rules, GET ${PATH_UNDER_RULE}: real-rules's request without the check (not in the default list)`, gateway: 'real', path: PATH_UNDER_RULE, cookie: true, expectStatus: 200 },
   'real-log': { description: 'real gateway, LOG_LEVEL=info (pino to /dev/null)', gateway: 'real-log', path: '/', cookie: true, expectStatus: 200 },
   unauth: { description: 'real gateway, no cookie: 401 JSON, nothing proxied', gateway: 'real', path: '/', cookie: false, expectStatus: 401 },
   skip: { description: 'real gateway, SKIP_AUTH_PATHS (/public/), no cookie', gateway: 'real', path: '/public/x', cookie: false, expectStatus: 200 }
@@ -226,7 +231,15 @@ for (const t of targets) {
   const ok = r.status === t.expectStatus && reached === (t.expectStatus === 200) && signed === (t.cookie && t.expectStatus === 200)
   if (!ok) throw new Error(`sanity check failed for ${t.name}: status ${r.status}, reached upstream ${reached}, signed ${signed}`)
 }
-console.log('sanity: every target answered as expected; authenticated requests reached the upstream signed, 401s did not reach it\n')
+// The rules gateway really checks: a path under a rule bench-user does not pass is refused (403) and never reaches the upstream.
+const rulesGateway = gatewayUrls.get('real-rules')
+if (rulesGateway !== undefined) {
+  const before = await upstreamStats()
+  const r = await fetch(rulesGateway.url + '/admin', { headers: { cookie: rulesGateway.cookie } })
+  await r.arrayBuffer()
+  if (r.status !== 403 || (await upstreamStats()).total !== before.total) throw new Error(`sanity check failed for real-rules: /admin answered ${r.status}, expected 403 without reaching the upstream`)
+}
+console.log('sanity: every target answered as expected; authenticated requests reached the upstream signed, 401s did not reach it' + (rulesGateway !== undefined ? '; real-rules refused /admin with 403' : '') + '\n')
 
 for (const t of targets) {
   const { url, headers } = targetUrl(t)
@@ -248,7 +261,7 @@ for (let rep = 1; rep <= reps; rep++) {
       const perReq = (a: number | undefined, b: number | undefined): number | undefined => a !== undefined && b !== undefined && result.requests > 0 ? 1000 * (b - a) / result.requests : undefined
       const bad = t.expectStatus === 200 ? result.non2xx : result.requests - result.non2xx
       runs.push({ target: t.name, conc: c, rep, load, result, gatewayCpuUsPerReq: perReq(g0, g1), upstreamCpuUsPerReq: perReq(u0, u1) })
-      console.log(`rep ${rep} c=${String(c).padStart(3)} ${t.name.padEnd(9)} ${fmt(result.rps).padStart(6)} req/s  p50 ${fmt(result.latencyMs.p50, 2)} ms  p99 ${fmt(result.latencyMs.p99, 2)} ms  unexpected status ${bad}  socket errors ${result.errors}  (loadavg ${load})`)
+      console.log(`rep ${rep} c=${String(c).padStart(3)} ${t.name.padEnd(14)} ${fmt(result.rps).padStart(6)} req/s  p50 ${fmt(result.latencyMs.p50, 2)} ms  p99 ${fmt(result.latencyMs.p99, 2)} ms  unexpected status ${bad}  socket errors ${result.errors}  (loadavg ${load})`)
     }
   }
 }
@@ -276,6 +289,28 @@ for (const c of concurrencies) {
     console.log(`| ${t.name} | ${c} | ${fmt(rps)} | ${fmt(row.ratio, 2)} | ${fmt(row.p50, 2)} | ${fmt(row.p90, 2)} | ${fmt(row.p99, 2)} | ${fmt(row.gatewayCpuUsPerReq)} | ${fmt(row.upstreamCpuUsPerReq)} | ${unexpected} / ${errors} |`)
   }
 }
+// What ACCESS_RULES cost: real-rules against the same gateway without rules, round by round.
+const accessRules: Array<Record<string, unknown>> = []
+for (const base of ['real', 'real-same-path']) {
+  if (!targets.some((t) => t.name === base) || !targets.some((t) => t.name === 'real-rules')) continue
+  console.log(`\nACCESS_RULES: real-rules ÷ ${base}, ratios within each round (median, min–max over the rounds)\n`)
+  console.log('| conc | req/s ratio | gateway CPU µs/req: with rules − without (median) | gateway CPU ratio |')
+  console.log('| ---: | --- | ---: | --- |')
+  for (const c of concurrencies) {
+    const pairs = runs.filter((r) => r.target === 'real-rules' && r.conc === c).flatMap((r) => {
+      const b = runs.find((x) => x.target === base && x.conc === c && x.rep === r.rep)
+      return b === undefined ? [] : [[r, b] as const]
+    })
+    const rpsRatios = pairs.map(([r, b]) => r.result.rps / b.result.rps)
+    const withCpu = pairs.filter(([r, b]) => r.gatewayCpuUsPerReq !== undefined && b.gatewayCpuUsPerReq !== undefined)
+    const cpuDiffs = withCpu.map(([r, b]) => r.gatewayCpuUsPerReq! - b.gatewayCpuUsPerReq!)
+    const cpuRatios = withCpu.map(([r, b]) => r.gatewayCpuUsPerReq! / b.gatewayCpuUsPerReq!)
+    const range = (xs: number[], d: number): string => xs.length === 0 ? '—' : `${fmt(median(xs), d)} (${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)})`
+    accessRules.push({ base, conc: c, rpsRatios, cpuUsPerReqDifferences: cpuDiffs, cpuRatios })
+    console.log(`| ${c} | ${range(rpsRatios, 2)} | ${range(cpuDiffs, 1)} | ${range(cpuRatios, 2)} |`)
+  }
+}
+
 console.log('\ntargets:')
 for (const t of targets) console.log(`- ${t.name}: ${t.description}`)
 
@@ -300,7 +335,7 @@ if (args.profile) {
   else console.log(`\nprofile kept in ${dir}`)
 }
 
-if (args.json !== undefined) writeFileSync(args.json, JSON.stringify({ machine, duration, reps, concurrencies, targets, runs, summary, profile: profileText }, null, 2) + '\n')
+if (args.json !== undefined) writeFileSync(args.json, JSON.stringify({ machine, duration, reps, concurrencies, targets, runs, summary, accessRules, profile: profileText }, null, 2) + '\n')
 
 for (const [, g] of gatewayUrls) await stopChild(g.child)
 upstream.child.kill('SIGTERM')

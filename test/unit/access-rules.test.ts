@@ -120,6 +120,19 @@ t.test('readings: one for a plain path, refusal when a path will not settle', as
   t.same(checkAccess(r, hostile, alice), { ok: false, reason: 'ambiguous-path', rule: hostile })
 })
 
+t.test('readings decode escapes as UTF-8 and leave anything else as it is', async (t) => {
+  t.same(pathReadings('/files/%C3%A9t%c3%a9'), ['/files/%C3%A9t%c3%a9', '/files/été'], 'UTF-8, either case of hex digit')
+  t.same(pathReadings('/x%C3/y'), ['/x%C3/y', '/x\uFFFD/y'], 'an incomplete sequence is U+FFFD')
+  t.same(pathReadings('/a%2/b%zz%'), ['/a%2/b%zz%'], 'no valid escape: nothing to decode')
+  t.same(pathReadings('/x/%2e%2e/y'), ['/x/%2e%2e/y', '/y'], 'dot segments resolved once decoded')
+  t.same(pathReadings('/%25C3%25A9'), ['/%25C3%25A9', '/%C3%A9', '/é'], 'decoded twice')
+  // A decoded letter outside ASCII that lower-cases into ASCII (KELVIN SIGN -> k) is still compared lower-cased.
+  const r = rules('/key=admin')
+  t.same(checkAccess(r, normalised('/%E2%84%AAey/x'), alice), { ok: false, reason: 'rule', rule: '/key' })
+  t.same(checkAccess(r, normalised('/KEY;v=1'), alice), { ok: false, reason: 'rule', rule: '/key' }, 'capitals with other readings')
+  t.ok(checkAccess(r, normalised('/%E2%84%AAey/x'), admin).ok)
+})
+
 t.test('emailDomain takes plain addresses only', async (t) => {
   t.equal(emailDomain('a@Example.com'), 'example.com')
   t.equal(emailDomain('a@b@example.com'), undefined)
