@@ -98,8 +98,8 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
     if (checked.ok) {
       const { session } = checked
       // ACCESS_RULES, on the same normalised path that is proxied; upgrades too, before any upstream connection.
-      const access = checkAccess(config.accessRules, target.path, sessionSubject(session))
-      if (!access.ok) {
+      const access = config.accessRules.length > 0 ? checkAccess(config.accessRules, target.path, sessionSubject(session)) : undefined
+      if (access !== undefined && !access.ok) {
         await refuseByRule(request, reply, session, access)
         return
       }
