@@ -7,7 +7,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { OidcConfig } from '../../config/index.js'
 import { isLoopbackHost } from '../../config/net.js'
 import type { OidcTransaction } from './transaction.js'
-import { describeError } from './errors.js'
+import { describeError, SymmetricIdTokenError } from './errors.js'
 import { untilAborted } from '../../net/until-aborted.js'
 import type { IdpEndpoint, IdpOutcome } from '../../ops/metrics.js'
 
@@ -42,6 +42,18 @@ export class IdpResponseTooLargeError extends Error {
   constructor (url: string, what: string) {
     super(`response from ${new URL(url).origin}${new URL(url).pathname} ${what}, more than the ${MAX_RESPONSE_BYTES} bytes accepted`)
     this.name = 'IdpResponseTooLargeError'
+  }
+}
+
+/** The `alg` of the ID token in a token response, read without verifying anything (for the log only). */
+async function idTokenAlg (tokenResponse: Response): Promise<string | undefined> {
+  try {
+    const body = await tokenResponse.clone().json() as { id_token?: unknown }
+    if (typeof body.id_token !== 'string') return undefined
+    const header = JSON.parse(Buffer.from(body.id_token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { alg?: unknown }
+    return typeof header.alg === 'string' ? header.alg.slice(0, 20) : undefined
+  } catch {
+    return undefined
   }
 }
 
@@ -262,6 +274,8 @@ export class OidcClient {
     try {
       tokens = await client.authorizationCodeGrant(config, currentUrl, checks)
     } catch (err) {
+      const alg = tokenResponse === undefined ? undefined : await idTokenAlg(tokenResponse)
+      if (alg !== undefined && /^HS\d+$/i.test(alg)) throw new SymmetricIdTokenError(alg, { cause: err })
       // Signed with a key we have not seen: the IdP rotated keys. openid-client refetches its JWKS
       // only when its copy is a minute old; the code is spent, so validate the same token response
       // again (replayed from memory, no second token request) against a freshly fetched JWKS.

@@ -1,7 +1,7 @@
 // What an OIDC sign-in failure looks like to the user (a page) and to the operator (a log line).
 // Pages carry a short code that docs/OIDC_SETUP.md explains; logs carry the reason. Neither ever
 // carries a token, a code, a stack trace or a claim value.
-import { AuthorizationResponseError, ResponseBodyError } from 'openid-client'
+import { AuthorizationResponseError, ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client'
 
 export type OidcFailureCode =
   | 'sso-disabled'
@@ -52,12 +52,35 @@ export class OidcFailure extends Error {
   }
 }
 
+/**
+ * An ID token signed with a symmetric (HMAC) algorithm: verifying it would need the client secret as
+ * the key, so anyone who knows the secret could forge identities. Refused, with the algorithm named
+ * so the operator knows which setting to change at the IdP (LemonLDAP::NG defaults to HS512).
+ */
+export class SymmetricIdTokenError extends Error {
+  constructor (readonly alg: string, options?: ErrorOptions) {
+    super(`ID token signed with ${alg}; this gateway accepts only asymmetric algorithms (RS256, ES256, …): set the client's ID token algorithm to RS256 at the IdP`, options)
+    this.name = 'SymmetricIdTokenError'
+  }
+}
+
 const truncate = (s: string, max = 300): string => s.length > max ? s.slice(0, max) + '…' : s
 
 /** One line about an error from openid-client (or fetch): messages and codes, never payloads. */
 export function describeError (err: unknown): string {
   if (err instanceof ResponseBodyError) {
     return truncate(`${err.error}${err.error_description !== undefined ? ': ' + err.error_description : ''} (HTTP ${err.status})`)
+  }
+  if (err instanceof SymmetricIdTokenError) return err.message
+  if (err instanceof WWWAuthenticateChallengeError) {
+    // RFC 6749 §5.2 / RFC 6750 §3.1: a refused client secret or access token. Only the scheme and the
+    // error parameters: a token68 or any other parameter could carry something secret.
+    const challenges = err.cause.map((c) => {
+      const params = (['error', 'error_description'] as const)
+        .filter((name) => c.parameters[name] !== undefined).map((name) => `${name}=${c.parameters[name] ?? ''}`)
+      return [c.scheme, ...params].join(' ')
+    })
+    return truncate(`HTTP ${err.status} with WWW-Authenticate: ${challenges.join('; ')}`)
   }
   if (err instanceof AuthorizationResponseError) {
     return truncate(`${err.error}${err.error_description !== undefined ? ': ' + err.error_description : ''}`)
