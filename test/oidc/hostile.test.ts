@@ -65,7 +65,8 @@ const cases: Array<[Misbehaviour, { status: number, code: string, calls: string[
   ['hs512-id-token', { status: 400, code: 'verification-failed', calls: ['/token'] }],
   // 401 with a WWW-Authenticate challenge (as LemonLDAP::NG answers a wrong client secret): the provider refused.
   ['token-401-challenge', { status: 400, code: 'provider-error', calls: ['/token'] }],
-  ['userinfo-401-challenge', { status: 400, code: 'provider-error', calls: ['/token', '/userinfo'] }]
+  ['userinfo-401-challenge', { status: 400, code: 'provider-error', calls: ['/token', '/userinfo'] }],
+  ['userinfo-401-bare-challenge', { status: 400, code: 'provider-error', calls: ['/token', '/userinfo'] }]
 ]
 for (const [misbehaviour, expected] of cases) {
   t.test(`${misbehaviour}: refused`, async (t) => {
@@ -182,7 +183,7 @@ t.test('a wrong client secret with client_secret_basic: provider-error, and the 
   t.equal(idp.tokenRequests.at(-1)?.error, 'invalid_client')
   t.equal(await identityAtUpstream(wrong, jar, upstream), undefined, 'no session')
   const log = lines.join('')
-  t.match(log, /"code":"provider-error","reason":"HTTP 401 with WWW-Authenticate: basic"/, 'the status and the challenge')
+  t.match(log, /"code":"provider-error","reason":"token endpoint answered HTTP 401, WWW-Authenticate: basic; body: invalid_client \(client authentication failed\)"/, 'the status and the challenge')
   t.notMatch(log, /not-the-secret/, 'the secret is not logged')
 })
 
@@ -200,9 +201,11 @@ t.test('the log names what the provider said: challenges, and the algorithm of a
     return failure?.reason ?? ''
   }
   t.match(await reasonFor('token-401-challenge'),
-    /^HTTP 401 with WWW-Authenticate: basic error=invalid_client error_description=client authentication failed$/)
+    /^token endpoint answered HTTP 401, WWW-Authenticate: basic error=invalid_client error_description=client authentication failed; body: invalid_client \(client authentication failed\)$/)
   t.match(await reasonFor('userinfo-401-challenge'),
-    /^HTTP 401 with WWW-Authenticate: bearer error=invalid_token error_description=the access token is not valid$/)
+    /^userinfo endpoint answered HTTP 401, WWW-Authenticate: bearer error=invalid_token error_description=the access token is not valid; body: invalid_token$/)
+  t.equal(await reasonFor('userinfo-401-bare-challenge'),
+    'userinfo endpoint answered HTTP 401, WWW-Authenticate: (unparsable) error=invalid_request error_description=Invalid request')
   t.equal(await reasonFor('hs512-id-token'),
     'ID token signed with HS512; this gateway accepts only asymmetric algorithms (RS256, ES256, …): set the client\'s ID token algorithm to RS256 at the IdP')
   t.notMatch(lines.join(''), /eyJ[\w-]+\.eyJ/, 'no token in the log')

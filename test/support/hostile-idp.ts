@@ -60,6 +60,8 @@ export type Misbehaviour =
   | 'token-401-challenge'
   /** userinfo answers 401 with `WWW-Authenticate: Bearer error="invalid_token"…` (RFC 6750 §3.1). */
   | 'userinfo-401-challenge'
+  /** userinfo answers 401 with LemonLDAP::NG's challenge, which has no scheme: `error=invalid_request,error_description=Invalid request`. */
+  | 'userinfo-401-bare-challenge'
   /** ID Token signed with HS512 keyed by the client secret (LemonLDAP::NG's default for a new client). */
   | 'hs512-id-token'
 
@@ -82,6 +84,7 @@ export const MISBEHAVIOURS: readonly Misbehaviour[] = [
   'chunked-huge-userinfo',
   'token-401-challenge',
   'userinfo-401-challenge',
+  'userinfo-401-bare-challenge',
   'hs512-id-token'
 ]
 
@@ -514,6 +517,12 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
     if (req.method === 'POST') await readBody(req)
     const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')
     const known = match?.[1] ? accessTokens.get(match[1]) : undefined
+    if (misbehave === 'userinfo-401-bare-challenge') {
+      res.statusCode = 401
+      res.setHeader('www-authenticate', 'error=invalid_request,error_description=Invalid request')
+      res.end()
+      return
+    }
     if (!known || known.expiresAt < Date.now() || misbehave === 'userinfo-401-challenge') {
       res.setHeader('www-authenticate', 'Bearer error="invalid_token", error_description="the access token is not valid"')
       return sendJson(res, 401, { error: 'invalid_token' })
