@@ -14,7 +14,7 @@
 # Demo users: dwho, rtyler, msmith (password = login). Groups: dwho=timelords,users; others=earthlings,users.
 set -euo pipefail
 
-PACKAGES=(lemonldap-ng lemonldap-ng-fastcgi-server nginx libimage-magick-perl
+PACKAGES=(lemonldap-ng lemonldap-ng-fastcgi-server nginx curl openssl libimage-magick-perl
   fonts-urw-base35 libapache-session-browseable-perl libauthen-webauthn-perl libconvert-base32-perl
   libcookie-baker-xs-perl libcrypt-openssl-bignum-perl libdbi-perl libemail-sender-perl libgd-securityimage-perl
   libhttp-parser-xs-perl libio-socket-timeout-perl libio-string-perl libipc-run-perl liblwp-protocol-https-perl
