@@ -135,7 +135,7 @@ if (missing !== undefined) {
     await page.waitForURL((url) => url.origin === gw.url && url.pathname !== '/auth/oidc/callback')
   }
 
-  const seenUpstream = async (t: Test, page: Page): Promise<Record<string, string> | undefined> => {
+  const seenUpstream = async (t: Test, page: Page): Promise<{ user: string, groups: string, email: string, fullName: string } | undefined> => {
     const before = upstream.received.length
     await page.goto(`${gw.url}/whoami`)
     if (upstream.received.length === before) {
