@@ -61,7 +61,12 @@ const cases: Array<[Misbehaviour, { status: number, code: string, calls: string[
   ['wrong-state', { status: 400, code: 'transaction-missing', calls: [] }],
   ['missing-iss-param', { status: 400, code: 'verification-failed', calls: [] }],
   ['wrong-iss-param', { status: 400, code: 'verification-failed', calls: [] }],
-  ['userinfo-sub-mismatch', { status: 400, code: 'verification-failed', calls: ['/token', '/userinfo'] }]
+  ['userinfo-sub-mismatch', { status: 400, code: 'verification-failed', calls: ['/token', '/userinfo'] }],
+  ['hs512-id-token', { status: 400, code: 'verification-failed', calls: ['/token'] }],
+  // 401 with a WWW-Authenticate challenge (as LemonLDAP::NG answers a wrong client secret): the provider refused.
+  ['token-401-challenge', { status: 400, code: 'provider-error', calls: ['/token'] }],
+  ['userinfo-401-challenge', { status: 400, code: 'provider-error', calls: ['/token', '/userinfo'] }],
+  ['userinfo-401-bare-challenge', { status: 400, code: 'provider-error', calls: ['/token', '/userinfo'] }]
 ]
 for (const [misbehaviour, expected] of cases) {
   t.test(`${misbehaviour}: refused`, async (t) => {
@@ -163,6 +168,47 @@ t.test('claim mapping: dotted paths and groups as a string; admin by group; clie
   t.equal(response.status, 302)
   t.equal(idp.tokenRequests.at(-1)?.authMethod, 'client_secret_basic')
   t.same(await identityAtUpstream(mapped, jar, upstream), { user: 'kim', admin: 'true', groups: 'staff,tt-admin,offline_access', email: 'kim@example.test', fullName: 'Kim K' })
+})
+
+t.test('a wrong client secret with client_secret_basic: provider-error, and the log has the status and the challenge', async (t) => {
+  const lines: string[] = []
+  const logger = pino(loggerOptions('info'), { write: (line: string) => { lines.push(line) } })
+  const wrong = await startSsoGateway(idp.issuer, { OIDC_CLIENT_AUTH_METHOD: 'client_secret_basic', OIDC_CLIENT_SECRET: 'not-the-secret' }, upstream.url, { logger })
+  t.teardown(() => wrong.close())
+  const jar = new CookieJar()
+  const { response } = await hostileLogin(wrong, jar, '/after')
+  t.equal(response.status, 400)
+  t.match(await response.text(), /Error code: provider-error/)
+  t.equal(idp.tokenRequests.at(-1)?.authMethod, 'client_secret_basic')
+  t.equal(idp.tokenRequests.at(-1)?.error, 'invalid_client')
+  t.equal(await identityAtUpstream(wrong, jar, upstream), undefined, 'no session')
+  const log = lines.join('')
+  t.match(log, /"code":"provider-error","reason":"token endpoint answered HTTP 401, WWW-Authenticate: basic; body: invalid_client \(client authentication failed\)"/, 'the status and the challenge')
+  t.notMatch(log, /not-the-secret/, 'the secret is not logged')
+})
+
+t.test('the log names what the provider said: challenges, and the algorithm of an HS-signed ID token', async (t) => {
+  const lines: string[] = []
+  const logger = pino(loggerOptions('info'), { write: (line: string) => { lines.push(line) } })
+  const logged = await startSsoGateway(idp.issuer, {}, upstream.url, { logger })
+  t.teardown(() => logged.close())
+  t.teardown(() => { idp.setMisbehave('none') })
+  const reasonFor = async (m: Misbehaviour): Promise<string> => {
+    idp.setMisbehave(m)
+    const from = lines.length
+    await hostileLogin(logged, new CookieJar())
+    const failure = lines.slice(from).map((l) => JSON.parse(l) as { msg?: string, reason?: string }).find((l) => l.msg === 'OIDC sign-in failed')
+    return failure?.reason ?? ''
+  }
+  t.match(await reasonFor('token-401-challenge'),
+    /^token endpoint answered HTTP 401, WWW-Authenticate: basic error=invalid_client error_description=client authentication failed; body: invalid_client \(client authentication failed\)$/)
+  t.match(await reasonFor('userinfo-401-challenge'),
+    /^userinfo endpoint answered HTTP 401, WWW-Authenticate: bearer error=invalid_token error_description=the access token is not valid; body: invalid_token$/)
+  t.equal(await reasonFor('userinfo-401-bare-challenge'),
+    'userinfo endpoint answered HTTP 401, WWW-Authenticate: (unparsable) error=invalid_request error_description=Invalid request')
+  t.equal(await reasonFor('hs512-id-token'),
+    'ID token signed with HS512; this gateway accepts only asymmetric algorithms (RS256, ES256, …): set the client\'s ID token algorithm to RS256 at the IdP')
+  t.notMatch(lines.join(''), /eyJ[\w-]+\.eyJ/, 'no token in the log')
 })
 
 t.test('groups are never cut to fit: an identity too large for the session is refused', async (t) => {

@@ -9,7 +9,7 @@
  * authentication, one-time codes, redirect_uri binding, PKCE S256), so that a
  * relying party bug shows up as a failure here rather than passing silently.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createSecretKey, randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
@@ -53,6 +53,17 @@ export type Misbehaviour =
   | 'chunked-huge-jwks'
   | 'chunked-huge-token'
   | 'chunked-huge-userinfo'
+  /**
+   * The token endpoint refuses the client as LemonLDAP::NG does after a failed Basic authentication:
+   * 401 with `WWW-Authenticate: Basic …error="invalid_client"…` (RFC 6749 §5.2), whatever was sent.
+   */
+  | 'token-401-challenge'
+  /** userinfo answers 401 with `WWW-Authenticate: Bearer error="invalid_token"…` (RFC 6750 §3.1). */
+  | 'userinfo-401-challenge'
+  /** userinfo answers 401 with LemonLDAP::NG's challenge, which has no scheme: `error=invalid_request,error_description=Invalid request`. */
+  | 'userinfo-401-bare-challenge'
+  /** ID Token signed with HS512 keyed by the client secret (LemonLDAP::NG's default for a new client). */
+  | 'hs512-id-token'
 
 export const MISBEHAVIOURS: readonly Misbehaviour[] = [
   'none',
@@ -70,7 +81,11 @@ export const MISBEHAVIOURS: readonly Misbehaviour[] = [
   'unknown-kid-then-rotate',
   'chunked-huge-jwks',
   'chunked-huge-token',
-  'chunked-huge-userinfo'
+  'chunked-huge-userinfo',
+  'token-401-challenge',
+  'userinfo-401-challenge',
+  'userinfo-401-bare-challenge',
+  'hs512-id-token'
 ]
 
 /** Size of the chunked-huge-* responses: far above any sane limit, small enough to send in a test. */
@@ -293,7 +308,8 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
       response_modes_supported: ['query'],
       grant_types_supported: ['authorization_code'],
       subject_types_supported: ['public'],
-      id_token_signing_alg_values_supported: ['RS256', 'ES256'],
+      // HS512 too, as LemonLDAP::NG advertises it: refusing it must not depend on the metadata.
+      id_token_signing_alg_values_supported: ['RS256', 'ES256', 'HS512'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
       code_challenge_methods_supported: ['S256'],
       scopes_supported: ['openid', 'profile', 'email', 'groups'],
@@ -410,6 +426,10 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
       record.authMethod = post ? 'client_secret_post' : 'none'
       authenticated = { id: params['client_id'], secret: params['client_secret'] }
     }
+    if (misbehave === 'token-401-challenge') {
+      return fail(401, 'invalid_client', 'client authentication failed',
+        { 'www-authenticate': 'Basic realm="hostile-idp", error="invalid_client", error_description="client authentication failed"' })
+    }
     if (authenticated.id !== clientId || authenticated.secret !== clientSecret) {
       return fail(401, 'invalid_client', 'client authentication failed', basic ? { 'www-authenticate': 'Basic realm="hostile-idp"' } : {})
     }
@@ -479,6 +499,9 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
     }
 
     if (misbehave === 'alg-none') return new UnsecuredJWT(payload).encode()
+    if (misbehave === 'hs512-id-token') {
+      return new SignJWT(payload).setProtectedHeader({ alg: 'HS512', typ: 'JWT' }).sign(createSecretKey(Buffer.from(clientSecret)))
+    }
     const role: KeyRole =
       misbehave === 'bad-signature' ? 'rogue' : misbehave === 'unknown-kid-then-rotate' ? 'b' : 'a'
     const key = await keyFor(signingAlg, role)
@@ -494,8 +517,14 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
     if (req.method === 'POST') await readBody(req)
     const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')
     const known = match?.[1] ? accessTokens.get(match[1]) : undefined
-    if (!known || known.expiresAt < Date.now()) {
-      res.setHeader('www-authenticate', 'Bearer error="invalid_token"')
+    if (misbehave === 'userinfo-401-bare-challenge') {
+      res.statusCode = 401
+      res.setHeader('www-authenticate', 'error=invalid_request,error_description=Invalid request')
+      res.end()
+      return
+    }
+    if (!known || known.expiresAt < Date.now() || misbehave === 'userinfo-401-challenge') {
+      res.setHeader('www-authenticate', 'Bearer error="invalid_token", error_description="the access token is not valid"')
       return sendJson(res, 401, { error: 'invalid_token' })
     }
     const sub = misbehave === 'userinfo-sub-mismatch' ? `${subject()}-someone-else` : subject()

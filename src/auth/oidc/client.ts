@@ -7,7 +7,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { OidcConfig } from '../../config/index.js'
 import { isLoopbackHost } from '../../config/net.js'
 import type { OidcTransaction } from './transaction.js'
-import { describeError } from './errors.js'
+import { describeChallenges, describeError, describeRawChallenge, IdpRefusalError, SymmetricIdTokenError } from './errors.js'
 import { untilAborted } from '../../net/until-aborted.js'
 import type { IdpEndpoint, IdpOutcome } from '../../ops/metrics.js'
 
@@ -42,6 +42,44 @@ export class IdpResponseTooLargeError extends Error {
   constructor (url: string, what: string) {
     super(`response from ${new URL(url).origin}${new URL(url).pathname} ${what}, more than the ${MAX_RESPONSE_BYTES} bytes accepted`)
     this.name = 'IdpResponseTooLargeError'
+  }
+}
+
+/**
+ * A 4xx/5xx with a WWW-Authenticate challenge from `endpoint`, as an IdpRefusalError with what the
+ * provider said; any other error unchanged. openid-client throws WWWAuthenticateChallengeError for a
+ * challenge it can parse, and a non-conform-response error (the Response as its cause) for one it cannot.
+ */
+async function asRefusal (err: unknown, endpoint: string): Promise<unknown> {
+  let response: Response
+  let challenge: string
+  if (err instanceof client.WWWAuthenticateChallengeError) {
+    response = err.response
+    challenge = describeChallenges(err.cause)
+  } else if (err instanceof Error && err.cause instanceof Response && err.cause.status >= 400 && err.cause.headers.has('www-authenticate')) {
+    response = err.cause
+    challenge = describeRawChallenge(err.cause.headers.get('www-authenticate') ?? '')
+  } else {
+    return err
+  }
+  const body: { error?: string, error_description?: string } = {}
+  try {
+    const json = await response.clone().json() as Record<string, unknown>
+    if (typeof json['error'] === 'string') body.error = json['error'].slice(0, 100)
+    if (typeof json['error_description'] === 'string') body.error_description = json['error_description'].slice(0, 200)
+  } catch {}
+  return new IdpRefusalError(endpoint, response.status, challenge, body, { cause: err })
+}
+
+/** The `alg` of the ID token in a token response, read without verifying anything (for the log only). */
+async function idTokenAlg (tokenResponse: Response): Promise<string | undefined> {
+  try {
+    const body = await tokenResponse.clone().json() as { id_token?: unknown }
+    if (typeof body.id_token !== 'string') return undefined
+    const header = JSON.parse(Buffer.from(body.id_token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { alg?: unknown }
+    return typeof header.alg === 'string' ? header.alg.slice(0, 20) : undefined
+  } catch {
+    return undefined
   }
 }
 
@@ -262,6 +300,10 @@ export class OidcClient {
     try {
       tokens = await client.authorizationCodeGrant(config, currentUrl, checks)
     } catch (err) {
+      const alg = tokenResponse === undefined ? undefined : await idTokenAlg(tokenResponse)
+      if (alg !== undefined && /^HS\d+$/i.test(alg)) throw new SymmetricIdTokenError(alg, { cause: err })
+      const refusal = await asRefusal(err, 'token endpoint')
+      if (refusal !== err) throw refusal
       // Signed with a key we have not seen: the IdP rotated keys. openid-client refetches its JWKS
       // only when its copy is a minute old; the code is spent, so validate the same token response
       // again (replayed from memory, no second token request) against a freshly fetched JWKS.
@@ -279,7 +321,7 @@ export class OidcClient {
     if (idClaims === undefined || tokens.id_token === undefined) throw new Error('the token response has no ID token')
     let claims: Record<string, unknown> = { ...idClaims }
     if (this.metadata!.userinfo_endpoint !== undefined) {
-      const userinfo = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub)
+      const userinfo = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub).catch(async (err: unknown) => { throw await asRefusal(err, 'userinfo endpoint') })
       claims = { ...claims, ...userinfo }
     }
     return { issuer: idClaims.iss, sub: idClaims.sub, claims, idToken: tokens.id_token }

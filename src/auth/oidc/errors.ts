@@ -1,7 +1,7 @@
 // What an OIDC sign-in failure looks like to the user (a page) and to the operator (a log line).
 // Pages carry a short code that docs/OIDC_SETUP.md explains; logs carry the reason. Neither ever
 // carries a token, a code, a stack trace or a claim value.
-import { AuthorizationResponseError, ResponseBodyError } from 'openid-client'
+import { AuthorizationResponseError, ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client'
 
 export type OidcFailureCode =
   | 'sso-disabled'
@@ -54,11 +54,53 @@ export class OidcFailure extends Error {
 
 const truncate = (s: string, max = 300): string => s.length > max ? s.slice(0, max) + '…' : s
 
+/**
+ * An ID token signed with a symmetric (HMAC) algorithm: verifying it would need the client secret as
+ * the key, so anyone who knows the secret could forge identities. Refused, with the algorithm named
+ * so the operator knows which setting to change at the IdP (LemonLDAP::NG defaults to HS512).
+ */
+export class SymmetricIdTokenError extends Error {
+  constructor (readonly alg: string, options?: ErrorOptions) {
+    super(`ID token signed with ${alg}; this gateway accepts only asymmetric algorithms (RS256, ES256, …): set the client's ID token algorithm to RS256 at the IdP`, options)
+    this.name = 'SymmetricIdTokenError'
+  }
+}
+
+/**
+ * The IdP refused the client's credentials (token endpoint) or the access token (userinfo) with an
+ * HTTP error and a WWW-Authenticate challenge (RFC 6749 §5.2, RFC 6750 §3.1): the provider's error,
+ * not a failed check. The message names the endpoint, the status, the challenge and the body's
+ * `error` / `error_description`: never a header or body in full, which could carry a token.
+ */
+export class IdpRefusalError extends Error {
+  constructor (endpoint: string, status: number, challenge: string, body: { error?: string, error_description?: string }, options?: ErrorOptions) {
+    const said = body.error === undefined ? '' : `; body: ${body.error}${body.error_description !== undefined ? ` (${body.error_description})` : ''}`
+    super(truncate(`${endpoint} answered HTTP ${status}, WWW-Authenticate: ${challenge}${said}`), options)
+    this.name = 'IdpRefusalError'
+  }
+}
+
+/** Parsed challenges: the scheme and the error parameters only (a token68 or another parameter could be secret). */
+export function describeChallenges (challenges: ReadonlyArray<{ scheme: string, parameters: { error?: string, error_description?: string } }>): string {
+  return challenges.map((c) => [c.scheme,
+    ...(['error', 'error_description'] as const).filter((name) => c.parameters[name] !== undefined).map((name) => `${name}=${c.parameters[name] ?? ''}`)
+  ].join(' ')).join('; ')
+}
+
+/** A challenge openid-client could not parse (LemonLDAP::NG's userinfo sends one without a scheme): its error parameters. */
+export function describeRawChallenge (header: string): string {
+  const param = (name: string): string | undefined => new RegExp(`(?:^|[\\s,])${name}\\s*=\\s*(?:"([^"]*)"|([^,]*))`, 'i').exec(header)?.slice(1).find((v) => v !== undefined)?.trim()
+  const params = ['error', 'error_description'].flatMap((name) => { const v = param(name); return v === undefined ? [] : [`${name}=${v}`] })
+  return params.length > 0 ? `(unparsable) ${params.join(' ')}` : '(unparsable)'
+}
+
 /** One line about an error from openid-client (or fetch): messages and codes, never payloads. */
 export function describeError (err: unknown): string {
   if (err instanceof ResponseBodyError) {
     return truncate(`${err.error}${err.error_description !== undefined ? ': ' + err.error_description : ''} (HTTP ${err.status})`)
   }
+  if (err instanceof SymmetricIdTokenError || err instanceof IdpRefusalError) return err.message
+  if (err instanceof WWWAuthenticateChallengeError) return truncate(`HTTP ${err.status}, WWW-Authenticate: ${describeChallenges(err.cause)}`)
   if (err instanceof AuthorizationResponseError) {
     return truncate(`${err.error}${err.error_description !== undefined ? ': ' + err.error_description : ''}`)
   }

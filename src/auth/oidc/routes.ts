@@ -3,7 +3,7 @@
 // transaction cookie cleared, and the reason logged.
 import { randomBytes } from 'node:crypto'
 import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
-import { AuthorizationResponseError, ResponseBodyError } from 'openid-client'
+import { AuthorizationResponseError, ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client'
 import type { Config, OidcConfig } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
 import type { Sessions } from '../../session/index.js'
@@ -21,7 +21,7 @@ import { IdpResponseTooLargeError, type OidcClient } from './client.js'
 import { groupsTooLargeMessage, mapClaims } from './claims.js'
 import { upsertOidcUser } from './linking.js'
 import { checkSignInAllowed } from '../../policy/sign-in-allow-list.js'
-import { describeError, FAILURES, OidcFailure } from './errors.js'
+import { describeError, FAILURES, IdpRefusalError, OidcFailure } from './errors.js'
 import {
   flowsToEvict, isWellFormedState, newTransaction, openTransaction, sealTransaction, stateOfCookie,
   transactionCookieName, TRANSACTION_MAX_AGE, type PendingFlow
@@ -178,7 +178,8 @@ export function classify (err: unknown): OidcFailure {
     if (e instanceof IdpResponseTooLargeError) return new OidcFailure('provider-error', reason)
   }
   if (err instanceof AuthorizationResponseError) return new OidcFailure(err.error === 'access_denied' ? 'access-denied' : 'provider-error', reason)
-  if (err instanceof ResponseBodyError) return new OidcFailure('provider-error', reason)
+  // A 401 challenge: the token endpoint refused the client's credentials, or userinfo the access token.
+  if (err instanceof ResponseBodyError || err instanceof WWWAuthenticateChallengeError || err instanceof IdpRefusalError) return new OidcFailure('provider-error', reason)
   const code = (err as { code?: unknown }).code
   if ((err instanceof TypeError && err.message === 'fetch failed') || code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT') {
     return new OidcFailure('provider-unavailable', reason)
