@@ -12,7 +12,8 @@
 // (the connection is destroyed, which also aborts the upstream request). The same happens when a
 // re-validation with the IdP changed the session's identity (groups, admin, email, name: see
 // src/session/identities.ts): the upstream holds the identity of the handshake, so the WebSocket is
-// closed (1008, reason "identity changed") and the client's reconnection carries the new one.
+// closed (1008, reason "identity changed") and the client's reconnection carries the new one. An
+// HTTP response under way is not cut for that: it answers the request it was, for that identity.
 import type { Socket } from 'node:net'
 import type { ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
@@ -125,8 +126,10 @@ export class OpenConnections {
       for (const { response, session } of this.responses.get(socket) ?? []) {
         if (!isOpen({ response })) continue
         const checked = this.sessions.recheck(session)
-        if (checked.ok) continue
-        this.log.info({ uid: session.uid, reason: checked.reason }, checked.reason === 'identity-changed' ? 'proxied response cut off: its session\'s identity changed' : 'proxied response cut off: its session ended')
+        // A changed identity does not cut a response: its request was answered for the identity it
+        // was sent with (and most responses are in flight for milliseconds); only an ended session does.
+        if (checked.ok || checked.reason === 'identity-changed') continue
+        this.log.info({ uid: session.uid, reason: checked.reason }, 'proxied response cut off: its session ended')
         // Half a response must not look complete: destroying the connection (not ending the
         // response) makes the client see an error, and aborts the upstream request.
         response.destroy()
