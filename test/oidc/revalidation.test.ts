@@ -13,6 +13,10 @@ import { SECRET_KEY, type TestGateway } from '../support/gateway.js'
 import { TestClock } from '../support/clock.js'
 import { logCapture } from '../support/log-capture.js'
 import { parseMetrics } from '../support/metrics.js'
+import { startWsUpstream } from '../support/ws-upstream.js'
+import { within } from '../support/within.js'
+import { once } from 'node:events'
+import WebSocket from 'ws'
 import { openDatabase } from '../../src/db/index.js'
 import { readDeploymentId } from '../../src/db/sessions.js'
 import { RefreshTokenCipher } from '../../src/session/refresh-token-cipher.js'
@@ -226,4 +230,33 @@ t.test('from a change at the IdP to the upstream seeing it, in real time (OIDC_R
   t.ok(seen.ok, 'seen')
   t.ok(ms >= 900 && ms < 3000, `seen by the upstream ${ms} ms after the change (interval 1 s, polled every 25 ms)`)
   t.comment(`IdP change → upstream: ${ms} ms with OIDC_REFRESH_INTERVAL=1`)
+})
+
+t.test('an open WebSocket of a session whose identity changed is closed; the reconnection carries the new identity', async (t) => {
+  op.accounts.set('ivan', account('ivan', ['staff', 'admins']))
+  const ws = await startWsUpstream()
+  const ownClock = new TestClock()
+  const gw = await startSsoGateway(op.issuer, env, ws.url, { clock: ownClock })
+  t.teardown(async () => { await gw.close(); await ws.close() })
+  const jar = await signIn(gw, 'ivan')
+  const open = async (): Promise<WebSocket> => {
+    const handshakes = ws.handshakes.length
+    const socket = new WebSocket(gw.url.replace(/^http/, 'ws') + '/socket', { headers: { cookie: jar.cookieHeader(gw.url)! } })
+    await within(once(socket, 'open'), 5000, 'WebSocket open')
+    // The gateway connects to the upstream once the client's side is open.
+    await within((async () => { while (ws.handshakes.length === handshakes) await new Promise((resolve) => setTimeout(resolve, 10)) })(), 5000, 'upstream handshake')
+    return socket
+  }
+  const first = await open()
+  t.equal(ws.handshakes.at(-1)!.headers['x-admin'], 'true', 'the handshake carried X-Admin: true')
+  const closed = within(once(first, 'close'), 10_000, 'WebSocket closed')
+  op.accounts.get('ivan')!.groups = ['staff']
+  ownClock.advance(1000)
+  const poke = await fetchWithJar(jar, `${gw.url}/poke`, { headers: { accept: 'application/json' } })
+  await poke.text()
+  const [code, reason] = await closed as [number, Buffer]
+  t.same({ code, reason: reason.toString() }, { code: 1008, reason: 'identity changed' }, 'closed with 1008 "identity changed"')
+  const second = await open()
+  t.equal(ws.handshakes.at(-1)!.headers['x-admin'], 'false', 'the reconnection carries X-Admin: false')
+  second.close()
 })
