@@ -7,6 +7,9 @@ import { UserRepository } from './db/users.js'
 import { readDeploymentId, SessionRepository } from './db/sessions.js'
 import { Sessions } from './session/index.js'
 import { RevocationList } from './session/revocations.js'
+import { SessionIdentities } from './session/identities.js'
+import { RefreshTokenCipher } from './session/refresh-token-cipher.js'
+import { SessionRevalidator } from './auth/oidc/revalidation.js'
 import { SESSION_CLEANUP_INTERVAL_MS, startSessionCleanup } from './session/cleanup.js'
 import { localLoginRoutes } from './auth/local/routes.js'
 import { logoutRoutes } from './auth/logout.js'
@@ -145,22 +148,31 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const sessionRecords = new SessionRepository(db)
   // Read once: every key of this instance is bound to the deployment (session/keys.ts).
   const deploymentId = await readDeploymentId(db)
-  const revocations = new RevocationList(users, sessionRecords, app.log, options.revocationRefreshMs, clock)
+  // SSO identities changed by a re-validation with the IdP, read with the revocations (identities.ts).
+  const identities = new SessionIdentities(sessionRecords, clock)
+  const revocations = new RevocationList(users, sessionRecords, app.log, options.revocationRefreshMs, clock, identities)
   await revocations.start()
   const sessionCleanup = startSessionCleanup(sessionRecords, app.log, SESSION_CLEANUP_INTERVAL_MS, clock)
   const jwt = config.identityJwt
   // `aud` defaults to the upstream's origin: the one application these assertions are meant for.
   const assertions = jwt !== undefined ? await AssertionSigner.create({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
   const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
+  const refreshTokens = new RefreshTokenCipher(config.secretKeys, deploymentId)
   const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge },
-    { revocations, records: sessionRecords, refused: (reason) => { metrics.sessionRefused(reason) }, clock })
-  // Open WebSockets and responses are re-checked whenever the revocation list changes: ended within one refresh.
+    { revocations, records: sessionRecords, refused: (reason) => { metrics.sessionRefused(reason) }, clock, identities, refreshTokens })
+  // Open WebSockets and responses are re-checked whenever the revocation list changes: ended within one
+  // refresh; and when a re-validation here changed a session's identity: closed at once.
   const connections = new OpenConnections(sessions, app.log)
   revocations.afterRefresh(() => { connections.sweep() })
+  identities.onChange(() => { connections.sweep() })
   const webSocketFlow = new WebSocketFlow()
   // Discovery runs in the background: the gateway serves local sign-in and sessions meanwhile.
   const oidcClient = config.oidc !== undefined ? new OidcClient({ config: config.oidc, log: app.log, observe: (endpoint, outcome, seconds) => { metrics.idpRequest(endpoint, outcome, seconds) } }) : undefined
   oidcClient?.start()
+  // SSO sessions follow the IdP: re-validated with their refresh token, driven by their own requests.
+  const revalidator = oidcClient !== undefined && config.oidc !== undefined && config.oidc.refreshInterval > 0
+    ? new SessionRevalidator({ config, oidc: config.oidc, client: oidcClient, records: sessionRecords, users, cipher: refreshTokens, identities, revocations, metrics, log: app.log, clock })
+    : undefined
   // With AUTH_METHOD=oidc nobody can sign in without the IdP: not ready. With both, local still works.
   const oidcReadiness = oidcClient !== undefined
     ? [{ name: 'oidc', required: config.authMethod === 'oidc', check: async () => oidcClient.problem() }]
@@ -216,13 +228,13 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await gateway.register(staticRoutes, { logo: config.logo })
     if (jwt !== undefined) await gateway.register(jwksRoute, { config: jwt })
     // Replaces the content-type parsers (a front proxy's subrequest may carry any type): in its own scope.
-    await gateway.register(forwardAuthRoutes, { sessions, issuer, accessRules: config.accessRules, metrics })
+    await gateway.register(forwardAuthRoutes, { sessions, issuer, accessRules: config.accessRules, metrics, revalidator })
     // Last, once every route above is in place: the rest of /_authgate/ is the gateway's, never proxied.
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
   // Everything else: no body parsers, no page headers, its own request decorations (proxy/index.ts).
-  await app.register(proxyRoutes, { config, upstream, sessions, issuer, metrics, connections, webSocketFlow, webSockets, imgSources })
+  await app.register(proxyRoutes, { config, upstream, sessions, issuer, metrics, connections, webSocketFlow, webSockets, imgSources, revalidator })
 
   return {
     app,
@@ -235,6 +247,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
       revocations.stop()
       sessionCleanup.stop()
       await app.close()
+      // Re-validations under way finish their database writes before the caller closes the database.
+      await revalidator?.idle()
       await metricsApp?.close()
     }
   }

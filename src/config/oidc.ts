@@ -1,7 +1,7 @@
 // Single sign-on through an OpenID Connect provider (AUTH_METHOD=oidc or both).
 import { isLoopbackHost } from './net.js'
 import type { Reader } from './environment.js'
-import { oneOf, optionalUrl } from './parse.js'
+import { oneOf, optionalUrl, parseIntIn } from './parse.js'
 
 export interface OidcConfig {
   issuer: URL
@@ -19,7 +19,15 @@ export interface OidcConfig {
   adminEmails: string[]
   postLogoutRedirectUri: URL | undefined
   buttonText: string
+  /**
+   * Seconds between re-validations of an SSO session with the IdP (its refresh token, see
+   * src/auth/oidc/revalidation.ts); 0: never re-validated, the sign-in's identity holds until expiry.
+   */
+  refreshInterval: number
 }
+
+/** Longest OIDC_REFRESH_INTERVAL: a day (SESSION_MAX_AGE is usually no longer). */
+export const MAX_REFRESH_INTERVAL = 86400
 
 export function parseOidc (r: Reader): OidcConfig | undefined {
   const { get, getList, fail } = r
@@ -40,7 +48,9 @@ export function parseOidc (r: Reader): OidcConfig | undefined {
   const scopes = getList('OIDC_SCOPES', ['openid', 'profile', 'email'], /\s+/).join(' ')
   if (!scopes.split(' ').includes('openid')) fail('OIDC_SCOPES', 'must include openid (space-separated, e.g. openid profile email)')
   const clientAuthMethod = oneOf('OIDC_CLIENT_AUTH_METHOD', get('OIDC_CLIENT_AUTH_METHOD') ?? 'client_secret_post', ['client_secret_post', 'client_secret_basic'] as const, fail)
-  if (missing || issuer === undefined || redirectUri === undefined || clientAuthMethod === undefined) return undefined
+  const refreshInterval = parseIntIn(get('OIDC_REFRESH_INTERVAL') ?? '300', 0, MAX_REFRESH_INTERVAL) ??
+    fail('OIDC_REFRESH_INTERVAL', `must be a whole number of seconds from 0 (off) to ${MAX_REFRESH_INTERVAL}, e.g. 300`)
+  if (missing || refreshInterval === undefined || issuer === undefined || redirectUri === undefined || clientAuthMethod === undefined) return undefined
   return {
     issuer,
     clientId: get('OIDC_CLIENT_ID')!,
@@ -55,6 +65,7 @@ export function parseOidc (r: Reader): OidcConfig | undefined {
     adminGroup: get('OIDC_ADMIN_GROUP'),
     adminEmails: getList('OIDC_ADMIN_EMAILS').map((e) => e.toLowerCase()),
     postLogoutRedirectUri,
-    buttonText: get('OIDC_BUTTON_TEXT') ?? 'Sign in with SSO'
+    buttonText: get('OIDC_BUTTON_TEXT') ?? 'Sign in with SSO',
+    refreshInterval
   }
 }

@@ -39,6 +39,16 @@ export interface SessionsTable {
   expires_at: Timestamp
   /** Set by logout: the session is refused from then on, on every instance. */
   ended_at: Timestamp | null
+  /** SSO: the IdP's refresh token, encrypted (src/session/refresh-token-cipher.ts); null once the session ends. */
+  refresh_token: string | null
+  /** SSO: the last successful re-validation with the IdP (or the sign-in). */
+  validated_at: Timestamp | null
+  /** SSO: a replica is refreshing this session until then (one at a time). */
+  refreshing_until: Timestamp | null
+  /** SSO: the identity the last re-validation found (JSON, src/session/identities.ts); null: the cookie's. */
+  identity: string | null
+  identity_version: Generated<number>
+  identity_changed_at: Timestamp | null
 }
 
 /** Exactly one row (singleton = 1): this deployment's random id, mixed into the cookie keys. */

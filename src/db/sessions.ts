@@ -1,6 +1,7 @@
 // The session store: one row per sign-in, which the session cookie points to by its random id.
 // Logout ends the row; gateways learn of ended sessions from the revocation list (never per request);
-// expired rows are deleted. Refresh tokens and the IdP's session id will live in this row too.
+// expired rows are deleted. An SSO session's refresh token (encrypted), its re-validation state and
+// the identity the IdP last gave live in this row too (src/auth/oidc/revalidation.ts).
 import type { Db } from './index.js'
 import type { LoginMethod } from '../session/session.js'
 
@@ -13,18 +14,44 @@ export interface SessionRecord {
   endedAt: Date | null
 }
 
+export interface NewSession extends Omit<SessionRecord, 'endedAt'> {
+  /** SSO: the IdP's refresh token, already encrypted (src/session/refresh-token-cipher.ts). */
+  sealedRefreshToken?: string
+}
+
+/** What a re-validation reads from the row it claimed. */
+export interface RefreshState {
+  userId: number
+  expiresAt: Date
+  endedAt: Date | null
+  sealedRefreshToken: string | null
+  validatedAt: Date | null
+  /** JSON of the identity the last re-validation found (src/session/identities.ts); null: the cookie's. */
+  identity: string | null
+  identityVersion: number
+}
+
+/** An identity a re-validation changed, for every replica's in-memory copy. */
+export interface ChangedIdentity {
+  id: string
+  identity: string
+  identityVersion: number
+  expiresAt: Date
+}
+
 const toDate = (value: Date | string): Date => value instanceof Date ? value : new Date(value)
 
 export class SessionRepository {
   constructor (private readonly db: Db) {}
 
-  async create (session: Omit<SessionRecord, 'endedAt'>): Promise<void> {
+  async create (session: NewSession): Promise<void> {
     await this.db.kysely.insertInto('sessions').values({
       id: session.id,
       user_id: session.userId,
       login_method: session.loginMethod,
       created_at: session.createdAt.toISOString(),
-      expires_at: session.expiresAt.toISOString()
+      expires_at: session.expiresAt.toISOString(),
+      ...(session.sealedRefreshToken !== undefined ? { refresh_token: session.sealedRefreshToken, validated_at: session.createdAt.toISOString() } : {})
     }).execute()
   }
 
@@ -41,11 +68,72 @@ export class SessionRepository {
     }
   }
 
-  /** Mark a session ended (logout); false when there is no such session or it had already ended. */
+  /**
+   * Mark a session ended (logout); false when there is no such session or it had already ended.
+   * Its refresh token goes with it.
+   */
   async end (id: string, at: Date = new Date()): Promise<boolean> {
-    const result = await this.db.kysely.updateTable('sessions').set({ ended_at: at.toISOString() })
+    const result = await this.db.kysely.updateTable('sessions').set({ ended_at: at.toISOString(), refresh_token: null })
       .where('id', '=', id).where('ended_at', 'is', null).executeTakeFirst()
     return Number(result.numUpdatedRows) > 0
+  }
+
+  /**
+   * Claim the re-validation of a session, so that one replica at a time refreshes it: true when
+   * this caller got it (the session is open, has a refresh token, was last validated at or before
+   * `dueBefore`, and no other claim runs past `now`). One conditional UPDATE: atomic on both dialects.
+   */
+  async claimRefresh (id: string, now: Date, dueBefore: Date, until: Date): Promise<boolean> {
+    const result = await this.db.kysely.updateTable('sessions').set({ refreshing_until: until.toISOString() })
+      .where('id', '=', id).where('ended_at', 'is', null).where('refresh_token', 'is not', null)
+      .where('expires_at', '>', now.toISOString())
+      .where((eb) => eb.or([eb('validated_at', 'is', null), eb('validated_at', '<=', dueBefore.toISOString())]))
+      .where((eb) => eb.or([eb('refreshing_until', 'is', null), eb('refreshing_until', '<', now.toISOString())]))
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows) > 0
+  }
+
+  async refreshState (id: string): Promise<RefreshState | undefined> {
+    const row = await this.db.kysely.selectFrom('sessions')
+      .select(['user_id', 'expires_at', 'ended_at', 'refresh_token', 'validated_at', 'identity', 'identity_version'])
+      .where('id', '=', id).executeTakeFirst()
+    if (row === undefined) return undefined
+    return {
+      userId: Number(row.user_id),
+      expiresAt: toDate(row.expires_at),
+      endedAt: row.ended_at === null ? null : toDate(row.ended_at),
+      sealedRefreshToken: row.refresh_token,
+      validatedAt: row.validated_at === null ? null : toDate(row.validated_at),
+      identity: row.identity,
+      identityVersion: Number(row.identity_version)
+    }
+  }
+
+  /**
+   * A re-validation succeeded: the rotated token (when the IdP sent one), the time, and a changed
+   * identity with its next version; the claim is released. Nothing is written to an ended session.
+   */
+  async finishRefresh (id: string, result: { validatedAt: Date, sealedRefreshToken?: string, identity?: { json: string, version: number } }): Promise<void> {
+    await this.db.kysely.updateTable('sessions').set({
+      validated_at: result.validatedAt.toISOString(),
+      refreshing_until: null,
+      ...(result.sealedRefreshToken !== undefined ? { refresh_token: result.sealedRefreshToken } : {}),
+      ...(result.identity !== undefined ? { identity: result.identity.json, identity_version: result.identity.version, identity_changed_at: result.validatedAt.toISOString() } : {})
+    }).where('id', '=', id).where('ended_at', 'is', null).execute()
+  }
+
+  /** A re-validation that could not reach the IdP: tried again after `retryAt` (as if validated then). */
+  async postponeRefresh (id: string, retryAt: Date): Promise<void> {
+    await this.db.kysely.updateTable('sessions').set({ refreshing_until: retryAt.toISOString() })
+      .where('id', '=', id).execute()
+  }
+
+  /** Identities changed at or after `since` of sessions that expire after `expiringAfter`. */
+  async identitiesChangedSince (since: Date, expiringAfter: Date): Promise<ChangedIdentity[]> {
+    const rows = await this.db.kysely.selectFrom('sessions').select(['id', 'identity', 'identity_version', 'expires_at'])
+      .where('identity_changed_at', '>=', since.toISOString()).where('identity', 'is not', null)
+      .where('ended_at', 'is', null).where('expires_at', '>', expiringAfter.toISOString()).execute()
+    return rows.map((row) => ({ id: row.id, identity: row.identity!, identityVersion: Number(row.identity_version), expiresAt: toDate(row.expires_at) }))
   }
 
   /** Ids of the ended sessions that expire after `after`: the ones a stolen cookie could still use. */

@@ -124,6 +124,14 @@ export class UserRepository {
     return toUser(row)
   }
 
+  /** An SSO re-validation (not a sign-in): the IdP's full name and email replace ours, admin as mapped. */
+  async recordOidcRevalidation (id: number, profile: { fullName: string | null, email: string | null, isAdmin: boolean }): Promise<User | undefined> {
+    const row = await this.db.kysely.updateTable('users')
+      .set({ full_name: profile.fullName, email: profile.email, is_admin: flag(profile.isAdmin) })
+      .where('id', '=', id).returningAll().executeTakeFirst()
+    return row === undefined ? undefined : toUser(row)
+  }
+
   /** Run `fn` in one database transaction, with a repository bound to it. */
   async transaction<T> (fn: (users: UserRepository) => Promise<T>): Promise<T> {
     return await this.db.kysely.transaction().execute(async (trx) => await fn(new UserRepository({ ...this.db, kysely: trx })))
@@ -161,7 +169,8 @@ export class UserRepository {
     return await this.db.kysely.transaction().execute(async (trx) => {
       const user = await trx.updateTable('users').set(set).where('username', '=', name).returning('id').executeTakeFirst()
       if (user === undefined) return false
-      await trx.updateTable('sessions').set({ ended_at: at.toISOString() })
+      // The IdP refresh tokens go with the sessions (src/auth/oidc/revalidation.ts).
+      await trx.updateTable('sessions').set({ ended_at: at.toISOString(), refresh_token: null })
         .where('user_id', '=', user.id).where('ended_at', 'is', null).execute()
       return true
     })

@@ -14,14 +14,15 @@ import { loggerOptions } from '../logger.js'
 export type AuditAction =
   | 'sign-in' | 'sign-in-failed' | 'sign-out' | 'sso-linked'
   | 'user-created' | 'admin-granted' | 'admin-revoked' | 'user-disabled' | 'user-enabled'
-  | 'sessions-revoked' | 'password-set'
+  | 'sessions-revoked' | 'password-set' | 'session-ended'
 
 /**
  * Who made the change: the user themself (signing in or out, or created by signing in for the first
  * time), the operator's command line, or the rule that granted or removed admin at a sign-in:
- * ADMIN_USERNAMES, OIDC_ADMIN_GROUP, OIDC_ADMIN_EMAILS, or the IdP mapping no longer granting it.
+ * ADMIN_USERNAMES, OIDC_ADMIN_GROUP, OIDC_ADMIN_EMAILS, or the IdP mapping no longer granting it;
+ * `oidc-revalidation`: a background re-validation of an SSO session with the IdP (no request).
  */
-export type AuditActor = 'user' | 'cli' | 'admin-usernames' | 'oidc-group' | 'oidc-email' | 'oidc-mapping'
+export type AuditActor = 'user' | 'cli' | 'admin-usernames' | 'oidc-group' | 'oidc-email' | 'oidc-mapping' | 'oidc-revalidation'
 
 export interface AuditEvent {
   audit: AuditAction
@@ -38,6 +39,11 @@ export interface AuditEvent {
 /** An action taken through a request: the client's address and (through request.log) the request id go with it. */
 export function auditRequest (request: FastifyRequest, event: AuditEvent): void {
   write(request.log, { ...event, ip: request.ip })
+}
+
+/** An action the gateway took by itself, outside any request (an SSO session's re-validation). */
+export function auditBackground (log: FastifyBaseLogger, event: AuditEvent): void {
+  write(log, { ...event })
 }
 
 /** The CLI's audit trail: events on stderr (stdout is the command's output), with the OS user who ran it. */

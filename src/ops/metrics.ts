@@ -24,6 +24,14 @@ export type IdpEndpoint = 'discovery' | 'token' | 'jwks' | 'userinfo' | 'other'
 /** `ok`: 2xx/3xx; `error`: the IdP answered 4xx/5xx; `failed`: no usable answer (unreachable, timeout, too large). */
 export type IdpOutcome = 'ok' | 'error' | 'failed'
 
+/**
+ * How a re-validation ended: `unchanged` / `changed` (the identity the IdP gives now), `ended` (the
+ * IdP refused the refresh token, or the allow-lists or claims no longer let the user in: session
+ * ended), `unavailable` (IdP unreachable, timed out or 5xx: retried later), `error` (any other failure: retried later).
+ */
+export const REVALIDATION_OUTCOMES = ['unchanged', 'changed', 'ended', 'unavailable', 'error'] as const
+export type RevalidationOutcome = typeof REVALIDATION_OUTCOMES[number]
+
 /** A counter with one label, counted by label value: what the callers of the earlier hand-written counters use. */
 export interface Counter {
   inc: (labelValue: string) => void
@@ -39,6 +47,8 @@ export class Metrics {
   readonly clientsRefused: Counter
   /** ACCESS_RULES refusals (proxy, WebSocket and forward-auth), by reason: `rule`, `ambiguous-path`, `no-reported-uri`. */
   readonly accessRefused: Counter
+  /** SSO session re-validations with the IdP, by outcome (see src/auth/oidc/revalidation.ts). */
+  readonly revalidations: Counter
   private readonly requestDuration: Record<AccessDecision, { observe: (seconds: number) => void }>
   private readonly loginCounter: PromCounter<'method'>
   private readonly loginFailureCounter: PromCounter<'method' | 'reason'>
@@ -65,6 +75,9 @@ export class Metrics {
     const accessRefusals = new PromCounter({ name: 'authgate_access_refusals_total', help: 'Signed-in requests refused by ACCESS_RULES (403), by reason.', labelNames: ['reason'], registers })
     for (const reason of ['rule', 'ambiguous-path', 'no-reported-uri']) accessRefusals.inc({ reason }, 0)
     this.accessRefused = oneLabel('reason', accessRefusals)
+    const revalidations = new PromCounter({ name: 'authgate_oidc_revalidations_total', help: 'SSO sessions re-validated with the IdP (refresh token), by outcome.', labelNames: ['outcome'], registers })
+    for (const outcome of REVALIDATION_OUTCOMES) revalidations.inc({ outcome }, 0)
+    this.revalidations = oneLabel('outcome', revalidations)
     const openWebSockets = (): number => this.openWebSockets()
     // eslint-disable-next-line no-new -- registering is all it is for: `registers` keeps it, collect() reads the count
     new Gauge({ name: 'authgate_websockets_open', help: 'Proxied WebSockets open now (both sides connected).', registers, collect () { this.set(openWebSockets()) } })

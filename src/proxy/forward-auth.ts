@@ -11,6 +11,7 @@ import { safeNextPath } from '../auth/next-url.js'
 import { isBrowserNavigation, normalizeRequestTarget } from './access.js'
 import { checkAccess, type AccessRule, type Subject } from '../policy/access-rules.js'
 import type { Metrics } from '../ops/metrics.js'
+import type { SessionRevalidator } from '../auth/oidc/revalidation.js'
 
 export interface ForwardAuthDeps {
   sessions: Sessions
@@ -18,6 +19,8 @@ export interface ForwardAuthDeps {
   /** ACCESS_RULES, applied to the URI the front proxy reports. */
   accessRules: readonly AccessRule[]
   metrics: Metrics
+  /** SSO sessions' re-validation with the IdP, started by their own checks (none: off). */
+  revalidator?: Pick<SessionRevalidator, 'touch'>
 }
 
 export const FORWARD_AUTH_PATH = '/_authgate/auth'
@@ -120,6 +123,8 @@ export const forwardAuthRoutes: FastifyPluginAsync<ForwardAuthDeps> = async (app
     const checked = deps.sessions.check(request)
     if (checked.ok) {
       const { session } = checked
+      // Due for re-validation: in the background; this check answers with the identity it has.
+      deps.revalidator?.touch(session)
       if (deps.accessRules.length > 0) {
         const paths = reportedPaths(request.headers, request.raw.rawHeaders)
         const reason = paths === undefined ? 'ambiguous-path' : paths.length === 0 ? 'no-reported-uri' : firstRefusal(deps.accessRules, paths, sessionSubject(session))

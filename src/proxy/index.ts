@@ -21,6 +21,7 @@ import { abortedWhenUnfinished, UpstreamPool, withClientSignal, type ClientSigna
 import type { OpenConnections } from './open-connections.js'
 import type { OpenWebSockets } from './open-websockets.js'
 import type { WebSocketFlow } from './websocket-flow.js'
+import type { SessionRevalidator } from '../auth/oidc/revalidation.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -45,6 +46,8 @@ export interface ProxyDeps {
   webSockets: OpenWebSockets
   /** Extra image origins for the gateway's own error pages (a LOGO_URL elsewhere). */
   imgSources?: string[]
+  /** SSO sessions' re-validation with the IdP, started by their own requests (none: off). */
+  revalidator?: Pick<SessionRevalidator, 'touch'>
 }
 
 /** Upstream connections kept open by default (UPSTREAM_POOL_SIZE): enough for concurrent long-polls and bursts, bounded for the upstream's sake. */
@@ -97,6 +100,8 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
     const checked = sessions.check(request)
     if (checked.ok) {
       const { session } = checked
+      // Due for re-validation: in the background; this request goes on with the identity it has.
+      deps.revalidator?.touch(session)
       // ACCESS_RULES, on the same normalised path that is proxied; upgrades too, before any upstream connection.
       const access = config.accessRules.length > 0 ? checkAccess(config.accessRules, target.path, sessionSubject(session)) : undefined
       if (access !== undefined && !access.ok) {

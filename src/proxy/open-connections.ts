@@ -9,7 +9,11 @@
 // (every 5 s) and every logout on this instance, each tracked session is re-checked with the same
 // rule as every HTTP request (Sessions.recheck: expiry, logout, revocation, a disabled user).
 // WebSockets whose session has ended are closed on both sides with 1008; responses are cut off
-// (the connection is destroyed, which also aborts the upstream request).
+// (the connection is destroyed, which also aborts the upstream request). The same happens when a
+// re-validation with the IdP changed the session's identity (groups, admin, email, name: see
+// src/session/identities.ts): the upstream holds the identity of the handshake, so the WebSocket is
+// closed (1008, reason "identity changed") and the client's reconnection carries the new one. An
+// HTTP response under way is not cut for that: it answers the request it was, for that identity.
 import type { Socket } from 'node:net'
 import type { ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
@@ -20,6 +24,9 @@ import type { SessionRecheck } from '../session/index.js'
 /** Policy violation: the socket's session is no longer current. */
 export const SESSION_ENDED_CODE = 1008
 export const SESSION_ENDED_REASON = 'session ended'
+export const IDENTITY_CHANGED_REASON = 'identity changed'
+
+type EndReason = SessionRefusal | 'identity-changed'
 
 /** What re-checks a session read earlier (Sessions, in the gateway). */
 export interface SessionRechecker {
@@ -119,7 +126,9 @@ export class OpenConnections {
       for (const { response, session } of this.responses.get(socket) ?? []) {
         if (!isOpen({ response })) continue
         const checked = this.sessions.recheck(session)
-        if (checked.ok) continue
+        // A changed identity does not cut a response: its request was answered for the identity it
+        // was sent with (and most responses are in flight for milliseconds); only an ended session does.
+        if (checked.ok || checked.reason === 'identity-changed') continue
         this.log.info({ uid: session.uid, reason: checked.reason }, 'proxied response cut off: its session ended')
         // Half a response must not look complete: destroying the connection (not ending the
         // response) makes the client see an error, and aborts the upstream request.
@@ -128,12 +137,13 @@ export class OpenConnections {
     }
   }
 
-  private endSocket (source: WebSocket, reason: SessionRefusal): void {
+  private endSocket (source: WebSocket, reason: EndReason): void {
     const tracked = this.sockets.get(source)
     if (tracked === undefined) return
     this.sockets.delete(source)
-    this.log.info({ uid: tracked.session.uid, reason }, 'WebSocket closed: its session ended')
-    this.closeSocket(source, tracked.target, SESSION_ENDED_CODE, SESSION_ENDED_REASON)
+    const changed = reason === 'identity-changed'
+    this.log.info({ uid: tracked.session.uid, reason }, changed ? 'WebSocket closed: its session\'s identity changed' : 'WebSocket closed: its session ended')
+    this.closeSocket(source, tracked.target, SESSION_ENDED_CODE, changed ? IDENTITY_CHANGED_REASON : SESSION_ENDED_REASON)
   }
 
   /**

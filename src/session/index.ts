@@ -10,6 +10,8 @@ import type { RevocationList } from './revocations.js'
 import type { SessionRepository } from '../db/sessions.js'
 import { fitSessionPayload, SessionTooLargeError } from './budget.js'
 import { systemClock, unixSeconds, type Clock } from '../clock.js'
+import type { SessionIdentities } from './identities.js'
+import type { RefreshTokenCipher } from './refresh-token-cipher.js'
 
 declare module '@fastify/secure-session' {
   interface SessionData { s: SessionPayload }
@@ -34,11 +36,14 @@ export function isGatewayCookie (name: string): boolean {
   return /^(__Host-)?authgate(_|$)/.test(name)
 }
 
-/** A session read earlier and checked again: still current, or why it no longer is. */
-export type SessionRecheck = { ok: true, session: SessionPayload } | { ok: false, reason: SessionRefusal }
+/**
+ * A session read earlier and checked again: still current, or why it no longer is (also
+ * `identity-changed`: a re-validation gave it another identity since, see identities.ts).
+ */
+export type SessionRecheck = { ok: true, session: SessionPayload } | { ok: false, reason: SessionRefusal | 'identity-changed' }
 
 /** A request's session, or why it has none (`absent`: no session cookie came with the request). */
-export type SessionCheck = SessionRecheck | { ok: false, reason: 'absent' }
+export type SessionCheck = { ok: true, session: SessionPayload } | { ok: false, reason: SessionRefusal | 'absent' }
 
 export interface SessionDeps {
   /** Revoked users and ended sessions, kept current in the background. */
@@ -49,6 +54,10 @@ export interface SessionDeps {
   refused?: (reason: SessionRefusal) => void
   /** Issue times and expiry are read from it (default: the system clock). */
   clock?: Clock
+  /** SSO sessions' identities as re-validated with the IdP: they replace the cookie's. */
+  identities?: Pick<SessionIdentities, 'apply' | 'versionOf'>
+  /** Seals the IdP's refresh token into the session's record (none: refresh tokens are not kept). */
+  refreshTokens?: RefreshTokenCipher
 }
 
 export class Sessions {
@@ -58,6 +67,8 @@ export class Sessions {
   private readonly records: SessionRepository
   private readonly refused: (reason: SessionRefusal) => void
   private readonly clock: Clock
+  private readonly identities: SessionDeps['identities']
+  private readonly refreshTokens: RefreshTokenCipher | undefined
 
   constructor (private readonly settings: SessionSettings, deps: SessionDeps) {
     this.names = cookieNames(settings.secure)
@@ -66,6 +77,8 @@ export class Sessions {
     this.records = deps.records
     this.refused = deps.refused ?? (() => {})
     this.clock = deps.clock ?? systemClock
+    this.identities = deps.identities
+    this.refreshTokens = deps.refreshTokens
   }
 
   async register (app: FastifyInstance): Promise<void> {
@@ -97,7 +110,8 @@ export class Sessions {
       return this.refuse(value === undefined ? 'unreadable' : 'malformed')
     }
     const problem = this.problem(payload)
-    return problem === undefined ? { ok: true, session: payload } : this.refuse(problem)
+    if (problem !== undefined) return this.refuse(problem)
+    return { ok: true, session: this.identities?.apply(payload) ?? payload }
   }
 
   /**
@@ -106,7 +120,10 @@ export class Sessions {
    */
   recheck (payload: SessionPayload): SessionRecheck {
     const problem = this.problem(payload)
-    return problem === undefined ? { ok: true, session: payload } : { ok: false, reason: problem }
+    if (problem !== undefined) return { ok: false, reason: problem }
+    // Admitted with an identity the IdP has since changed: what it carries upstream is out of date.
+    if ((this.identities?.versionOf(payload.sid) ?? 0) > (payload.iv ?? 0)) return { ok: false, reason: 'identity-changed' }
+    return { ok: true, session: payload }
   }
 
   private refuse (reason: SessionRefusal): { ok: false, reason: SessionRefusal } {
@@ -125,17 +142,19 @@ export class Sessions {
    * Replace whatever the browser had with a new session (a fresh cookie and a new record: no
    * fixation); the session it replaces is ended, so a copy of its cookie is refused too. An ID token
    * that does not fit in one cookie (see budget.ts) is left out, and logged; an identity that does
-   * not fit throws SessionTooLargeError, nothing started.
+   * not fit throws SessionTooLargeError, nothing started. An SSO sign-in's refresh token is kept,
+   * encrypted, in the record (never in the cookie) for re-validation.
    */
-  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string } = {}): Promise<SessionPayload> {
+  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string, refreshToken?: string } = {}): Promise<SessionPayload> {
     const replaced = this.check(request)
     const now = unixSeconds(this.clock)
-    const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, extra)
+    const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, { idToken: extra.idToken })
     const fitted = fitSessionPayload(this.names.session, full)
     if (!fitted.fits) throw new SessionTooLargeError(fitted.bytes, fitted.budget, fitted.groups)
     const { payload, droppedIdToken } = fitted
     if (droppedIdToken) request.log.warn({ username: user.username }, 'session cookie would exceed 4 KB: ID token not kept (logout sends client_id instead of id_token_hint)')
-    await this.records.create({ id: payload.sid, userId: user.id, loginMethod: method, createdAt: new Date(now * 1000), expiresAt: new Date(payload.exp * 1000) })
+    const sealedRefreshToken = extra.refreshToken !== undefined ? this.refreshTokens?.encrypt(payload.sid, extra.refreshToken) : undefined
+    await this.records.create({ id: payload.sid, userId: user.id, loginMethod: method, createdAt: new Date(now * 1000), expiresAt: new Date(payload.exp * 1000), ...(sealedRefreshToken !== undefined ? { sealedRefreshToken } : {}) })
     if (replaced.ok) await this.endRecord(replaced.session.sid)
     request.session.regenerate()
     request.session.set('s', payload)

@@ -7,6 +7,7 @@ import type { UserRepository } from '../db/users.js'
 import type { SessionRepository } from '../db/sessions.js'
 import { CLOCK_SKEW_SECONDS } from './session.js'
 import { systemClock, type Clock } from '../clock.js'
+import type { SessionIdentities } from './identities.js'
 
 export class RevocationList {
   private cutoffs = new Map<number, number>()
@@ -24,7 +25,9 @@ export class RevocationList {
     private readonly log: FastifyBaseLogger,
     private readonly intervalMs = 5000,
     /** The list's age and which ended sessions are kept are read from it (timers run in real time). */
-    private readonly clock: Clock = systemClock
+    private readonly clock: Clock = systemClock,
+    /** Re-validated SSO identities (identities.ts): read on the same schedule, by the same timer. */
+    private readonly identities?: Pick<SessionIdentities, 'refresh'>
   ) {}
 
   /** Unix seconds: sessions of this user issued at or before it are refused (Infinity: disabled). */
@@ -57,7 +60,7 @@ export class RevocationList {
     const seenByThisRead = new Set(this.endedHere)
     // Kept a little past their expiry, for instances whose clock runs behind.
     const expiringAfter = new Date(this.clock.now() - CLOCK_SKEW_SECONDS * 1000)
-    const [cutoffs, ended] = await Promise.all([this.users.sessionCutoffs(), this.sessionRecords.endedSessionIds(expiringAfter)])
+    const [cutoffs, ended] = await Promise.all([this.users.sessionCutoffs(), this.sessionRecords.endedSessionIds(expiringAfter), this.identities?.refresh()])
     for (const id of this.endedHere) {
       if (seenByThisRead.has(id)) this.endedHere.delete(id)
       else ended.add(id)

@@ -27,6 +27,11 @@ export interface SessionPayload {
   idt?: string
   /** OIDC: whether the provider verified the email (email_verified); ACCESS_RULES' email-domain counts only then */
   ev?: boolean
+  /**
+   * Never in the cookie: the version of the identity a re-validation laid over the cookie's
+   * (src/session/identities.ts); absent: the sign-in's.
+   */
+  iv?: number
 }
 
 export interface SessionUser {

@@ -53,6 +53,13 @@ export interface StartOidcProviderOptions {
   idTokenClaims?: boolean
   /** When set, the login form only accepts this password; otherwise any non-empty password. */
   password?: string
+  /**
+   * Issue refresh tokens (the clients get the refresh_token grant) at every code exchange, whatever
+   * the scope, and rotate them at every use (a rotated-out token is refused: invalid_grant).
+   * Default false: no refresh tokens, as before. oidc-provider's own default would also need the
+   * offline_access scope (with prompt=consent).
+   */
+  refreshTokens?: boolean
 }
 
 export interface RecordedCall {
@@ -178,7 +185,7 @@ export async function startOidcProvider (opts: StartOidcProviderOptions): Promis
       client_secret: c.client_secret,
       redirect_uris: c.redirect_uris,
       post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
-      grant_types: ['authorization_code'],
+      grant_types: opts.refreshTokens === true ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_post'
     })),
@@ -188,6 +195,12 @@ export async function startOidcProvider (opts: StartOidcProviderOptions): Promis
     claims: SCOPE_CLAIMS,
     scopes: ['openid', 'profile', 'email', 'groups'],
     conformIdTokenClaims: !(opts.idTokenClaims ?? true),
+    ...(opts.refreshTokens === true
+      ? {
+          issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed: (grant: string) => boolean }) => client.grantTypeAllowed('refresh_token'),
+          rotateRefreshToken: () => true
+        }
+      : {}),
     pkce: { required: () => true }, // v9 only implements S256
     clientBasedCORS: () => false,
     features: {

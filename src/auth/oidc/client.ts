@@ -29,6 +29,24 @@ export interface SignInResult {
   /** ID token claims, overlaid with userinfo (whose `sub` was checked to be the same). */
   claims: Record<string, unknown>
   idToken: string
+  /** When the IdP issued one (see docs/OIDC_SETUP.md#sessions-that-follow-the-idp). */
+  refreshToken: string | undefined
+}
+
+/** A refresh token grant that succeeded. */
+export interface RefreshResult {
+  /** The new ID token's claims overlaid with userinfo, as at sign-in; undefined: the IdP gave neither. */
+  claims: Record<string, unknown> | undefined
+  /** The rotated refresh token, when the IdP rotates them (the old one must not be used again). */
+  refreshToken: string | undefined
+}
+
+/** SSO is not usable yet (discovery has not succeeded): a re-validation is retried later. */
+export class IdpNotReadyError extends Error {
+  constructor () {
+    super('OIDC discovery has not succeeded yet')
+    this.name = 'IdpNotReadyError'
+  }
 }
 
 /** IdP responses larger than this are refused: by Content-Length before reading, else while reading. */
@@ -324,7 +342,33 @@ export class OidcClient {
       const userinfo = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub).catch(async (err: unknown) => { throw await asRefusal(err, 'userinfo endpoint') })
       claims = { ...claims, ...userinfo }
     }
-    return { issuer: idClaims.iss, sub: idClaims.sub, claims, idToken: tokens.id_token }
+    return { issuer: idClaims.iss, sub: idClaims.sub, claims, idToken: tokens.id_token, refreshToken: tokens.refresh_token }
+  }
+
+  /** The discovered issuer (the ID tokens' `iss`), once discovery succeeded. */
+  get issuer (): string | undefined {
+    return this.metadata?.issuer
+  }
+
+  /**
+   * Re-validation (src/auth/oidc/revalidation.ts): a refresh token grant, then the claims read as
+   * signIn reads them: the new ID token's (checked by openid-client: signature, iss, aud, exp) and
+   * userinfo when the IdP has a userinfo endpoint. Both must be about `sub`, the session's subject.
+   * Throws what openid-client throws (a ResponseBodyError `invalid_grant` when the IdP refuses).
+   */
+  async refresh (refreshToken: string, sub: string): Promise<RefreshResult> {
+    if (this.metadata === undefined) throw new IdpNotReadyError()
+    const config = this.configuration(this.fetch, this.jwksCache)
+    const tokens = await client.refreshTokenGrant(config, refreshToken)
+    this.jwksCache = client.getJwksCache(config) ?? this.jwksCache
+    const idClaims = tokens.claims()
+    if (idClaims !== undefined && idClaims.sub !== sub) throw new Error(`the refreshed ID token is about another subject (${idClaims.sub}, not ${sub})`)
+    let claims: Record<string, unknown> | undefined = idClaims !== undefined ? { ...idClaims } : undefined
+    if (this.metadata.userinfo_endpoint !== undefined) {
+      const userinfo = await client.fetchUserInfo(config, tokens.access_token, sub)
+      claims = { ...claims, ...userinfo }
+    }
+    return { claims, refreshToken: tokens.refresh_token }
   }
 
   /** RP-initiated logout at the IdP, or undefined when it has no end_session_endpoint (or is unknown). */

@@ -138,7 +138,9 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
 
       const { user } = upsert
       try {
-        await sessions.start(request, { ...user, groups: identity.groups, emailVerified: identity.emailVerified === true }, 'oidc', { idToken: result.idToken })
+        // The refresh token is kept (encrypted, server-side) only when re-validation is on.
+        const refreshToken = oidc.refreshInterval > 0 ? result.refreshToken : undefined
+        await sessions.start(request, { ...user, groups: identity.groups, emailVerified: identity.emailVerified === true }, 'oidc', { idToken: result.idToken, refreshToken })
       } catch (err) {
         throw err instanceof SessionTooLargeError ? tooLargeForSession(err) : err
       }
