@@ -5,11 +5,13 @@ import * as oidcIdentity from './0002_oidc_identity.js'
 import * as sessionRevocation from './0003_session_revocation.js'
 import * as loginThrottle from './0004_login_throttle.js'
 import * as sessions from './0005_sessions.js'
+import * as idpLogout from './0006_idp_logout.js'
 
 export const migrations: Record<string, Migration> = {
   '0001_users': users,
   '0002_oidc_identity': oidcIdentity,
   '0003_session_revocation': sessionRevocation,
   '0004_login_throttle': loginThrottle,
-  '0005_sessions': sessions
+  '0005_sessions': sessions,
+  '0006_idp_logout': idpLogout
 }

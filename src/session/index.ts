@@ -7,7 +7,7 @@ import { deriveKey, deriveKeys } from './keys.js'
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from './csrf.js'
 import { newSessionId, newSessionPayload, parseSessionPayload, sessionProblem, type LoginMethod, type SessionPayload, type SessionRefusal, type SessionUser } from './session.js'
 import type { RevocationList } from './revocations.js'
-import type { SessionRepository } from '../db/sessions.js'
+import type { IdpLogoutTarget, SessionRepository } from '../db/sessions.js'
 import { fitSessionPayload, SessionTooLargeError } from './budget.js'
 import { systemClock, unixSeconds, type Clock } from '../clock.js'
 
@@ -127,7 +127,7 @@ export class Sessions {
    * that does not fit in one cookie (see budget.ts) is left out, and logged; an identity that does
    * not fit throws SessionTooLargeError, nothing started.
    */
-  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string } = {}): Promise<SessionPayload> {
+  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string, idpSession?: { issuer: string, sid: string | undefined } } = {}): Promise<SessionPayload> {
     const replaced = this.check(request)
     const now = unixSeconds(this.clock)
     const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, extra)
@@ -135,7 +135,15 @@ export class Sessions {
     if (!fitted.fits) throw new SessionTooLargeError(fitted.bytes, fitted.budget, fitted.groups)
     const { payload, droppedIdToken } = fitted
     if (droppedIdToken) request.log.warn({ username: user.username }, 'session cookie would exceed 4 KB: ID token not kept (logout sends client_id instead of id_token_hint)')
-    await this.records.create({ id: payload.sid, userId: user.id, loginMethod: method, createdAt: new Date(now * 1000), expiresAt: new Date(payload.exp * 1000) })
+    await this.records.create({
+      id: payload.sid,
+      userId: user.id,
+      loginMethod: method,
+      createdAt: new Date(now * 1000),
+      expiresAt: new Date(payload.exp * 1000),
+      oidcIssuer: extra.idpSession?.issuer ?? null,
+      idpSessionId: extra.idpSession?.sid ?? null
+    })
     if (replaced.ok) await this.endRecord(replaced.session.sid)
     request.session.regenerate()
     request.session.set('s', payload)
@@ -149,6 +157,24 @@ export class Sessions {
   async end (request: FastifyRequest, session: SessionPayload | undefined): Promise<void> {
     request.session.delete()
     if (session !== undefined) await this.endRecord(session.sid)
+  }
+
+  /**
+   * The IdP says its session (or every session of a subject) ended: the gateway sessions it opened
+   * end, here at once (open WebSockets and streams too), on the other instances at their next
+   * revocation refresh. `ended`: the sessions' ids (empty when none was open).
+   */
+  async endIdpSessions (target: IdpLogoutTarget): Promise<string[]> {
+    const ended = await this.records.endIdpSessions(target, new Date(this.clock.now()))
+    for (const id of ended) this.revocations.endSession(id)
+    return ended
+  }
+
+  /** endIdpSessions for a back-channel logout token, whose id is recorded in the same transaction. */
+  async endForLogoutToken (token: { issuer: string, jti: string, expiresAt: number }, target: IdpLogoutTarget): Promise<{ replayed: true } | { replayed: false, ended: string[] }> {
+    const result = await this.records.endForLogoutToken(token, target, new Date(this.clock.now()))
+    if (!result.replayed) for (const id of result.ended) this.revocations.endSession(id)
+    return result
   }
 
   private async endRecord (sessionId: string): Promise<void> {

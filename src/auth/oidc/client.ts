@@ -29,6 +29,8 @@ export interface SignInResult {
   /** ID token claims, overlaid with userinfo (whose `sub` was checked to be the same). */
   claims: Record<string, unknown>
   idToken: string
+  /** The ID token's `sid` (the IdP session), when it sent one: IdP-initiated logout ends by it. */
+  sid: string | undefined
 }
 
 /** IdP responses larger than this are refused: by Content-Length before reading, else while reading. */
@@ -282,7 +284,13 @@ export class OidcClient {
       const userinfo = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub)
       claims = { ...claims, ...userinfo }
     }
-    return { issuer: idClaims.iss, sub: idClaims.sub, claims, idToken: tokens.id_token }
+    const sid = typeof idClaims.sid === 'string' && idClaims.sid !== '' ? idClaims.sid : undefined
+    return { issuer: idClaims.iss, sub: idClaims.sub, claims, idToken: tokens.id_token, sid }
+  }
+
+  /** The discovered metadata (issuer, jwks_uri, algorithms), or undefined before discovery succeeded. */
+  get serverMetadata (): client.ServerMetadata | undefined {
+    return this.metadata
   }
 
   /** RP-initiated logout at the IdP, or undefined when it has no end_session_endpoint (or is unknown). */

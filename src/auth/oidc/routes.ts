@@ -138,7 +138,7 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
 
       const { user } = upsert
       try {
-        await sessions.start(request, { ...user, groups: identity.groups, emailVerified: identity.emailVerified === true }, 'oidc', { idToken: result.idToken })
+        await sessions.start(request, { ...user, groups: identity.groups, emailVerified: identity.emailVerified === true }, 'oidc', { idToken: result.idToken, idpSession: { issuer: result.issuer, sid: result.sid } })
       } catch (err) {
         throw err instanceof SessionTooLargeError ? tooLargeForSession(err) : err
       }
