@@ -20,6 +20,9 @@ export interface SessionRecord {
 /** Which sessions an IdP-initiated logout ends: one IdP session (`sid`), or all of one subject's. */
 export type IdpLogoutTarget = { issuer: string, sid: string, sub?: string } | { issuer: string, sub: string }
 
+/** A session an IdP-initiated logout ended, and whose it was. */
+export interface EndedSession { id: string, userId: number }
+
 /** A logout token's id, kept until `expiresAt` (ms since the epoch): used once only. */
 export interface LogoutTokenId { issuer: string, jti: string, expiresAt: number }
 
@@ -45,7 +48,7 @@ export class SessionRepository {
    * transaction. `replayed` when the id was recorded before (by any replica: the primary key
    * decides), and then nothing is ended; a failure records nothing, so the IdP may send it again.
    */
-  async endForLogoutToken (token: LogoutTokenId, target: IdpLogoutTarget, at: Date = new Date()): Promise<{ replayed: true } | { replayed: false, ended: string[] }> {
+  async endForLogoutToken (token: LogoutTokenId, target: IdpLogoutTarget, at: Date = new Date()): Promise<{ replayed: true } | { replayed: false, ended: EndedSession[] }> {
     return await this.db.kysely.transaction().execute(async (trx) => {
       const inserted = await trx.insertInto('logout_token_ids').values({ issuer: token.issuer, jti: token.jti, expires_at: token.expiresAt })
         .onConflict((oc) => oc.columns(['issuer', 'jti']).doNothing()).returning('jti').executeTakeFirst()
@@ -56,9 +59,9 @@ export class SessionRepository {
 
   /**
    * End the sessions of one IdP session (`sid`; with `sub`, only if they belong to that subject), or
-   * every OIDC session of the subject the issuer calls `sub`; the ids of those ended now.
+   * every OIDC session of the subject the issuer calls `sub`; those ended now.
    */
-  async endIdpSessions (target: IdpLogoutTarget, at: Date = new Date()): Promise<string[]> {
+  async endIdpSessions (target: IdpLogoutTarget, at: Date = new Date()): Promise<EndedSession[]> {
     let query = this.db.kysely.updateTable('sessions').set({ ended_at: at.toISOString() })
       .where('ended_at', 'is', null).where('login_method', '=', 'oidc')
     const subjectsSessions = (sub: string): typeof query => query.where('user_id', 'in', (eb) =>
@@ -69,8 +72,8 @@ export class SessionRepository {
     } else {
       query = subjectsSessions(target.sub)
     }
-    const rows = await query.returning('id').execute()
-    return rows.map((row) => row.id)
+    const rows = await query.returning(['id', 'user_id']).execute()
+    return rows.map((row) => ({ id: row.id, userId: Number(row.user_id) }))
   }
 
   /** Every session (ended or not) that this IdP session opened: the front-channel logout's check. */

@@ -7,7 +7,7 @@ import { deriveKey, deriveKeys } from './keys.js'
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from './csrf.js'
 import { newSessionId, newSessionPayload, parseSessionPayload, sessionProblem, type LoginMethod, type SessionPayload, type SessionRefusal, type SessionUser } from './session.js'
 import type { RevocationList } from './revocations.js'
-import type { IdpLogoutTarget, SessionRepository } from '../db/sessions.js'
+import type { EndedSession, IdpLogoutTarget, SessionRepository } from '../db/sessions.js'
 import { fitSessionPayload, SessionTooLargeError } from './budget.js'
 import { systemClock, unixSeconds, type Clock } from '../clock.js'
 
@@ -162,18 +162,18 @@ export class Sessions {
   /**
    * The IdP says its session (or every session of a subject) ended: the gateway sessions it opened
    * end, here at once (open WebSockets and streams too), on the other instances at their next
-   * revocation refresh. `ended`: the sessions' ids (empty when none was open).
+   * revocation refresh. Returns the sessions ended (none when none was open).
    */
-  async endIdpSessions (target: IdpLogoutTarget): Promise<string[]> {
+  async endIdpSessions (target: IdpLogoutTarget): Promise<EndedSession[]> {
     const ended = await this.records.endIdpSessions(target, new Date(this.clock.now()))
-    for (const id of ended) this.revocations.endSession(id)
+    for (const { id } of ended) this.revocations.endSession(id)
     return ended
   }
 
   /** endIdpSessions for a back-channel logout token, whose id is recorded in the same transaction. */
-  async endForLogoutToken (token: { issuer: string, jti: string, expiresAt: number }, target: IdpLogoutTarget): Promise<{ replayed: true } | { replayed: false, ended: string[] }> {
+  async endForLogoutToken (token: { issuer: string, jti: string, expiresAt: number }, target: IdpLogoutTarget): Promise<{ replayed: true } | { replayed: false, ended: EndedSession[] }> {
     const result = await this.records.endForLogoutToken(token, target, new Date(this.clock.now()))
-    if (!result.replayed) for (const id of result.ended) this.revocations.endSession(id)
+    if (!result.replayed) for (const { id } of result.ended) this.revocations.endSession(id)
     return result
   }
 
@@ -184,6 +184,11 @@ export class Sessions {
       // Even when the database failed (the error goes on to the caller), this instance refuses it.
       this.revocations.endSession(sessionId)
     }
+  }
+
+  /** The sessions (ended or not) that this IdP session opened. */
+  async idsOfIdpSession (issuer: string, sid: string): Promise<string[]> {
+    return await this.records.idsOfIdpSession(issuer, sid)
   }
 
   /** The CSRF token for this browser's forms, setting the browser's CSRF cookie when it has none. */
