@@ -100,6 +100,11 @@ export interface OidcProviderFixture {
    * register a fixed URI and aim it at a gateway on an ephemeral port. Default: unchanged.
    */
   outgoing: (url: URL) => URL
+  /**
+   * Extra HTML pages served on the provider's origin (path → body), e.g. an IdP logout page that
+   * iframes a relying party's front-channel logout URI.
+   */
+  pages: Map<string, string>
   /** Every back-channel logout the provider made (with `backchannelLogout: true`). */
   backchannel: BackchannelAttempt[]
   /** The provider's signing key (RS256), for tests that forge or hand-make tokens it would sign. */
@@ -206,6 +211,7 @@ export async function startOidcProvider (opts: StartOidcProviderOptions): Promis
     calls,
     serverErrors,
     outgoing: (url) => url,
+    pages: new Map(),
     backchannel: [],
     signingKey: { privateKey: signingKey.privateKey, kid: jwk.kid },
     close: () => closeServer(server)
@@ -282,6 +288,11 @@ export async function startOidcProvider (opts: StartOidcProviderOptions): Promis
   const providerCallback = provider.callback()
   dispatch = (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/'
+    const extra = fixture.pages.get(path)
+    if (extra !== undefined) {
+      sendHtml(res, 200, extra)
+      return
+    }
     const m = /^\/interaction\/([^/]+)(?:\/(login|confirm))?$/.exec(path)
     if (!m) {
       providerCallback(req, res)

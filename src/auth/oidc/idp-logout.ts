@@ -104,6 +104,8 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
     const idp = await provider()
     if (idp === undefined) return refuse(oidc === undefined ? 'SSO is not configured' : 'the provider is not discovered')
     if (iss !== idp.issuer) return refuse('iss is not the provider\'s issuer')
+    // Read before anything ends (an ended session no longer checks out).
+    const own = sessions.check(request)
     let known: string[]
     let ended: EndedSession[]
     try {
@@ -116,7 +118,6 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
       return await reply.code(400).send({ error: 'server_error' })
     }
     // The browser's own cookie goes too, when it came (a same-site or first-party frame sends it).
-    const own = sessions.check(request)
     if (own.ok && known.includes(own.session.sid)) request.session.delete()
     metrics.idpLogout('front', 'accepted', ended.length)
     request.log.info({ sessions: ended.length }, 'front-channel logout: IdP session ended')
