@@ -59,7 +59,7 @@ export class SessionRepository {
 
   /**
    * End the sessions of one IdP session (`sid`; with `sub`, only if they belong to that subject), or
-   * every OIDC session of the subject the issuer calls `sub`; those ended now.
+   * every OIDC session from that issuer of the subject it calls `sub`; those ended now.
    */
   async endIdpSessions (target: IdpLogoutTarget, at: Date = new Date()): Promise<EndedSession[]> {
     let query = this.db.kysely.updateTable('sessions').set({ ended_at: at.toISOString() })
@@ -70,7 +70,8 @@ export class SessionRepository {
       query = query.where('oidc_issuer', '=', target.issuer).where('idp_session_id', '=', target.sid)
       if (target.sub !== undefined) query = subjectsSessions(target.sub)
     } else {
-      query = subjectsSessions(target.sub)
+      // Sessions from before the IdP session was recorded (no issuer) belong to the subject's issuer.
+      query = subjectsSessions(target.sub).where((eb) => eb.or([eb('sessions.oidc_issuer', '=', target.issuer), eb('sessions.oidc_issuer', 'is', null)]))
     }
     const rows = await query.returning(['id', 'user_id']).execute()
     return rows.map((row) => ({ id: row.id, userId: Number(row.user_id) }))
