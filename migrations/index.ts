@@ -5,6 +5,7 @@ import * as oidcIdentity from './0002_oidc_identity.js'
 import * as sessionRevocation from './0003_session_revocation.js'
 import * as loginThrottle from './0004_login_throttle.js'
 import * as sessions from './0005_sessions.js'
+import * as idpLogout from './0006_idp_logout.js'
 import * as refreshTokens from './0007_refresh_tokens.js'
 
 export const migrations: Record<string, Migration> = {
@@ -13,6 +14,6 @@ export const migrations: Record<string, Migration> = {
   '0003_session_revocation': sessionRevocation,
   '0004_login_throttle': loginThrottle,
   '0005_sessions': sessions,
-  // 0006 is logout's (merged separately); 0007 must follow it.
+  '0006_idp_logout': idpLogout,
   '0007_refresh_tokens': refreshTokens
 }

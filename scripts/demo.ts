@@ -18,7 +18,8 @@ ${rows.join('\n')}
     ${demo.localAccount.username.padEnd(6)} / ${demo.localAccount.password}
 
   The application behind the gateway is authgate's demo upstream: it shows the identity it
-  received and whether the signature verified. Sign out there to end the provider session too.
+  received and whether the signature verified. Sign out there to end the provider session too;
+  signing out at the provider (${demo.issuer}/session/end) ends the gateway session as well.
 
   Press Ctrl+C to stop.
 `)

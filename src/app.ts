@@ -16,6 +16,7 @@ import { logoutRoutes } from './auth/logout.js'
 import { LogoutGate } from './auth/logout-gate.js'
 import { OidcClient } from './auth/oidc/client.js'
 import { oidcEndSession, oidcRoutes } from './auth/oidc/routes.js'
+import { idpLogoutRoutes } from './auth/oidc/idp-logout.js'
 import { metricsListener, opsRoutes } from './ops/routes.js'
 import { Metrics, type AccessDecision } from './ops/metrics.js'
 import { proxyRoutes } from './proxy/index.js'
@@ -222,6 +223,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     await gateway.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock })
     await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, client: oidcClient })
+    await gateway.register(idpLogoutRoutes, { oidc: config.oidc, client: oidcClient, users, sessions, metrics })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
     await gateway.register(logoutRoutes, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate })
     await gateway.register(opsRoutes, opsDeps)

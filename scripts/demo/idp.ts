@@ -30,6 +30,11 @@ export interface DemoIdpClient {
   clientSecret: string
   redirectUri: string
   postLogoutRedirectUri: string
+  /**
+   * The gateway's back-channel logout URI: when set, signing out at the provider posts a logout
+   * token there (OpenID Connect Back-Channel Logout) and ID tokens carry `sid`.
+   */
+  backchannelLogoutUri?: string
 }
 
 export interface DemoIdp {
@@ -91,7 +96,8 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
       post_logout_redirect_uris: [client.postLogoutRedirectUri],
       grant_types: ['authorization_code'],
       response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_post'
+      token_endpoint_auth_method: 'client_secret_post',
+      ...(client.backchannelLogoutUri !== undefined ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true } : {})
     }],
     adapter: memoryAdapter(),
     jwks: { keys: [{ ...(await exportJWK(key.privateKey)), kid: 'demo-idp', use: 'sig', alg: 'RS256' }] },
@@ -106,7 +112,15 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
     ttl: { Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600 },
     features: {
       devInteractions: { enabled: false },
-      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource }
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      backchannelLogout: { enabled: client.backchannelLogoutUri !== undefined }
+    },
+    // oidc-provider's outgoing requests refuse loopback addresses (SSRF protection), and the demo
+    // gateway is on loopback: its back-channel logout URI, and only that origin, goes without.
+    async fetch (url: string | URL, options: RequestInit & { dispatcher?: unknown }) {
+      const { dispatcher, ...rest } = options
+      const toGateway = client.backchannelLogoutUri !== undefined && new URL(url).origin === new URL(client.backchannelLogoutUri).origin
+      return await globalThis.fetch(url, toGateway ? rest : options)
     },
     renderError,
     async findAccount (_ctx: unknown, sub: string) {

@@ -53,7 +53,9 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
     clientId: 'authgate-demo',
     clientSecret: randomBytes(24).toString('base64url'),
     redirectUri: `${publicUrl}/auth/oidc/callback`,
-    postLogoutRedirectUri: `${publicUrl}/login?signed_out=1`
+    postLogoutRedirectUri: `${publicUrl}/login?signed_out=1`,
+    // Signing out at the provider ends the gateway session too.
+    backchannelLogoutUri: `${publicUrl}/auth/oidc/backchannel-logout`
   }
   const cleanups: Array<() => Promise<void> | void> = []
   const close = async (): Promise<void> => { for (const c of cleanups.reverse()) await c() }

@@ -49,6 +49,17 @@ export interface SessionsTable {
   identity: string | null
   identity_version: Generated<number>
   identity_changed_at: Timestamp | null
+  /** OIDC sessions: the issuer and the ID token's `sid` (the IdP session), for IdP-initiated logout. */
+  oidc_issuer: string | null
+  idp_session_id: string | null
+}
+
+/** Logout tokens already used (back-channel logout): a second use of a jti is refused. */
+export interface LogoutTokenIdsTable {
+  issuer: string
+  jti: string
+  /** Milliseconds since the epoch; PostgreSQL reads bigint back as a string. */
+  expires_at: ColumnType<number | string, number, number>
 }
 
 /** Exactly one row (singleton = 1): this deployment's random id, mixed into the cookie keys. */
@@ -62,5 +73,6 @@ export interface Database {
   users: UsersTable
   login_throttle: LoginThrottleTable
   sessions: SessionsTable
+  logout_token_ids: LogoutTokenIdsTable
   deployment: DeploymentTable
 }

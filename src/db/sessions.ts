@@ -1,7 +1,9 @@
 // The session store: one row per sign-in, which the session cookie points to by its random id.
 // Logout ends the row; gateways learn of ended sessions from the revocation list (never per request);
 // expired rows are deleted. An SSO session's refresh token (encrypted), its re-validation state and
-// the identity the IdP last gave live in this row too (src/auth/oidc/revalidation.ts).
+// the identity the IdP last gave live in this row too (src/auth/oidc/revalidation.ts), and the IdP
+// session it came from (issuer and the ID token's `sid`), which the IdP's back-channel and
+// front-channel logout end it by.
 import type { Db } from './index.js'
 import type { LoginMethod } from '../session/session.js'
 
@@ -12,6 +14,9 @@ export interface SessionRecord {
   createdAt: Date
   expiresAt: Date
   endedAt: Date | null
+  /** OIDC sessions: the issuer, and the ID token's `sid` when the IdP sent one. */
+  oidcIssuer?: string | null
+  idpSessionId?: string | null
 }
 
 export interface NewSession extends Omit<SessionRecord, 'endedAt'> {
@@ -39,6 +44,15 @@ export interface ChangedIdentity {
   expiresAt: Date
 }
 
+/** Which sessions an IdP-initiated logout ends: one IdP session (`sid`), or all of one subject's. */
+export type IdpLogoutTarget = { issuer: string, sid: string, sub?: string } | { issuer: string, sub: string }
+
+/** A session an IdP-initiated logout ended, and whose it was. */
+export interface EndedSession { id: string, userId: number }
+
+/** A logout token's id, kept until `expiresAt` (ms since the epoch): used once only. */
+export interface LogoutTokenId { issuer: string, jti: string, expiresAt: number }
+
 const toDate = (value: Date | string): Date => value instanceof Date ? value : new Date(value)
 
 export class SessionRepository {
@@ -51,8 +65,57 @@ export class SessionRepository {
       login_method: session.loginMethod,
       created_at: session.createdAt.toISOString(),
       expires_at: session.expiresAt.toISOString(),
+      oidc_issuer: session.oidcIssuer ?? null,
+      idp_session_id: session.idpSessionId ?? null,
       ...(session.sealedRefreshToken !== undefined ? { refresh_token: session.sealedRefreshToken, validated_at: session.createdAt.toISOString() } : {})
     }).execute()
+  }
+
+  /**
+   * A back-channel logout token: its id is recorded and the sessions it names are ended, in one
+   * transaction. `replayed` when the id was recorded before (by any replica: the primary key
+   * decides), and then nothing is ended; a failure records nothing, so the IdP may send it again.
+   */
+  async endForLogoutToken (token: LogoutTokenId, target: IdpLogoutTarget, at: Date = new Date()): Promise<{ replayed: true } | { replayed: false, ended: EndedSession[] }> {
+    return await this.db.kysely.transaction().execute(async (trx) => {
+      const inserted = await trx.insertInto('logout_token_ids').values({ issuer: token.issuer, jti: token.jti, expires_at: token.expiresAt })
+        .onConflict((oc) => oc.columns(['issuer', 'jti']).doNothing()).returning('jti').executeTakeFirst()
+      if (inserted === undefined) return { replayed: true as const }
+      return { replayed: false as const, ended: await new SessionRepository({ ...this.db, kysely: trx }).endIdpSessions(target, at) }
+    })
+  }
+
+  /**
+   * End the sessions of one IdP session (`sid`; with `sub`, only if they belong to that subject), or
+   * every OIDC session from that issuer of the subject it calls `sub`; those ended now.
+   */
+  async endIdpSessions (target: IdpLogoutTarget, at: Date = new Date()): Promise<EndedSession[]> {
+    let query = this.db.kysely.updateTable('sessions').set({ ended_at: at.toISOString(), refresh_token: null })
+      .where('ended_at', 'is', null).where('login_method', '=', 'oidc')
+    const subjectsSessions = (sub: string): typeof query => query.where('user_id', 'in', (eb) =>
+      eb.selectFrom('users').select('users.id').where('users.oidc_issuer', '=', target.issuer).where('users.oidc_sub', '=', sub))
+    if ('sid' in target) {
+      query = query.where('oidc_issuer', '=', target.issuer).where('idp_session_id', '=', target.sid)
+      if (target.sub !== undefined) query = subjectsSessions(target.sub)
+    } else {
+      // Sessions from before the IdP session was recorded (no issuer) belong to the subject's issuer.
+      query = subjectsSessions(target.sub).where((eb) => eb.or([eb('sessions.oidc_issuer', '=', target.issuer), eb('sessions.oidc_issuer', 'is', null)]))
+    }
+    const rows = await query.returning(['id', 'user_id']).execute()
+    return rows.map((row) => ({ id: row.id, userId: Number(row.user_id) }))
+  }
+
+  /** Every session (ended or not) that this IdP session opened: the front-channel logout's check. */
+  async idsOfIdpSession (issuer: string, sid: string): Promise<string[]> {
+    const rows = await this.db.kysely.selectFrom('sessions').select('id')
+      .where('oidc_issuer', '=', issuer).where('idp_session_id', '=', sid).execute()
+    return rows.map((row) => row.id)
+  }
+
+  /** Delete the logout token ids past their expiry (they would be refused as stale by then). */
+  async deleteExpiredLogoutTokenIds (before: Date): Promise<number> {
+    const result = await this.db.kysely.deleteFrom('logout_token_ids').where('expires_at', '<', before.getTime()).executeTakeFirst()
+    return Number(result.numDeletedRows)
   }
 
   async find (id: string): Promise<SessionRecord | undefined> {
@@ -64,7 +127,9 @@ export class SessionRepository {
       loginMethod: row.login_method as LoginMethod,
       createdAt: toDate(row.created_at),
       expiresAt: toDate(row.expires_at),
-      endedAt: row.ended_at === null ? null : toDate(row.ended_at)
+      endedAt: row.ended_at === null ? null : toDate(row.ended_at),
+      oidcIssuer: row.oidc_issuer,
+      idpSessionId: row.idp_session_id
     }
   }
 

@@ -1,6 +1,6 @@
 // The audit trail: one structured log line for each action that changes who can get in, or tried
 // to: sign-ins (and failed ones), sign-outs, accounts created, admin granted or removed, accounts
-// disabled or enabled, sessions revoked, passwords set. The gateway writes them through the
+// disabled or enabled, sessions revoked or ended by the IdP, passwords set. The gateway writes them through the
 // request's logger (with its reqId and the client's address), the CLI through its own, on stderr.
 //
 // They are written at `info` whatever LOG_LEVEL says, `silent` excepted: raising the level to cut
@@ -14,15 +14,16 @@ import { loggerOptions } from '../logger.js'
 export type AuditAction =
   | 'sign-in' | 'sign-in-failed' | 'sign-out' | 'sso-linked'
   | 'user-created' | 'admin-granted' | 'admin-revoked' | 'user-disabled' | 'user-enabled'
-  | 'sessions-revoked' | 'password-set' | 'session-ended'
+  | 'sessions-revoked' | 'sessions-ended' | 'password-set' | 'session-ended'
 
 /**
  * Who made the change: the user themself (signing in or out, or created by signing in for the first
  * time), the operator's command line, or the rule that granted or removed admin at a sign-in:
  * ADMIN_USERNAMES, OIDC_ADMIN_GROUP, OIDC_ADMIN_EMAILS, or the IdP mapping no longer granting it;
- * `oidc-revalidation`: a background re-validation of an SSO session with the IdP (no request).
+ * `oidc-revalidation`: a background re-validation of an SSO session with the IdP (no request);
+ * or the IdP ending its session (back-channel or front-channel logout).
  */
-export type AuditActor = 'user' | 'cli' | 'admin-usernames' | 'oidc-group' | 'oidc-email' | 'oidc-mapping' | 'oidc-revalidation'
+export type AuditActor = 'user' | 'cli' | 'admin-usernames' | 'oidc-group' | 'oidc-email' | 'oidc-mapping' | 'oidc-revalidation' | 'idp-backchannel' | 'idp-frontchannel'
 
 export interface AuditEvent {
   audit: AuditAction
@@ -34,6 +35,8 @@ export interface AuditEvent {
   /** Why a sign-in was refused, or why sessions were revoked. */
   reason?: string
   admin?: boolean
+  /** sessions-ended: how many of the user's sessions ended. */
+  sessions?: number
 }
 
 /** An action taken through a request: the client's address and (through request.log) the request id go with it. */

@@ -54,6 +54,8 @@ export class Metrics {
   private readonly loginFailureCounter: PromCounter<'method' | 'reason'>
   private readonly sessionRefusals: PromCounter<'reason'>
   private readonly idpDuration: Histogram<'endpoint' | 'outcome'>
+  private readonly idpLogouts: PromCounter<'channel' | 'outcome'>
+  private readonly idpLogoutSessions: PromCounter<'channel'>
   private openWebSockets: () => number = () => 0
 
   constructor () {
@@ -81,6 +83,12 @@ export class Metrics {
     const openWebSockets = (): number => this.openWebSockets()
     // eslint-disable-next-line no-new -- registering is all it is for: `registers` keeps it, collect() reads the count
     new Gauge({ name: 'authgate_websockets_open', help: 'Proxied WebSockets open now (both sides connected).', registers, collect () { this.set(openWebSockets()) } })
+    this.idpLogouts = new PromCounter({ name: 'authgate_idp_logouts_total', help: 'IdP-initiated logout requests, by channel (back, front) and outcome (accepted, refused).', labelNames: ['channel', 'outcome'], registers })
+    this.idpLogoutSessions = new PromCounter({ name: 'authgate_idp_logout_sessions_ended_total', help: 'Sessions ended by IdP-initiated logout, by channel.', labelNames: ['channel'], registers })
+    for (const channel of ['back', 'front']) {
+      for (const outcome of ['accepted', 'refused']) this.idpLogouts.inc({ channel, outcome }, 0)
+      this.idpLogoutSessions.inc({ channel }, 0)
+    }
     this.idpDuration = new Histogram({ name: 'authgate_idp_request_duration_seconds', help: 'Requests to the OpenID Provider, by endpoint and outcome; seconds until the answer was read.', labelNames: ['endpoint', 'outcome'], buckets: IDP_BUCKETS, registers })
   }
 
@@ -103,6 +111,12 @@ export class Metrics {
 
   idpRequest (endpoint: IdpEndpoint, outcome: IdpOutcome, seconds: number): void {
     this.idpDuration.observe({ endpoint, outcome }, seconds)
+  }
+
+  /** An IdP-initiated logout request: accepted (with how many sessions it ended) or refused. */
+  idpLogout (channel: 'back' | 'front', outcome: 'accepted' | 'refused', sessionsEnded = 0): void {
+    this.idpLogouts.inc({ channel, outcome })
+    if (sessionsEnded > 0) this.idpLogoutSessions.inc({ channel }, sessionsEnded)
   }
 
   /** Where the open WebSockets are counted (read at each scrape). */

@@ -18,8 +18,18 @@ export function setPageSecurityHeaders (reply: HeaderTarget, formActions: string
   })
 }
 
-export function contentSecurityPolicy (formActions: string[] = [], imgSources: string[] = []): string {
+export function contentSecurityPolicy (formActions: string[] = [], imgSources: string[] = [], frameAncestors: string[] = []): string {
   const extra = (sources: string[]): string => sources.map((s) => ' ' + s).join('')
   return ["default-src 'none'", "style-src 'self'", `img-src 'self' data:${extra(imgSources)}`, `form-action 'self'${extra(formActions)}`,
-    "frame-ancestors 'none'", "base-uri 'none'"].join('; ')
+    `frame-ancestors ${frameAncestors.length > 0 ? frameAncestors.join(' ') : "'none'"}`, "base-uri 'none'"].join('; ')
+}
+
+/**
+ * The one page another site may frame: front-channel logout, which the IdP loads in an iframe. Only
+ * the IdP's origin may (clickjacking elsewhere stays impossible); X-Frame-Options, which cannot name
+ * an origin, is left out, so that it does not block what the policy allows.
+ */
+export function allowFramingBy (reply: HeaderTarget & { removeHeader: (name: string) => unknown }, origin: string): void {
+  reply.headers({ 'content-security-policy': contentSecurityPolicy([], [], [origin]) })
+  reply.removeHeader('x-frame-options')
 }

@@ -1,6 +1,7 @@
 // Keeps the session table bounded: expired records (ended or not) are deleted in the background, at
 // start and then periodically, a little after their expiry (instances' clocks may differ), so that
-// the table holds only the sessions of the last SESSION_MAX_AGE. A failure is logged and retried.
+// the table holds only the sessions of the last SESSION_MAX_AGE. Used logout token ids go once they
+// are past their expiry (a replay would be refused as stale by then). A failure is logged and retried.
 import type { FastifyBaseLogger } from 'fastify'
 import type { SessionRepository } from '../db/sessions.js'
 import { CLOCK_SKEW_SECONDS } from './session.js'
@@ -14,6 +15,9 @@ export function startSessionCleanup (records: SessionRepository, log: FastifyBas
     records.deleteExpired(new Date(clock.now() - CLOCK_SKEW_SECONDS * 1000))
       .then((deleted) => { if (deleted > 0) log.debug({ deleted }, 'expired session records deleted') })
       .catch((err: Error) => { log.warn({ err: err.message }, 'deleting expired session records failed; retrying later') })
+    records.deleteExpiredLogoutTokenIds(new Date(clock.now() - CLOCK_SKEW_SECONDS * 1000))
+      .then((deleted) => { if (deleted > 0) log.debug({ deleted }, 'expired logout token ids deleted') })
+      .catch((err: Error) => { log.warn({ err: err.message }, 'deleting expired logout token ids failed; retrying later') })
   }
   run()
   const timer = setInterval(run, intervalMs)

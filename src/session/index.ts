@@ -7,7 +7,7 @@ import { deriveKey, deriveKeys } from './keys.js'
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from './csrf.js'
 import { newSessionId, newSessionPayload, parseSessionPayload, sessionProblem, type LoginMethod, type SessionPayload, type SessionRefusal, type SessionUser } from './session.js'
 import type { RevocationList } from './revocations.js'
-import type { SessionRepository } from '../db/sessions.js'
+import type { EndedSession, IdpLogoutTarget, SessionRepository } from '../db/sessions.js'
 import { fitSessionPayload, SessionTooLargeError } from './budget.js'
 import { systemClock, unixSeconds, type Clock } from '../clock.js'
 import type { SessionIdentities } from './identities.js'
@@ -145,7 +145,7 @@ export class Sessions {
    * not fit throws SessionTooLargeError, nothing started. An SSO sign-in's refresh token is kept,
    * encrypted, in the record (never in the cookie) for re-validation.
    */
-  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string, refreshToken?: string } = {}): Promise<SessionPayload> {
+  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string, refreshToken?: string, idpSession?: { issuer: string, sid: string | undefined } } = {}): Promise<SessionPayload> {
     const replaced = this.check(request)
     const now = unixSeconds(this.clock)
     const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, { idToken: extra.idToken })
@@ -154,7 +154,16 @@ export class Sessions {
     const { payload, droppedIdToken } = fitted
     if (droppedIdToken) request.log.warn({ username: user.username }, 'session cookie would exceed 4 KB: ID token not kept (logout sends client_id instead of id_token_hint)')
     const sealedRefreshToken = extra.refreshToken !== undefined ? this.refreshTokens?.encrypt(payload.sid, extra.refreshToken) : undefined
-    await this.records.create({ id: payload.sid, userId: user.id, loginMethod: method, createdAt: new Date(now * 1000), expiresAt: new Date(payload.exp * 1000), ...(sealedRefreshToken !== undefined ? { sealedRefreshToken } : {}) })
+    await this.records.create({
+      id: payload.sid,
+      userId: user.id,
+      loginMethod: method,
+      createdAt: new Date(now * 1000),
+      expiresAt: new Date(payload.exp * 1000),
+      oidcIssuer: extra.idpSession?.issuer ?? null,
+      idpSessionId: extra.idpSession?.sid ?? null,
+      ...(sealedRefreshToken !== undefined ? { sealedRefreshToken } : {})
+    })
     if (replaced.ok) await this.endRecord(replaced.session.sid)
     request.session.regenerate()
     request.session.set('s', payload)
@@ -170,6 +179,24 @@ export class Sessions {
     if (session !== undefined) await this.endRecord(session.sid)
   }
 
+  /**
+   * The IdP says its session (or every session of a subject) ended: the gateway sessions it opened
+   * end, here at once (open WebSockets and streams too), on the other instances at their next
+   * revocation refresh. Returns the sessions ended (none when none was open).
+   */
+  async endIdpSessions (target: IdpLogoutTarget): Promise<EndedSession[]> {
+    const ended = await this.records.endIdpSessions(target, new Date(this.clock.now()))
+    for (const { id } of ended) this.revocations.endSession(id)
+    return ended
+  }
+
+  /** endIdpSessions for a back-channel logout token, whose id is recorded in the same transaction. */
+  async endForLogoutToken (token: { issuer: string, jti: string, expiresAt: number }, target: IdpLogoutTarget): Promise<{ replayed: true } | { replayed: false, ended: EndedSession[] }> {
+    const result = await this.records.endForLogoutToken(token, target, new Date(this.clock.now()))
+    if (!result.replayed) for (const { id } of result.ended) this.revocations.endSession(id)
+    return result
+  }
+
   private async endRecord (sessionId: string): Promise<void> {
     try {
       await this.records.end(sessionId)
@@ -177,6 +204,11 @@ export class Sessions {
       // Even when the database failed (the error goes on to the caller), this instance refuses it.
       this.revocations.endSession(sessionId)
     }
+  }
+
+  /** The sessions (ended or not) that this IdP session opened. */
+  async idsOfIdpSession (issuer: string, sid: string): Promise<string[]> {
+    return await this.records.idsOfIdpSession(issuer, sid)
   }
 
   /** The CSRF token for this browser's forms, setting the browser's CSRF cookie when it has none. */

@@ -72,7 +72,7 @@ for (const backend of backends) {
     await t.test('a record per sign-in, ended once', async (t) => {
       const s = session(HOUR)
       await records.create(s)
-      t.same(await records.find(s.id), { ...s, endedAt: null })
+      t.same(await records.find(s.id), { ...s, endedAt: null, oidcIssuer: null, idpSessionId: null })
       await t.rejects(records.create(s), 'a session id is unique')
       await t.rejects(records.create({ ...session(HOUR), userId: 999_999 }), 'a session belongs to an existing user')
       const endedAt = new Date(now + 1000)
@@ -140,6 +140,38 @@ for (const backend of backends) {
       for (let i = 0; i < 500 && (await records.find(later.id)) !== undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10))
       t.equal(await records.find(later.id), undefined, 'and one that expired after the start, at a later run')
       t.ok(await records.find(live.id), 'the live one stays')
+    })
+
+    await t.test('IdP-initiated logout: by IdP session or by subject, and a logout token id used once', async (t) => {
+      const users = new UserRepository(db)
+      const ISS = 'https://idp.example.test'
+      const { user: dave } = await users.create({ username: 'dave-sso', oidcIssuer: ISS, oidcSub: 'sub-dave' })
+      const { user: erin } = await users.create({ username: 'erin-sso', oidcIssuer: ISS, oidcSub: 'sub-erin' })
+      const sso = (userId: number, sid: string | null, issuer = ISS): ReturnType<typeof session> & { oidcIssuer: string, idpSessionId: string | null } =>
+        ({ ...session(HOUR), userId, loginMethod: 'oidc' as 'local', oidcIssuer: issuer, idpSessionId: sid })
+      const daveOne = sso(dave.id, 'idp-1')
+      const daveTwo = sso(dave.id, 'idp-2')
+      const daveLocal = { ...session(HOUR), userId: dave.id }
+      const erinOne = sso(erin.id, 'idp-1') // another user in an IdP session of the same id: sub tells them apart
+      const otherIssuer = sso(dave.id, 'idp-2', 'https://other.example.test')
+      for (const s of [daveOne, daveTwo, daveLocal, erinOne, otherIssuer]) await records.create(s)
+      t.same((await records.find(daveOne.id))?.idpSessionId, 'idp-1', 'the IdP session is recorded')
+      t.same((await records.idsOfIdpSession(ISS, 'idp-2')).sort(), [daveTwo.id], 'by issuer and sid')
+
+      const at = new Date(now + 1000)
+      t.same(await records.endIdpSessions({ issuer: ISS, sid: 'idp-1', sub: 'sub-dave' }, at), [{ id: daveOne.id, userId: dave.id }], 'sid and sub: that IdP session of that subject')
+      t.same(await records.endIdpSessions({ issuer: ISS, sid: 'idp-1', sub: 'sub-dave' }, at), [], 'ended once')
+      const token = { issuer: ISS, jti: 'jti-1', expiresAt: now + 11 * 60_000 }
+      const bySub = await records.endForLogoutToken(token, { issuer: ISS, sub: 'sub-dave' }, at)
+      t.same(bySub, { replayed: false, ended: [{ id: daveTwo.id, userId: dave.id }] }, 'sub: every open SSO session of that subject at that issuer')
+      t.equal((await records.find(daveLocal.id))?.endedAt, null, 'not the local-password session')
+      t.equal((await records.find(otherIssuer.id))?.endedAt, null, 'nor one from another issuer')
+      t.equal((await records.find(erinOne.id))?.endedAt, null, 'nor another subject\'s')
+      t.same(await records.endForLogoutToken(token, { issuer: ISS, sid: 'idp-1' }, at), { replayed: true }, 'the same jti again: refused')
+      t.equal((await records.find(erinOne.id))?.endedAt, null, 'and it ended nothing')
+      t.same(await records.endForLogoutToken({ ...token, issuer: 'https://other.example.test' }, { issuer: 'https://other.example.test', sid: 'none' }, at), { replayed: false, ended: [] }, 'the same jti from another issuer is another token')
+      t.equal(await records.deleteExpiredLogoutTokenIds(new Date(now + 12 * 60_000)), 2, 'deleted once past their expiry')
+      t.same(await records.endForLogoutToken(token, { issuer: ISS, sid: 'idp-1' }, at), { replayed: false, ended: [{ id: erinOne.id, userId: erin.id }] }, 'a deleted id is new again (by then its token is stale)')
     })
 
     await t.test('one deployment id, which cannot be doubled or go missing unnoticed', async (t) => {

@@ -2,7 +2,7 @@
 // and its OpenID Provider signs the demo accounts in (checked with openid-client, as the gateway does).
 import t from 'tap'
 import * as oidc from 'openid-client'
-import { CookieJar, signInThroughProvider } from '../support/browserless.js'
+import { CookieJar, fetchWithJar, followEndSession, signInThroughProvider } from '../support/browserless.js'
 import { http, loginLocal } from '../support/http.js'
 import { startDemo } from '../../scripts/demo/run.js'
 import { ADMIN_GROUP, DEMO_ACCOUNTS } from '../../scripts/demo/idp.js'
@@ -62,5 +62,19 @@ t.test('the demo: gateway, demo accounts, provider', async (t) => {
     t.same(claims['groups'], alice.groups)
 
     await t.rejects(signInThroughProvider(authorize, new CookieJar(), { login: alice.username, password: 'wrong' }), /login form again/, 'a wrong password is refused')
+  })
+
+  t.test('signing out at the provider ends the gateway session (back-channel logout)', async (t) => {
+    const base = demo.url.slice(0, -1)
+    const jar = new CookieJar()
+    const start = await fetchWithJar(jar, `${base}/login/oidc`)
+    const bob = DEMO_ACCOUNTS.find((a) => !a.groups.includes(ADMIN_GROUP))!
+    const back = await signInThroughProvider(start.headers.get('location')!, jar, { login: bob.username, password: bob.password })
+    t.equal((await fetchWithJar(jar, back)).status, 302, 'signed in through SSO')
+    const whoami = async (): Promise<number> => (await fetchWithJar(jar, `${base}/whoami`, { headers: { accept: 'application/json' } })).status
+    t.equal(await whoami(), 200)
+    // At the provider itself, not through the gateway's sign-out.
+    await followEndSession(`${demo.issuer}/session/end?client_id=${demo.config.oidc!.clientId}`, jar)
+    t.equal(await whoami(), 401, 'the gateway session ended')
   })
 })

@@ -36,6 +36,10 @@ export interface OidcClientOptions {
    * accepts the registered method, so set `client_secret_basic` to test that.
    */
   token_endpoint_auth_method?: 'client_secret_post' | 'client_secret_basic'
+  /** Back-Channel Logout: where the provider posts logout tokens (needs `backchannelLogout: true`). */
+  backchannel_logout_uri?: string
+  /** true: ID tokens and logout tokens carry `sid` (the provider's session id). */
+  backchannel_logout_session_required?: boolean
 }
 
 export interface StartOidcProviderOptions {
@@ -60,6 +64,18 @@ export interface StartOidcProviderOptions {
    * offline_access scope (with prompt=consent).
    */
   refreshTokens?: boolean
+  /**
+   * Enable oidc-provider's Back-Channel Logout: at end-session it posts a logout token to each
+   * client's backchannel_logout_uri (see the fixture's `outgoing` to aim it at a test gateway).
+   */
+  backchannelLogout?: boolean
+}
+
+/** A back-channel logout the provider attempted: where, and how it went. */
+export interface BackchannelAttempt {
+  clientId: string
+  ok: boolean
+  error?: string
 }
 
 export interface RecordedCall {
@@ -86,6 +102,20 @@ export interface OidcProviderFixture {
   calls: RecordedCall[]
   /** Errors oidc-provider reported as server_error (should stay empty). */
   serverErrors: unknown[]
+  /**
+   * The provider's outgoing requests (back-channel logout) go to the URL this returns: the tests
+   * register a fixed URI and aim it at a gateway on an ephemeral port. Default: unchanged.
+   */
+  outgoing: (url: URL) => URL
+  /**
+   * Extra HTML pages served on the provider's origin (path → body), e.g. an IdP logout page that
+   * iframes a relying party's front-channel logout URI.
+   */
+  pages: Map<string, string>
+  /** Every back-channel logout the provider made (with `backchannelLogout: true`). */
+  backchannel: BackchannelAttempt[]
+  /** The provider's signing key (RS256), for tests that forge or hand-make tokens it would sign. */
+  signingKey: { privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'], kid: string }
   close: () => Promise<void>
 }
 
@@ -179,6 +209,20 @@ export async function startOidcProvider (opts: StartOidcProviderOptions): Promis
   const { port } = server.address() as AddressInfo
   const issuer = `http://127.0.0.1:${port}`
 
+  const fixture: OidcProviderFixture = {
+    issuer,
+    url: issuer,
+    port,
+    provider: undefined as unknown as OidcProvider,
+    accounts,
+    calls,
+    serverErrors,
+    outgoing: (url) => url,
+    pages: new Map(),
+    backchannel: [],
+    signingKey: { privateKey: signingKey.privateKey, kid: jwk.kid },
+    close: () => closeServer(server)
+  }
   const provider = new Provider(issuer, {
     clients: opts.clients.map((c) => ({
       client_id: c.client_id,
@@ -187,7 +231,9 @@ export async function startOidcProvider (opts: StartOidcProviderOptions): Promis
       post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
       grant_types: opts.refreshTokens === true ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
       response_types: ['code'],
-      token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_post'
+      token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_post',
+      ...(c.backchannel_logout_uri !== undefined ? { backchannel_logout_uri: c.backchannel_logout_uri } : {}),
+      ...(c.backchannel_logout_session_required !== undefined ? { backchannel_logout_session_required: c.backchannel_logout_session_required } : {})
     })),
     adapter: memoryAdapter(),
     jwks: { keys: [jwk] },
@@ -209,7 +255,14 @@ export async function startOidcProvider (opts: StartOidcProviderOptions): Promis
         enabled: endSession,
         logoutSource,
         postLogoutSuccessSource
-      }
+      },
+      backchannelLogout: { enabled: opts.backchannelLogout ?? false }
+    },
+    // oidc-provider passes an undici dispatcher that refuses loopback and private addresses (SSRF
+    // protection); the test gateways are on 127.0.0.1, so it is dropped here, in the fixture only.
+    async fetch (url: string | URL, options: RequestInit & { dispatcher?: unknown }) {
+      const { dispatcher: _dropped, ...rest } = options
+      return await globalThis.fetch(fixture.outgoing(new URL(url)), rest)
     },
     // Short but not flaky: long enough for a slow CI machine.
     ttl: {
@@ -235,14 +288,24 @@ export async function startOidcProvider (opts: StartOidcProviderOptions): Promis
       }
     }
   })
+  const backchannel: BackchannelAttempt[] = []
+  provider.on('backchannel.success', (_ctx, client) => { backchannel.push({ clientId: (client as { clientId: string }).clientId, ok: true }) })
+  provider.on('backchannel.error', (_ctx, error, client) => { backchannel.push({ clientId: (client as { clientId: string }).clientId, ok: false, error: String(error) }) })
   provider.on('server_error', (_ctx, error) => {
     serverErrors.push(error)
     console.error('oidc-provider fixture server_error:', error)
   })
 
+  fixture.provider = provider
+  fixture.backchannel = backchannel
   const providerCallback = provider.callback()
   dispatch = (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/'
+    const extra = fixture.pages.get(path)
+    if (extra !== undefined) {
+      sendHtml(res, 200, extra)
+      return
+    }
     const m = /^\/interaction\/([^/]+)(?:\/(login|confirm))?$/.exec(path)
     if (!m) {
       providerCallback(req, res)
@@ -324,16 +387,7 @@ export async function startOidcProvider (opts: StartOidcProviderOptions): Promis
     return grant.save()
   }
 
-  return {
-    issuer,
-    url: issuer,
-    port,
-    provider,
-    accounts,
-    calls,
-    serverErrors,
-    close: () => closeServer(server)
-  }
+  return fixture
 }
 
 /**

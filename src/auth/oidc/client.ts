@@ -31,6 +31,8 @@ export interface SignInResult {
   idToken: string
   /** When the IdP issued one (see docs/OIDC_SETUP.md#sessions-that-follow-the-idp). */
   refreshToken: string | undefined
+  /** The ID token's `sid` (the IdP session), when it sent one: IdP-initiated logout ends by it. */
+  sid: string | undefined
 }
 
 /** A refresh token grant that succeeded. */
@@ -342,7 +344,13 @@ export class OidcClient {
       const userinfo = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub).catch(async (err: unknown) => { throw await asRefusal(err, 'userinfo endpoint') })
       claims = { ...claims, ...userinfo }
     }
-    return { issuer: idClaims.iss, sub: idClaims.sub, claims, idToken: tokens.id_token, refreshToken: tokens.refresh_token }
+    const sid = typeof idClaims.sid === 'string' && idClaims.sid !== '' ? idClaims.sid : undefined
+    return { issuer: idClaims.iss, sub: idClaims.sub, claims, idToken: tokens.id_token, refreshToken: tokens.refresh_token, sid }
+  }
+
+  /** The discovered metadata (issuer, jwks_uri, algorithms), or undefined before discovery succeeded. */
+  get serverMetadata (): client.ServerMetadata | undefined {
+    return this.metadata
   }
 
   /** The discovered issuer (the ID tokens' `iss`), once discovery succeeded. */

@@ -140,7 +140,7 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
       try {
         // The refresh token is kept (encrypted, server-side) only when re-validation is on.
         const refreshToken = oidc.refreshInterval > 0 ? result.refreshToken : undefined
-        await sessions.start(request, { ...user, groups: identity.groups, emailVerified: identity.emailVerified === true }, 'oidc', { idToken: result.idToken, refreshToken })
+        await sessions.start(request, { ...user, groups: identity.groups, emailVerified: identity.emailVerified === true }, 'oidc', { idToken: result.idToken, refreshToken, idpSession: { issuer: result.issuer, sid: result.sid } })
       } catch (err) {
         throw err instanceof SessionTooLargeError ? tooLargeForSession(err) : err
       }

@@ -1,0 +1,132 @@
+// IdP-initiated logout: the IdP tells the gateway that one of its sessions ended, and the gateway
+// sessions it opened end too, on every replica (the session records are ended; other instances
+// refuse them at their next revocation refresh, and open WebSockets and streams are closed then).
+// - POST /auth/oidc/backchannel-logout (Back-Channel Logout 1.0): server to server, a signed
+//   logout token (logout-token.ts). Forged or replayed tokens are the threat: anything that fails a
+//   check answers 400 and ends nothing. No cookie has any effect here, so no CSRF check is needed.
+// - GET /auth/oidc/frontchannel-logout?iss=&sid= (Front-Channel Logout 1.0): the IdP's logout page
+//   loads it in an iframe. Nothing is signed: `iss` must be the provider's and `sid` an IdP session
+//   the gateway knows, which only the IdP (and the user's own ID token) knows. Session cookies are
+//   SameSite=Lax, so a cross-site iframe may not send one: the sessions are found by `sid`.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { OidcConfig } from '../../config/index.js'
+import type { UserRepository } from '../../db/users.js'
+import type { EndedSession } from '../../db/sessions.js'
+import type { Sessions } from '../../session/index.js'
+import type { Metrics } from '../../ops/metrics.js'
+import { auditRequest } from '../../ops/audit.js'
+import { allowFramingBy } from '../../pages/security-headers.js'
+import type { OidcClient } from './client.js'
+import { checkLogoutToken, remoteKeys } from './logout-token.js'
+import type { JWTVerifyGetKey } from 'jose'
+
+export interface IdpLogoutDeps {
+  oidc: OidcConfig | undefined
+  client: OidcClient | undefined
+  users: UserRepository
+  sessions: Sessions
+  metrics: Metrics
+}
+
+/** A logout token is a JWT of a few hundred bytes to a few KB: anything larger is not one. */
+const BODY_LIMIT = 8 * 1024
+
+const FRONTCHANNEL_PAGE = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head><body><p>Signed out of the gateway.</p></body></html>\n'
+
+export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, deps) => {
+  const { oidc, client, users, sessions, metrics } = deps
+  let keys: { uri: string, get: JWTVerifyGetKey } | undefined
+  /** The discovered issuer and its keys; undefined while the IdP is not discovered (or SSO is off). */
+  const provider = async (): Promise<{ issuer: string, jwksUri: string, algorithms: string[] | undefined } | undefined> => {
+    if (oidc === undefined || client === undefined || !(await client.ensureReady())) return undefined
+    const metadata = client.serverMetadata!
+    return { issuer: metadata.issuer, jwksUri: metadata.jwks_uri!, algorithms: metadata.id_token_signing_alg_values_supported }
+  }
+
+  /** One audit line per user whose sessions ended. */
+  const audit = async (request: FastifyRequest, ended: EndedSession[], by: 'idp-backchannel' | 'idp-frontchannel'): Promise<void> => {
+    const perUser = new Map<number, number>()
+    for (const { userId } of ended) perUser.set(userId, (perUser.get(userId) ?? 0) + 1)
+    for (const [userId, count] of perUser) {
+      const user = await users.findById(userId).catch(() => undefined)
+      auditRequest(request, { audit: 'sessions-ended', user: user?.username ?? `#${userId}`, by, method: 'oidc', reason: 'idp-logout', sessions: count })
+    }
+  }
+
+  const refuseBackchannel = (request: FastifyRequest, reply: FastifyReply, reason: string): FastifyReply => {
+    metrics.idpLogout('back', 'refused')
+    request.log.warn({ reason }, 'back-channel logout refused')
+    return reply.code(400).send({ error: 'invalid_request' })
+  }
+
+  app.post('/auth/oidc/backchannel-logout', {
+    bodyLimit: BODY_LIMIT,
+    // Too large, an unknown content type, a body that does not parse: the same 400 as a bad token.
+    errorHandler: (error, request, reply) => { refuseBackchannel(request, reply, `unreadable request: ${error.message}`) }
+  }, async (request, reply) => {
+    const type = request.headers['content-type'] ?? ''
+    if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) return refuseBackchannel(request, reply, `content type ${JSON.stringify(type.slice(0, 100))}`)
+    const jwt = (request.body as Record<string, unknown> | undefined)?.logout_token
+    if (typeof jwt !== 'string' || jwt === '') return refuseBackchannel(request, reply, Array.isArray(jwt) ? 'logout_token given more than once' : 'no logout_token')
+    const idp = await provider()
+    if (idp === undefined) return refuseBackchannel(request, reply, oidc === undefined ? 'SSO is not configured' : `the provider is not discovered (${client?.problem() ?? 'unknown'})`)
+    if (keys?.uri !== idp.jwksUri) keys = { uri: idp.jwksUri, get: remoteKeys(idp.jwksUri) }
+    const checked = await checkLogoutToken(jwt, { issuer: idp.issuer, clientId: oidc!.clientId, keys: keys.get, advertisedAlgorithms: idp.algorithms, now: new Date() })
+    if (!checked.ok) return refuseBackchannel(request, reply, checked.reason)
+    const { token } = checked
+    const target = token.sid !== undefined
+      ? { issuer: token.issuer, sid: token.sid, ...(token.sub !== undefined ? { sub: token.sub } : {}) }
+      : { issuer: token.issuer, sub: token.sub! }
+    let result: Awaited<ReturnType<Sessions['endForLogoutToken']>>
+    try {
+      result = await sessions.endForLogoutToken(token, target)
+    } catch (err) {
+      // Nothing was recorded (one transaction): the IdP may send the same token again.
+      metrics.idpLogout('back', 'refused')
+      request.log.error({ err: (err as Error).message }, 'back-channel logout could not be applied (database)')
+      return await reply.code(400).send({ error: 'server_error' })
+    }
+    if (result.replayed) return refuseBackchannel(request, reply, 'jti already used')
+    metrics.idpLogout('back', 'accepted', result.ended.length)
+    request.log.info({ sessions: result.ended.length, bySid: token.sid !== undefined }, 'back-channel logout: IdP session ended')
+    await audit(request, result.ended, 'idp-backchannel')
+    return await reply.code(200).header('cache-control', 'no-store').send()
+  })
+
+  app.get<{ Querystring: Record<string, unknown> }>('/auth/oidc/frontchannel-logout', async (request, reply) => {
+    const refuse = (reason: string): FastifyReply => {
+      metrics.idpLogout('front', 'refused')
+      request.log.warn({ reason }, 'front-channel logout refused')
+      return reply.code(400).send({ error: 'invalid_request' })
+    }
+    const { iss, sid } = request.query
+    if (typeof iss !== 'string' || typeof sid !== 'string' || iss === '' || sid === '' || sid.length > 1024) return refuse('iss and sid are required, once each')
+    const idp = await provider()
+    if (idp === undefined) return refuse(oidc === undefined ? 'SSO is not configured' : 'the provider is not discovered')
+    if (iss !== idp.issuer) return refuse('iss is not the provider\'s issuer')
+    // Read before anything ends (an ended session no longer checks out).
+    const own = sessions.check(request)
+    let known: string[]
+    let ended: EndedSession[]
+    try {
+      known = await sessions.idsOfIdpSession(idp.issuer, sid)
+      if (known.length === 0) return refuse('no session of this sid')
+      ended = await sessions.endIdpSessions({ issuer: idp.issuer, sid })
+    } catch (err) {
+      metrics.idpLogout('front', 'refused')
+      request.log.error({ err: (err as Error).message }, 'front-channel logout could not be applied (database)')
+      return await reply.code(400).send({ error: 'server_error' })
+    }
+    // The browser's own cookie goes too, when it came (a same-site or first-party frame sends it).
+    if (own.ok && known.includes(own.session.sid)) request.session.delete()
+    metrics.idpLogout('front', 'accepted', ended.length)
+    request.log.info({ sessions: ended.length }, 'front-channel logout: IdP session ended')
+    await audit(request, ended, 'idp-frontchannel')
+    allowFramingBy(reply, new URL(idp.issuer).origin)
+    return await reply.code(200).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(FRONTCHANNEL_PAGE)
+  })
+
+  // Back-channel: POST only; front-channel: GET only. Never proxied upstream.
+  app.route({ method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: '/auth/oidc/backchannel-logout', handler: async (_request, reply) => await reply.code(405).header('allow', 'POST').send({ error: 'method_not_allowed' }) })
+  app.route({ method: ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: '/auth/oidc/frontchannel-logout', handler: async (_request, reply) => await reply.code(405).header('allow', 'GET, HEAD').send({ error: 'method_not_allowed' }) })
+}
