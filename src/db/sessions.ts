@@ -44,8 +44,12 @@ export interface ChangedIdentity {
   expiresAt: Date
 }
 
-/** Which sessions an IdP-initiated logout ends: one IdP session (`sid`), or all of one subject's. */
-export type IdpLogoutTarget = { issuer: string, sid: string, sub?: string } | { issuer: string, sub: string }
+/**
+ * Which sessions an IdP-initiated logout ends: one IdP session (`sid`), or all of one subject's;
+ * `withoutSid`: only the subject's sessions whose ID token had no `sid` (an IdP that sends none
+ * names them by subject at front-channel logout).
+ */
+export type IdpLogoutTarget = { issuer: string, sid: string, sub?: string } | { issuer: string, sub: string, withoutSid?: true }
 
 /** A session an IdP-initiated logout ended, and whose it was. */
 export interface EndedSession { id: string, userId: number }
@@ -87,7 +91,8 @@ export class SessionRepository {
 
   /**
    * End the sessions of one IdP session (`sid`; with `sub`, only if they belong to that subject), or
-   * every OIDC session from that issuer of the subject it calls `sub`; those ended now.
+   * every OIDC session from that issuer of the subject it calls `sub` (with `withoutSid`, only those
+   * recorded from that issuer with no `sid`); those ended now.
    */
   async endIdpSessions (target: IdpLogoutTarget, at: Date = new Date()): Promise<EndedSession[]> {
     let query = this.db.kysely.updateTable('sessions').set({ ended_at: at.toISOString(), refresh_token: null })
@@ -97,6 +102,9 @@ export class SessionRepository {
     if ('sid' in target) {
       query = query.where('oidc_issuer', '=', target.issuer).where('idp_session_id', '=', target.sid)
       if (target.sub !== undefined) query = subjectsSessions(target.sub)
+    } else if (target.withoutSid === true) {
+      // Strictly this issuer's and sid-less: a subject must never reach a session an IdP session id names.
+      query = subjectsSessions(target.sub).where('sessions.oidc_issuer', '=', target.issuer).where('sessions.idp_session_id', 'is', null)
     } else {
       // Sessions from before the IdP session was recorded (no issuer) belong to the subject's issuer.
       query = subjectsSessions(target.sub).where((eb) => eb.or([eb('sessions.oidc_issuer', '=', target.issuer), eb('sessions.oidc_issuer', 'is', null)]))
@@ -109,6 +117,19 @@ export class SessionRepository {
   async idsOfIdpSession (issuer: string, sid: string): Promise<string[]> {
     const rows = await this.db.kysely.selectFrom('sessions').select('id')
       .where('oidc_issuer', '=', issuer).where('idp_session_id', '=', sid).execute()
+    return rows.map((row) => row.id)
+  }
+
+  /**
+   * Every OIDC session (ended or not) from this issuer of the subject it calls `sub` whose ID token
+   * had no `sid`: the front-channel logout's check for an IdP that names such sessions by subject.
+   * Sessions recorded with a `sid`, and those from before the issuer was recorded, never match.
+   */
+  async idsOfSidlessSessionsOfSubject (issuer: string, sub: string): Promise<string[]> {
+    const rows = await this.db.kysely.selectFrom('sessions').select('sessions.id')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .where('sessions.login_method', '=', 'oidc').where('sessions.oidc_issuer', '=', issuer).where('sessions.idp_session_id', 'is', null)
+      .where('users.oidc_issuer', '=', issuer).where('users.oidc_sub', '=', sub).execute()
     return rows.map((row) => row.id)
   }
 

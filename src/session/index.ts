@@ -211,6 +211,11 @@ export class Sessions {
     return await this.records.idsOfIdpSession(issuer, sid)
   }
 
+  /** The sessions (ended or not) of this subject from this issuer whose ID token had no `sid`. */
+  async idsOfSidlessSessionsOfSubject (issuer: string, sub: string): Promise<string[]> {
+    return await this.records.idsOfSidlessSessionsOfSubject(issuer, sub)
+  }
+
   /** The CSRF token for this browser's forms, setting the browser's CSRF cookie when it has none. */
   csrfToken (request: FastifyRequest, reply: FastifyReply): string {
     let secret = request.cookies[this.names.csrf]

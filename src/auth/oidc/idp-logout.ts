@@ -8,6 +8,10 @@
 //   loads it in an iframe. Nothing is signed: `iss` must be the provider's and `sid` an IdP session
 //   the gateway knows, which only the IdP (and the user's own ID token) knows. Session cookies are
 //   SameSite=Lax, so a cross-site iframe may not send one: the sessions are found by `sid`.
+//   Some IdPs (LemonLDAP::NG) put no `sid` in ID tokens and send the user's subject as `sid`: a
+//   `sid` no session recorded is then matched against the subject, but only for that subject's
+//   sessions from this issuer whose ID token had no `sid` (so with an IdP that sends sids a subject
+//   never works). The cost, with such an IdP: whoever knows a subject can sign that user out here.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { OidcConfig } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
@@ -108,10 +112,15 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
     const own = sessions.check(request)
     let known: string[]
     let ended: EndedSession[]
+    let bySubject = false
     try {
       known = await sessions.idsOfIdpSession(idp.issuer, sid)
-      if (known.length === 0) return refuse('no session of this sid')
-      ended = await sessions.endIdpSessions({ issuer: idp.issuer, sid })
+      if (known.length === 0) {
+        known = await sessions.idsOfSidlessSessionsOfSubject(idp.issuer, sid)
+        if (known.length === 0) return refuse('no session of this sid')
+        bySubject = true
+      }
+      ended = await sessions.endIdpSessions(bySubject ? { issuer: idp.issuer, sub: sid, withoutSid: true } : { issuer: idp.issuer, sid })
     } catch (err) {
       metrics.idpLogout('front', 'refused')
       request.log.error({ err: (err as Error).message }, 'front-channel logout could not be applied (database)')
@@ -120,7 +129,7 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
     // The browser's own cookie goes too, when it came (a same-site or first-party frame sends it).
     if (own.ok && known.includes(own.session.sid)) request.session.delete()
     metrics.idpLogout('front', 'accepted', ended.length)
-    request.log.info({ sessions: ended.length }, 'front-channel logout: IdP session ended')
+    request.log.info({ sessions: ended.length, bySubject }, 'front-channel logout: IdP session ended')
     await audit(request, ended, 'idp-frontchannel')
     allowFramingBy(reply, new URL(idp.issuer).origin)
     return await reply.code(200).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(FRONTCHANNEL_PAGE)
