@@ -1,7 +1,9 @@
 // The session store and the deployment id on SQLite and PostgreSQL (TEST_DATABASE_URL; skipped with
 // a notice where no PostgreSQL is configured): records are created, ended once, listed while a stolen
-// copy of their cookie could still be used, and deleted once expired; the deployment id is one
-// well-formed row that cannot be doubled, and a database without it is refused.
+// copy of their cookie could still be used, and deleted once expired; IdP-initiated logout ends
+// sessions by IdP session or by subject (and, for an IdP that sends no sid, only the subject's sid-less
+// ones); the deployment id is one well-formed row that cannot be doubled, and a database without it
+// is refused.
 import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -172,6 +174,46 @@ for (const backend of backends) {
       t.same(await records.endForLogoutToken({ ...token, issuer: 'https://other.example.test' }, { issuer: 'https://other.example.test', sid: 'none' }, at), { replayed: false, ended: [] }, 'the same jti from another issuer is another token')
       t.equal(await records.deleteExpiredLogoutTokenIds(new Date(now + 12 * 60_000)), 2, 'deleted once past their expiry')
       t.same(await records.endForLogoutToken(token, { issuer: ISS, sid: 'idp-1' }, at), { replayed: false, ended: [{ id: erinOne.id, userId: erin.id }] }, 'a deleted id is new again (by then its token is stale)')
+    })
+
+    await t.test('IdP-initiated logout by subject for an IdP that sends no sid: only the subject\'s sid-less sessions', async (t) => {
+      const users = new UserRepository(db)
+      const ISS = 'https://sidless.example.test'
+      const { user: fay } = await users.create({ username: 'fay-sso', oidcIssuer: ISS, oidcSub: 'sub-fay' })
+      const { user: gus } = await users.create({ username: 'gus-sso', oidcIssuer: ISS, oidcSub: 'sub-gus' })
+      const sso = (userId: number, sid: string | null, issuer: string | null = ISS): ReturnType<typeof session> & { oidcIssuer: string | null, idpSessionId: string | null } =>
+        ({ ...session(HOUR), userId, loginMethod: 'oidc' as 'local', oidcIssuer: issuer, idpSessionId: sid })
+      const fayOne = sso(fay.id, null)
+      const fayTwo = sso(fay.id, null)
+      const fayWithSid = sso(fay.id, 'idp-9') // an ID token that had a sid: never reached by the subject
+      const fayOldRecord = sso(fay.id, null, null) // from before the issuer was recorded
+      const fayOtherIssuer = sso(fay.id, null, 'https://other.example.test')
+      const fayLocal = { ...session(HOUR), userId: fay.id }
+      const gusOne = sso(gus.id, null)
+      for (const s of [fayOne, fayTwo, fayWithSid, fayOldRecord, fayOtherIssuer, fayLocal, gusOne]) await records.create(s)
+
+      t.same((await records.idsOfSidlessSessionsOfSubject(ISS, 'sub-fay')).sort(), [fayOne.id, fayTwo.id].sort(), 'the subject\'s sid-less sessions from that issuer')
+      t.same(await records.idsOfSidlessSessionsOfSubject(ISS, 'sub-nobody'), [], 'an unknown subject: none')
+      t.same(await records.idsOfSidlessSessionsOfSubject('https://other.example.test', 'sub-fay'), [], 'the subject is the issuer\'s: another issuer\'s session of a user from this one does not match')
+      t.same(await records.idsOfSidlessSessionsOfSubject(ISS, 'idp-9'), [], 'a sid is not a subject')
+
+      const at = new Date(now + 1000)
+      const ended = await records.endIdpSessions({ issuer: ISS, sub: 'sub-fay', withoutSid: true }, at)
+      t.same(ended.map((e) => e.id).sort(), [fayOne.id, fayTwo.id].sort(), 'those two end')
+      t.ok(ended.every((e) => e.userId === fay.id))
+      for (const [what, s] of Object.entries({ 'the session recorded with a sid': fayWithSid, 'the one from before the issuer was recorded': fayOldRecord, 'the one from another issuer': fayOtherIssuer, 'the local one': fayLocal, 'another subject\'s': gusOne })) {
+        t.equal((await records.find(s.id))?.endedAt, null, `${what} stays open`)
+      }
+      t.same(await records.endIdpSessions({ issuer: ISS, sub: 'sub-fay', withoutSid: true }, at), [], 'ended once')
+      t.same((await records.idsOfSidlessSessionsOfSubject(ISS, 'sub-fay')).sort(), [fayOne.id, fayTwo.id].sort(), 'ended sessions are still known (the IdP may retry)')
+
+      // Where every session recorded a sid (a standard IdP), the subject matches nothing.
+      const { user: hal } = await users.create({ username: 'hal-sso', oidcIssuer: ISS, oidcSub: 'sub-hal' })
+      const halOne = sso(hal.id, 'idp-10')
+      await records.create(halOne)
+      t.same(await records.idsOfSidlessSessionsOfSubject(ISS, 'sub-hal'), [], 'a subject whose sessions all had a sid: none')
+      t.same(await records.endIdpSessions({ issuer: ISS, sub: 'sub-hal', withoutSid: true }, at), [], 'and none ends')
+      t.equal((await records.find(halOne.id))?.endedAt, null)
     })
 
     await t.test('one deployment id, which cannot be doubled or go missing unnoticed', async (t) => {
