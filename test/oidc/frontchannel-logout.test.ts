@@ -1,7 +1,9 @@
 // Front-channel logout: GET /auth/oidc/frontchannel-logout?iss=&sid= ends the gateway sessions that
 // IdP session opened (and only those), refuses a wrong or missing iss and an unknown sid with 400
 // (ending nothing), and answers a page only the IdP's origin may frame, while every other gateway
-// page keeps frame-ancestors 'none'.
+// page keeps frame-ancestors 'none'. With an IdP that sends no sid (LemonLDAP::NG sends the subject
+// instead), the subject ends that subject's sid-less sessions only; with one that does, a subject is
+// never taken for a sid.
 import t from 'tap'
 import { CookieJar, fetchWithJar } from '../support/browserless.js'
 import { startOidcProvider } from '../support/oidc-provider.js'
@@ -91,6 +93,76 @@ t.test('the right iss and sid end that IdP session\'s gateway sessions, and only
   t.match(metrics, /authgate_idp_logouts_total\{channel="front",outcome="accepted"\} 2/)
   t.match(metrics, /authgate_idp_logouts_total\{channel="front",outcome="refused"\} 8/)
   t.match(metrics, /authgate_idp_logout_sessions_ended_total\{channel="front"\} 1/)
+})
+
+t.test('with an IdP that sends sids, a subject is never taken for a sid', async (t) => {
+  const alice = await signedIn('alice')
+  const { oidc_sub: sub } = await gw.db.kysely.selectFrom('users').select('oidc_sub').where('username', '=', 'alice').executeTakeFirstOrThrow()
+  const response = await frontchannel({ iss: op.issuer, sid: sub! })
+  t.equal(response.status, 400, 'alice\'s subject as the sid: refused')
+  t.same(await response.json(), { error: 'invalid_request' })
+  t.equal(await status(gw, alice.jar), 200, 'and alice is still signed in')
+})
+
+t.test('an IdP that sends no sid (LemonLDAP::NG): the subject as sid ends that subject\'s sid-less sessions, and only those', async (t) => {
+  // Without backchannel_logout_session_required, node-oidc-provider puts no sid in ID tokens.
+  const sidless = await startOidcProvider({
+    clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [REDIRECT_URI] }],
+    accounts: { carol: { preferred_username: 'carol' }, dave: { preferred_username: 'dave' } }
+  })
+  t.teardown(sidless.close)
+  const gw2 = await startSsoGateway(sidless.issuer, {}, upstream.url)
+  t.teardown(gw2.close)
+  const sessionsOf = async (username: string): Promise<Array<{ id: string, idp_session_id: string | null, oidc_issuer: string | null }>> =>
+    await gw2.db.kysely.selectFrom('sessions').innerJoin('users', 'users.id', 'sessions.user_id').select(['sessions.id', 'sessions.idp_session_id', 'sessions.oidc_issuer']).where('users.username', '=', username).execute()
+  const signIn = async (login: string): Promise<CookieJar> => {
+    const jar = new CookieJar()
+    t.equal((await ssoLogin(gw2, jar, { login, password: 'x' })).status, 302)
+    return jar
+  }
+  const carol = await signIn('carol')
+  const carolElsewhere = await signIn('carol')
+  const dave = await signIn('dave')
+  t.ok((await sessionsOf('carol')).every((row) => row.idp_session_id === null && row.oidc_issuer === sidless.issuer), 'no sid recorded, the issuer is')
+  const subOf = async (username: string): Promise<string> =>
+    (await gw2.db.kysely.selectFrom('users').select('oidc_sub').where('username', '=', username).executeTakeFirstOrThrow()).oidc_sub!
+  const carolSub = await subOf('carol')
+  // A session of carol's that did record a sid (as if the IdP had sent one then): the subject never reaches it.
+  const carolUser = await gw2.db.kysely.selectFrom('users').select('id').where('username', '=', 'carol').executeTakeFirstOrThrow()
+  const withSid = 'recorded-with-a-sid-0000000000000000000000000'
+  await gw2.db.kysely.insertInto('sessions').values({ id: withSid, user_id: carolUser.id, login_method: 'oidc', created_at: new Date().toISOString(), expires_at: new Date(Date.now() + 3600_000).toISOString(), oidc_issuer: sidless.issuer, idp_session_id: 'idp-sid-1' }).execute()
+
+  const at = async (query: Record<string, string>, jar = new CookieJar()): Promise<Response> =>
+    await fetchWithJar(jar, `${gw2.url}/auth/oidc/frontchannel-logout?${new URLSearchParams(query).toString()}`)
+  for (const [what, query] of Object.entries({
+    'an unknown subject': { iss: sidless.issuer, sid: 'nobody' },
+    'carol\'s subject from another issuer': { iss: op.issuer, sid: carolSub }
+  })) {
+    const response = await at(query)
+    t.equal(response.status, 400, what)
+    t.same(await response.json(), { error: 'invalid_request' }, what)
+  }
+  t.equal(await status(gw2, carol), 200, 'after the refusals carol is still signed in')
+
+  const response = await at({ iss: sidless.issuer, sid: carolSub })
+  t.equal(response.status, 200, 'carol\'s subject as the sid')
+  t.match(await response.text(), /Signed out/)
+  t.match(response.headers.get('content-security-policy'), new RegExp(`frame-ancestors ${new URL(sidless.issuer).origin}(;|$)`))
+  t.equal(await status(gw2, carol), 401, 'carol\'s session ended')
+  t.equal(await status(gw2, carolElsewhere), 401, 'and her other sid-less one (the IdP names no IdP session: all of the subject\'s go)')
+  t.equal(await status(gw2, dave), 200, 'dave\'s did not')
+  const rows = await sessionsOf('carol')
+  t.equal(rows.find((row) => row.id === withSid)?.idp_session_id, 'idp-sid-1')
+  t.equal((await gw2.db.kysely.selectFrom('sessions').select('ended_at').where('id', '=', withSid).executeTakeFirstOrThrow()).ended_at, null, 'the session that recorded a sid stays open')
+  t.equal((await at({ iss: sidless.issuer, sid: carolSub })).status, 200, 'the IdP may retry')
+  const byRecordedSid = await at({ iss: sidless.issuer, sid: 'idp-sid-1' })
+  t.equal(byRecordedSid.status, 200, 'that one ends by its own sid')
+  t.not((await gw2.db.kysely.selectFrom('sessions').select('ended_at').where('id', '=', withSid).executeTakeFirstOrThrow()).ended_at, null)
+
+  const metrics = await fetch(`${gw2.url}/_authgate/metrics`).then(async (r) => await r.text())
+  t.match(metrics, /authgate_idp_logouts_total\{channel="front",outcome="accepted"\} 3/)
+  t.match(metrics, /authgate_idp_logouts_total\{channel="front",outcome="refused"\} 2/)
+  t.match(metrics, /authgate_idp_logout_sessions_ended_total\{channel="front"\} 3/)
 })
 
 t.test('local sign-in only: the route says no', async (t) => {
