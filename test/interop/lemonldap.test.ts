@@ -1,7 +1,8 @@
 // Interop with an independently written OpenID Provider, LemonLDAP::NG 2.16 (Debian's packages), run
 // by test/support/lemonldap-idp.sh on loopback: in Chromium, SSO as dwho → the upstream sees the
 // identity (groups from userinfo: LemonLDAP's ID token carries only `sub`), then RP-initiated logout
-// ends the session at the gateway and at LemonLDAP. It catches what node-oidc-provider cannot:
+// ends the session at the gateway and at LemonLDAP; a sign-out at LemonLDAP's portal ends the gateway
+// session through the front-channel iframe (which names the session by subject). It catches what node-oidc-provider cannot:
 // another implementation's defaults and quirks (docs/OIDC_SETUP.md, "LemonLDAP::NG").
 // Without the packages (or root, which the script needs to run nginx and FastCGI as www-data) it
 // skips with the reason on a developer machine and fails under CI=true (where .ci/run installs them).
@@ -113,13 +114,19 @@ if (missing !== undefined) {
   const browser: TestBrowser = await launchBrowser()
   cleanups.push(() => browser.close()) // closed first (cleanups run in reverse): its sockets would hold the servers
 
-  /** Front-channel logout requests the portal's iframes made (the gateway answers 404 for now). */
+  /** Front-channel logout requests the portal's iframes made (to the registered address). */
   const frontChannel: string[] = []
   const tab = async (): Promise<Page> => {
     const page = await browser.freshPage()
     await page.route(`${GATEWAY_ORIGIN}/**`, async (route) => {
       const url = new URL(route.request().url())
-      if (url.pathname === new URL(FRONTCHANNEL_LOGOUT_URL).pathname) frontChannel.push(url.href)
+      if (url.pathname === new URL(FRONTCHANNEL_LOGOUT_URL).pathname) {
+        frontChannel.push(url.href)
+        // Answered in place, not redirected: the portal's CSP (child-src 'self' <the RP's origin>)
+        // lets its iframe load the registered address only, as it would in production.
+        await route.fulfill({ response: await route.fetch({ url: gw.url + url.pathname + url.search, maxRedirects: 0 }) })
+        return
+      }
       await route.fulfill({ status: 302, headers: { location: gw.url + url.pathname + url.search } })
     })
     return page
@@ -178,22 +185,53 @@ if (missing !== undefined) {
     t.notOk(await portalSignedIn(page), 'no session at LemonLDAP')
   })
 
-  await t.test('sign-out at the LemonLDAP portal: what its front-channel logout sends to the gateway', async (t) => {
+  await t.test('sign-out at the LemonLDAP portal: its front-channel iframe ends the gateway session', async (t) => {
     const page = await tab()
     await signIn(page, 'dwho')
     t.ok(await seenUpstream(t, page), 'signed in')
+    const rows = await gw.db.kysely.selectFrom('sessions').innerJoin('users', 'users.id', 'sessions.user_id')
+      .select(['sessions.idp_session_id', 'sessions.oidc_issuer', 'sessions.ended_at']).where('users.username', '=', 'dwho').where('sessions.ended_at', 'is', null).execute()
+    t.same(rows, [{ idp_session_id: null, oidc_issuer: env['OIDC_ISSUER'], ended_at: null }], 'one open session: LemonLDAP\'s ID token has no sid')
+    const cookies = await page.context().cookies(gw.url)
+    const cookieHeader = cookies.map((c) => `${c.name}=${c.value}`).join('; ')
+    t.ok(cookies.some((c) => c.name === 'authgate'), 'the browser holds the gateway\'s session cookie')
+    const refusedFraming: string[] = []
+    page.on('console', (message) => { if (/frame-ancestors|Refused to (display|frame)/i.test(message.text())) refusedFraming.push(message.text()) })
+
+    // RP-initiated logout (the test before) loads the same iframe: count from here.
+    const counted = async (): Promise<{ accepted: number, ended: number }> => {
+      const text = await fetch(`${gw.url}/_authgate/metrics`).then(async (r) => await r.text())
+      const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN)
+      return { accepted: value(/^authgate_idp_logouts_total\{channel="front",outcome="accepted"\} (\d+)$/m), ended: value(/^authgate_idp_logout_sessions_ended_total\{channel="front"\} (\d+)$/m) }
+    }
+    const before = await counted()
     frontChannel.length = 0
+    const answered = page.waitForResponse((r) => r.url().startsWith(`${FRONTCHANNEL_LOGOUT_URL}?`), { timeout: 15_000 })
     await page.goto(`${portal}/?logout=1`)
-    // The portal's logout page loads one iframe per relying party of the session.
-    for (let i = 0; i < 50 && frontChannel.length === 0; i++) await page.waitForTimeout(100)
+    // The portal's logout page loads one iframe per relying party of the session, routed to the gateway.
+    const answer = await answered
     t.equal(frontChannel.length, 1, `one front-channel request: ${frontChannel.join(' ')}`)
     const sent = new URL(frontChannel[0] ?? FRONTCHANNEL_LOGOUT_URL)
     t.equal(sent.origin + sent.pathname, FRONTCHANNEL_LOGOUT_URL)
     t.equal(sent.searchParams.get('iss'), `${portal}/`, 'iss: the issuer')
     // LemonLDAP::NG 2.16 puts the relying party's user ID (the ID token's `sub`) in `sid`, and its
-    // ID tokens carry no `sid` claim: a front-channel route must match sessions by issuer and sub.
+    // ID tokens carry no `sid` claim: the gateway matches it against the subject's sid-less sessions.
     t.equal(sent.searchParams.get('sid'), 'dwho', 'sid: the sub, not a session ID')
+    t.equal(answer.status(), 200, 'the gateway accepted it')
+    t.equal(new URL(portal).origin, new URL(env['OIDC_ISSUER']!).origin, 'the portal\'s origin is the issuer\'s')
+    t.match(await answer.headerValue('content-security-policy'), new RegExp(`frame-ancestors ${new URL(portal).origin}(;|$)`), 'the IdP\'s origin may frame it')
+    const frame = page.frames().find((f) => f.url().startsWith(`${FRONTCHANNEL_LOGOUT_URL}?`))
+    t.ok(frame, `the gateway's page is in a frame of the portal's page (${page.frames().map((f) => f.url()).join(' ')})`)
+    if (frame !== undefined) t.match(await frame.locator('body').innerText(), /Signed out of the gateway/, 'and rendered there: framing allowed')
+    t.same(refusedFraming, [], 'no framing refused')
+
+    const after = await counted()
+    t.same({ accepted: after.accepted - before.accepted, ended: after.ended - before.ended }, { accepted: 1, ended: 1 }, 'the gateway counted it (authgate_idp_logouts_total, front, accepted): one session ended')
+    // The old cookie, replayed: the session ended at the gateway (not only in this browser).
+    const replay = await fetch(`${gw.url}/whoami`, { headers: { cookie: cookieHeader, accept: 'application/json' } })
+    await replay.text()
+    t.equal(replay.status, 401, 'the gateway session ended')
+    t.equal(await seenUpstream(t, page), undefined, 'the next request in the browser is not signed in')
     t.notOk(await portalSignedIn(page), 'no session at LemonLDAP')
-    // The gateway's front-channel route is not there yet: its session outlives this sign-out.
   })
 }
