@@ -17,7 +17,7 @@
 # a failure, not a skip), TEST_DATABASE_URL, TIMETRACKER_DIR. KEEP=1 keeps the work dir.
 #
 # The default set: every test file except the ones that drive Chromium, TimeTracker or the docs'
-# snippets (test/browser, test/timetracker, test/docs, test/demo, test/pages): almost half of the
+# snippets, or an interop IdP (test/browser, test/timetracker, test/docs, test/demo, test/pages, test/interop): almost half of the
 # suite's time (all of it: ~8 min of tap on a 2-core machine, this set: ~4.5), for little that
 # depends on Node's version; `npm test` runs them on Node 20. On Node 24 all of them passed as well.
 set -Eeuo pipefail
@@ -85,7 +85,7 @@ step typecheck npm run typecheck
 
 if [ $# -eq 0 ]; then
   mapfile -t files < <(cd "$W/src" && git ls-files 'test/*.test.ts' |
-    grep -Ev '^test/(browser|timetracker|docs|demo|pages)/' | sort)
+    grep -Ev '^test/(browser|timetracker|docs|demo|pages|interop)/' | sort)
 else
   files=("$@")
 fi
