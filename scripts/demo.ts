@@ -1,5 +1,5 @@
 // npm run demo: the whole sign-in experience on this machine, in one command. Development only.
-import { DemoRefused, startDemo } from './demo/run.js'
+import { DEMO_REFRESH_INTERVAL, DemoRefused, startDemo } from './demo/run.js'
 
 const port = Number(process.env.PORT ?? 8080)
 
@@ -20,6 +20,9 @@ ${rows.join('\n')}
   The application behind the gateway is authgate's demo upstream: it shows the identity it
   received and whether the signature verified. Sign out there to end the provider session too;
   signing out at the provider (${demo.issuer}/session/end) ends the gateway session as well.
+
+  Change an account's groups at ${demo.issuer}/accounts (say, take alice out of admins): a
+  signed-in session carries the new groups within ${DEMO_REFRESH_INTERVAL} s (OIDC_REFRESH_INTERVAL), without signing in again.
 
   Press Ctrl+C to stop.
 `)

@@ -1,10 +1,11 @@
 // The demo's OpenID Provider: node-oidc-provider (a devDependency, so this lives outside src/ and
 // never ships) with a plain sign-in form and a few demo accounts. For people trying authgate out,
 // not for tests (test/support/oidc-provider.ts is that) and never for production: accounts,
-// passwords and keys are fixed or in memory and printed on the screen.
+// passwords and keys are fixed or in memory and printed on the screen. It issues refresh tokens, and
+// its /accounts page changes an account's groups, to watch a re-validated session follow the change.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { exportJWK, generateKeyPair } from 'jose'
 import { html, SafeHtml } from '../../src/pages/html.js'
 
@@ -39,7 +40,7 @@ export interface DemoIdpClient {
 
 export interface DemoIdp {
   issuer: string
-  /** This provider's accounts, live: a change (say, to `groups`) applies from the next sign-in. */
+  /** This provider's accounts, live: a change (say, to `groups`, also at /accounts) applies from the next sign-in or refresh. */
   accounts: DemoAccount[]
   close: () => Promise<void>
 }
@@ -94,7 +95,8 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
       client_secret: client.clientSecret,
       redirect_uris: [client.redirectUri],
       post_logout_redirect_uris: [client.postLogoutRedirectUri],
-      grant_types: ['authorization_code'],
+      // Refresh tokens: the gateway re-validates its sessions with them (OIDC_REFRESH_INTERVAL).
+      grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_post',
       ...(client.backchannelLogoutUri !== undefined ? { backchannel_logout_uri: client.backchannelLogoutUri, backchannel_logout_session_required: true } : {})
@@ -109,7 +111,10 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
     conformIdTokenClaims: false,
     pkce: { required: () => true },
     // Set explicitly (oidc-provider nags otherwise): an hour's demo, ten minutes to finish a sign-in.
-    ttl: { Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600 },
+    ttl: { Interaction: 600, Session: 3600, Grant: 3600, AuthorizationCode: 60, AccessToken: 600, IdToken: 600, RefreshToken: 3600 },
+    // A refresh token at every sign-in (without asking for offline_access), a new one at every use.
+    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed: (grant: string) => boolean }) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: () => true,
     features: {
       devInteractions: { enabled: false },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
@@ -135,10 +140,15 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
   provider.on('server_error', (_ctx, error) => { console.error('demo identity provider error:', error) })
 
   const rp = new URL(client.redirectUri).origin
+  const editToken = randomBytes(24).toString('base64url')
   const providerCallback = provider.callback()
   dispatch = (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0]!
     if (path === '/demo-idp.css') { send(res, 200, STYLESHEET, rp, 'text/css; charset=utf-8'); return }
+    if (path === '/accounts') {
+      editAccounts(req, res).catch(() => { if (!res.headersSent) send(res, 400, layout('Not changed', html`<p class="error" role="alert">Bad request.</p>`), rp); else res.destroy() })
+      return
+    }
     const m = /^\/interaction\/([\w-]+)(\/login)?$/.exec(path)
     if (m === null) { providerCallback(req, res); return }
     interaction(req, res, m[1]!, m[2] !== undefined).catch((err: Error) => {
@@ -167,6 +177,28 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
     const account = accounts.find((a) => a.username === username && a.password === form.get('password'))
     if (account === undefined) { send(res, 200, loginPage(accounts, uid, username, 'Unknown username or wrong password. The demo accounts are listed below.'), rp); return }
     await finish(req, res, details, account.username, clientId)
+  }
+
+  /**
+   * GET /accounts lists the accounts with their groups; POST /accounts changes one account's groups,
+   * for the gateway to pick up at its next re-validation. Development only, but still not for other
+   * sites: a per-run token in the form, and the browser's Origin must be this provider's.
+   */
+  async function editAccounts (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === 'POST') {
+      const form = await readForm(req)
+      const account = accounts.find((a) => a.username === form.get('username'))
+      const token = Buffer.from(form.get('token') ?? '')
+      const expected = Buffer.from(editToken)
+      const sameOrigin = req.headers.origin === undefined || req.headers.origin === new URL(issuer).origin
+      if (account === undefined || !sameOrigin || token.length !== expected.length || !timingSafeEqual(token, expected)) throw new Error('refused')
+      account.groups = [...new Set((form.get('groups') ?? '').split(/[\s,]+/).filter((g) => /^[\w.-]{1,64}$/.test(g)))]
+      res.writeHead(303, { location: '/accounts?changed=' + encodeURIComponent(account.username), 'cache-control': 'no-store' }).end()
+      return
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new Error('method')
+    const changed = new URL(req.url ?? '/', issuer).searchParams.get('changed')
+    send(res, 200, accountsPage(accounts, editToken, changed), rp)
   }
 
   async function finish (req: IncomingMessage, res: ServerResponse, details: Awaited<ReturnType<Provider['interactionDetails']>>, accountId: string, clientId: string): Promise<void> {
@@ -223,6 +255,13 @@ function loginPage (accounts: DemoAccount[], uid: string, username = '', error?:
 <table><caption class="muted">Demo accounts (development only)</caption>
 <thead><tr><th scope="col">Username</th><th scope="col">Password</th><th scope="col">Groups</th></tr></thead>
 <tbody>${accounts.map((a) => html`<tr><td>${a.username}</td><td><code>${a.password}</code></td><td>${a.groups.join(', ')}</td></tr>`)}</tbody></table>`)
+}
+
+function accountsPage (accounts: DemoAccount[], token: string, changed: string | null): string {
+  return layout('Accounts', html`${changed !== null ? html`<p role="status" id="idp-changed">Groups of ${changed} changed. A signed-in gateway session sees them at its next re-validation (within OIDC_REFRESH_INTERVAL).</p>` : ''}
+<p class="muted">Change an account's groups (comma-separated). <code>admins</code> makes it an administrator in authgate.</p>
+${accounts.map((a) => html`<form method="post" action="/accounts"><input type="hidden" name="token" value="${token}"><input type="hidden" name="username" value="${a.username}">
+<label for="groups-${a.username}">${a.username}</label><input id="groups-${a.username}" name="groups" value="${a.groups.join(', ')}"><button type="submit">Save ${a.username}</button></form>`)}`)
 }
 
 // oidc-provider's own end-session pages, in this look. `form` is its <form id="op.logoutForm"> with the xsrf field.

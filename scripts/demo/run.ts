@@ -19,12 +19,17 @@ import { ADMIN_GROUP, startDemoIdp, type DemoAccount } from './idp.js'
 /** A local (non-SSO) account, for the form under the SSO button. */
 export const LOCAL_ACCOUNT = { username: 'dave', password: 'dave-demo' }
 
+/** Seconds between re-validations of an SSO session with the provider (production default: 300). */
+export const DEMO_REFRESH_INTERVAL = 30
+
 export interface DemoOptions {
   /** Gateway port on localhost (0: any free one). */
   port?: number
   /** A pino level for the gateway's log (default warn: the demo's own output stays readable). */
   logLevel?: string
   logger?: FastifyBaseLogger
+  /** OIDC_REFRESH_INTERVAL in seconds (default DEMO_REFRESH_INTERVAL; tests use less). */
+  refreshInterval?: number
 }
 
 export interface Demo {
@@ -86,6 +91,8 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
       OIDC_POST_LOGOUT_REDIRECT_URI: client.postLogoutRedirectUri,
       OIDC_SCOPES: 'openid profile email groups',
       OIDC_ADMIN_GROUP: ADMIN_GROUP,
+      // Short, so that a group changed at the provider's /accounts page shows within half a minute.
+      OIDC_REFRESH_INTERVAL: String(options.refreshInterval ?? DEMO_REFRESH_INTERVAL),
       LOG_LEVEL: options.logLevel ?? 'warn'
     }, { cwd: dir, dotenv: false })
 

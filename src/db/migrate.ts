@@ -22,7 +22,7 @@ export async function migrateToLatest (db: Db): Promise<string[]> {
       throw err
     }
   } else {
-    result = await new Migrator({ db: db.kysely, provider }).migrateToLatest()
+    result = await new Migrator({ db: db.kysely, provider, ...await migrationTableSchema(db) }).migrateToLatest()
   }
   if (result.error !== undefined) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown'
@@ -33,6 +33,18 @@ export async function migrateToLatest (db: Db): Promise<string[]> {
 
 /** Migrations not yet applied (and how many there are), read without changing anything: no lock, no table created. */
 export async function pendingMigrations (db: Db): Promise<{ pending: string[], total: number }> {
-  const all = await new Migrator({ db: db.kysely, provider: { getMigrations: async () => migrations } }).getMigrations()
+  const all = await new Migrator({ db: db.kysely, provider: { getMigrations: async () => migrations }, ...await migrationTableSchema(db) }).getMigrations()
   return { pending: all.filter((m) => m.executedAt === undefined).map((m) => m.name), total: all.length }
+}
+
+/**
+ * PostgreSQL: the schema the migrator's own tables are in, named. Without it Kysely looks for them in
+ * every schema of the database, so another schema holding a kysely_migration_lock table (another
+ * authgate, another Kysely application) makes it skip creating ours and fail.
+ */
+async function migrationTableSchema (db: Db): Promise<{ migrationTableSchema?: string }> {
+  if (db.dialect === 'sqlite') return {}
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db.kysely)
+  const schema = rows[0]?.schema
+  return typeof schema === 'string' ? { migrationTableSchema: schema } : {}
 }

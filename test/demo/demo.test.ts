@@ -4,7 +4,7 @@ import t from 'tap'
 import * as oidc from 'openid-client'
 import { CookieJar, fetchWithJar, followEndSession, signInThroughProvider } from '../support/browserless.js'
 import { http, loginLocal } from '../support/http.js'
-import { startDemo } from '../../scripts/demo/run.js'
+import { DEMO_REFRESH_INTERVAL, startDemo } from '../../scripts/demo/run.js'
 import { ADMIN_GROUP, DEMO_ACCOUNTS } from '../../scripts/demo/idp.js'
 
 t.test('refuses to run with NODE_ENV=production', async (t) => {
@@ -21,6 +21,7 @@ t.test('the demo: gateway, demo accounts, provider', async (t) => {
   t.match(demo.issuer, /^http:\/\/127\.0\.0\.1:\d+$/)
   t.equal(demo.config.authMethod, 'both')
   t.equal(demo.config.production, false)
+  t.equal(demo.config.oidc!.refreshInterval, DEMO_REFRESH_INTERVAL, 'sessions re-validated every 30 s')
   t.ok(DEMO_ACCOUNTS.some((a) => a.groups.includes(ADMIN_GROUP)), 'one account is in the admin group')
   t.ok(DEMO_ACCOUNTS.some((a) => !a.groups.includes(ADMIN_GROUP)), 'and others are not')
 
@@ -77,4 +78,38 @@ t.test('the demo: gateway, demo accounts, provider', async (t) => {
     await followEndSession(`${demo.issuer}/session/end?client_id=${demo.config.oidc!.clientId}`, jar)
     t.equal(await whoami(), 401, 'the gateway session ended')
   })
+})
+
+t.test('a group changed at the provider\'s /accounts page reaches the demo upstream without a new sign-in', async (t) => {
+  const demo = await startDemo({ port: 0, logLevel: 'silent', refreshInterval: 1 })
+  t.teardown(demo.close)
+  const base = demo.url.slice(0, -1)
+  const jar = new CookieJar()
+  const start = await fetchWithJar(jar, `${base}/login/oidc`)
+  const alice = DEMO_ACCOUNTS.find((a) => a.groups.includes(ADMIN_GROUP))!
+  const back = await signInThroughProvider(start.headers.get('location')!, jar, { login: alice.username, password: alice.password })
+  t.equal((await fetchWithJar(jar, back)).status, 302, 'signed in through SSO')
+  const page = async (): Promise<string> => await (await fetchWithJar(jar, `${base}/`, { headers: { accept: 'text/html' } })).text()
+  t.match(await page(), /<code>x-admin<\/code><\/th><td><code>true<\/code>/, 'the upstream sees an administrator')
+
+  const accounts = await http(`${demo.issuer}/accounts`)
+  t.equal(accounts.status, 200)
+  const token = /name="token" value="([\w-]+)"/.exec(accounts.body)?.[1]
+  t.ok(token, 'the accounts page has its form token')
+  const post = async (body: Record<string, string>, origin = demo.issuer): Promise<number> =>
+    (await fetch(`${demo.issuer}/accounts`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', origin }, body: new URLSearchParams(body) })).status
+  t.equal(await post({ username: alice.username, groups: 'staff', token: 'wrong' }), 400, 'a wrong form token is refused')
+  t.equal(await post({ username: alice.username, groups: 'staff', token: token! }, 'http://evil.test'), 400, 'a post from another site is refused')
+  t.equal(await post({ username: alice.username, groups: 'staff', token: token! }), 303, 'alice taken out of admins')
+
+  // The session re-validates (refresh token) within the interval; polled as a user reloading the page.
+  const deadline = Date.now() + 10_000
+  let now = ''
+  while (Date.now() < deadline) {
+    now = await page()
+    if (now.includes('<code>x-admin</code></th><td><code>false</code>')) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.match(now, /<code>x-admin<\/code><\/th><td><code>false<\/code>/, 'the upstream sees X-Admin: false')
+  t.match(now, /<code>x-groups<\/code><\/th><td><code>staff<\/code>/, 'and X-Groups: staff')
 })
