@@ -96,8 +96,10 @@ step() {   # step NAME: runs it, prints and remembers how long it took
   echo "TIME $1: $d s"
 }
 
+# iptables: netavark (Debian 12's 1.4) sets up the Compose networks with it and fails with a bare
+# "No such file or directory" when it is missing (nothing depends on it: seen on a fresh machine).
 PACKAGES=(podman buildah podman-compose runc conmon slirp4netns fuse-overlayfs uidmap netavark aardvark-dns catatonit
-  debootstrap curl)
+  iptables debootstrap curl)
 setup() {
   local missing=() p
   for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
