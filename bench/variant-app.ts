@@ -51,7 +51,7 @@ export async function buildVariantApp (options: { config: Config, db: Db, upstre
   revocations.afterRefresh(() => { connections.sweep() })
   await app.register(formbody)
   await sessions.register(app)
-  await app.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock: systemClock })
+  await app.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock: systemClock, providers: undefined })
 
   await app.register(async (proxy) => {
     proxy.decorateRequest('identityHeaders', undefined)

@@ -14,7 +14,7 @@ import { SESSION_CLEANUP_INTERVAL_MS, startSessionCleanup } from './session/clea
 import { localLoginRoutes } from './auth/local/routes.js'
 import { logoutRoutes } from './auth/logout.js'
 import { LogoutGate } from './auth/logout-gate.js'
-import { OidcClient } from './auth/oidc/client.js'
+import { OidcProviders } from './auth/oidc/providers.js'
 import { oidcEndSession, oidcRoutes } from './auth/oidc/routes.js'
 import { idpLogoutRoutes } from './auth/oidc/idp-logout.js'
 import { metricsListener, opsRoutes } from './ops/routes.js'
@@ -168,16 +168,20 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   identities.onChange(() => { connections.sweep() })
   const webSocketFlow = new WebSocketFlow()
   // Discovery runs in the background: the gateway serves local sign-in and sessions meanwhile.
-  const oidcClient = config.oidc !== undefined ? new OidcClient({ config: config.oidc, log: app.log, observe: (endpoint, outcome, seconds) => { metrics.idpRequest(endpoint, outcome, seconds) } }) : undefined
-  oidcClient?.start()
-  // SSO sessions follow the IdP: re-validated with their refresh token, driven by their own requests.
-  const revalidator = oidcClient !== undefined && config.oidc !== undefined && config.oidc.refreshInterval > 0
-    ? new SessionRevalidator({ config, oidc: config.oidc, client: oidcClient, records: sessionRecords, users, cipher: refreshTokens, identities, revocations, metrics, log: app.log, clock })
+  // Each provider discovered on its own, in the background; SSO sessions follow the IdP that opened
+  // them: re-validated with their refresh token, driven by their own requests.
+  const providers = config.oidcProviders.length > 0
+    ? new OidcProviders(config.oidcProviders, config.multipleProviders, {
+      log: app.log,
+      observe: (endpoint, outcome, seconds) => { metrics.idpRequest(endpoint, outcome, seconds) },
+      revalidatorFor: ({ config: oidc, client }) => oidc.refreshInterval > 0
+        ? new SessionRevalidator({ config, oidc, client, records: sessionRecords, users, cipher: refreshTokens, identities, revocations, metrics, log: app.log.child({ provider: oidc.id }), clock })
+        : undefined
+    })
     : undefined
-  // With AUTH_METHOD=oidc nobody can sign in without the IdP: not ready. With both, local still works.
-  const oidcReadiness = oidcClient !== undefined
-    ? [{ name: 'oidc', required: config.authMethod === 'oidc', check: async () => oidcClient.problem() }]
-    : []
+  providers?.start()
+  // With AUTH_METHOD=oidc nobody can sign in without an IdP: not ready. With both, local still works.
+  const oidcReadiness = providers?.readinessChecks(config.authMethod === 'oidc') ?? []
   const opsDeps = { db, metrics, revocations, readinessChecks: oidcReadiness, separateListener: config.metrics !== undefined }
   const metricsApp = config.metrics !== undefined ? metricsListener(opsDeps, options.logger) : undefined
 
@@ -221,22 +225,22 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await gateway.register(formbody)
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
-    await gateway.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock })
-    await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, client: oidcClient })
-    await gateway.register(idpLogoutRoutes, { oidc: config.oidc, client: oidcClient, users, sessions, metrics })
+    await gateway.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock, providers })
+    await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, providers })
+    await gateway.register(idpLogoutRoutes, { providers, users, sessions, metrics })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
-    await gateway.register(logoutRoutes, { sessions, endSessionRedirect: oidcEndSession(config.oidc, oidcClient), gate })
+    await gateway.register(logoutRoutes, { sessions, endSessionRedirect: oidcEndSession(providers), gate })
     await gateway.register(opsRoutes, opsDeps)
     await gateway.register(staticRoutes, { logo: config.logo })
     if (jwt !== undefined) await gateway.register(jwksRoute, { config: jwt })
     // Replaces the content-type parsers (a front proxy's subrequest may carry any type): in its own scope.
-    await gateway.register(forwardAuthRoutes, { sessions, issuer, accessRules: config.accessRules, metrics, revalidator })
+    await gateway.register(forwardAuthRoutes, { sessions, issuer, accessRules: config.accessRules, metrics, revalidator: providers })
     // Last, once every route above is in place: the rest of /_authgate/ is the gateway's, never proxied.
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })
 
   // Everything else: no body parsers, no page headers, its own request decorations (proxy/index.ts).
-  await app.register(proxyRoutes, { config, upstream, sessions, issuer, metrics, connections, webSocketFlow, webSockets, imgSources, revalidator })
+  await app.register(proxyRoutes, { config, upstream, sessions, issuer, metrics, connections, webSocketFlow, webSockets, imgSources, revalidator: providers })
 
   return {
     app,
@@ -245,12 +249,12 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     metrics,
     webSocketFlow,
     close: async () => {
-      oidcClient?.stop()
+      providers?.stop()
       revocations.stop()
       sessionCleanup.stop()
       await app.close()
       // Re-validations under way finish their database writes before the caller closes the database.
-      await revalidator?.idle()
+      await providers?.idle()
       await metricsApp?.close()
     }
   }

@@ -15,14 +15,26 @@ export interface AccessConfig {
 const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
 const EMAIL = /^[^@\s]+@[^@\s]+$/
 
+/** An ALLOWED_EMAIL_DOMAINS list (or a provider's own, OIDC_<ID>_ALLOWED_EMAIL_DOMAINS): lower-case, without "@". */
+export function parseEmailDomains (r: Reader, name: string): string[] {
+  const domains = r.getList(name).map((d) => d.toLowerCase().replace(/^@/, ''))
+  const bad = domains.find((d) => !DOMAIN.test(d))
+  if (bad !== undefined) r.fail(name, `"${bad}" is not a domain name; list domains such as example.com (exact: subdomains are not included)`)
+  return domains
+}
+
+/** An ALLOWED_EMAILS list (or a provider's own): lower-case addresses. */
+export function parseEmails (r: Reader, name: string): string[] {
+  const emails = r.getList(name).map((e) => e.toLowerCase())
+  const bad = emails.find((e) => !EMAIL.test(e))
+  if (bad !== undefined) r.fail(name, `"${bad}" is not an email address; list addresses such as alice@example.com`)
+  return emails
+}
+
 export function parseAccess (r: Reader, skipAuthPaths: readonly string[] | undefined): Partial<AccessConfig> {
   const { get, getList, fail } = r
-  const emailDomains = getList('ALLOWED_EMAIL_DOMAINS').map((d) => d.toLowerCase().replace(/^@/, ''))
-  const badDomain = emailDomains.find((d) => !DOMAIN.test(d))
-  if (badDomain !== undefined) fail('ALLOWED_EMAIL_DOMAINS', `"${badDomain}" is not a domain name; list domains such as example.com (exact: subdomains are not included)`)
-  const emails = getList('ALLOWED_EMAILS').map((e) => e.toLowerCase())
-  const badEmail = emails.find((e) => !EMAIL.test(e))
-  if (badEmail !== undefined) fail('ALLOWED_EMAILS', `"${badEmail}" is not an email address; list addresses such as alice@example.com`)
+  const emailDomains = parseEmailDomains(r, 'ALLOWED_EMAIL_DOMAINS')
+  const emails = parseEmails(r, 'ALLOWED_EMAILS')
   const groups = getList('ALLOWED_GROUPS')
 
   const parsed = parseAccessRules(get('ACCESS_RULES') ?? '')

@@ -50,7 +50,9 @@ export function readEnvironment (env: Env, options: LoadOptions = {}): { values:
     }
   }
   const values: Env = { ...fromFile, ...env }
-  for (const name of SECRET_VARIABLES) {
+  // Each provider of OIDC_PROVIDERS has its own client secret, which may come from a file too.
+  const providerSecrets = Object.keys(values).filter((n) => PROVIDER_SECRET_FILE.test(n)).map((n) => n.slice(0, -'_FILE'.length))
+  for (const name of [...SECRET_VARIABLES, ...providerSecrets]) {
     const filePath = values[`${name}_FILE`]
     if (filePath === undefined || filePath === '') continue
     if (values[name] !== undefined && values[name] !== '') {
@@ -65,6 +67,8 @@ export function readEnvironment (env: Env, options: LoadOptions = {}): { values:
   }
   return { values, problems }
 }
+
+const PROVIDER_SECRET_FILE = /^OIDC_[A-Z0-9_]+_CLIENT_SECRET_FILE$/
 
 const ASSIGNMENT = /^\s*(?:export\s+)?[\w.-]+\s*=\s*(.*)$/
 const QUOTES = new Set(['"', "'", '`'])
@@ -113,6 +117,8 @@ export interface Reader {
    */
   getList: (name: string, whenUnset?: string[], separator?: RegExp) => string[]
   fail: Fail
+  /** Whether the variable is present at all, even empty (a list set to empty is the empty list). */
+  isSet: (name: string) => boolean
   /** Every problem so far (secrets are generated only once there are none). */
   problems: readonly ConfigProblem[]
   /** Every name read, besides the list in variables.ts: what the typo warning counts as known. */
@@ -137,6 +143,7 @@ export function createReader (values: Env, problems: ConfigProblem[]): Reader {
       return v === undefined ? whenUnset : v.split(separator).map((s) => s.trim()).filter((s) => s !== '')
     },
     fail: (name, message) => { problems.push({ name, message }); return undefined },
+    isSet: (name) => read(name) !== undefined,
     problems,
     known
   }

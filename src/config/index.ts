@@ -12,7 +12,7 @@ import { parseProxy, type ProxyConfig } from './proxy.js'
 import { parseLogging, type LoggingConfig } from './logging.js'
 import { parseDatabase } from './database.js'
 import { parseSecrets, type SecretsConfig } from './secrets.js'
-import { parseOidc, type OidcConfig } from './oidc.js'
+import { parseOidcProviders, type OidcConfig } from './oidc.js'
 import { parsePages, type PagesConfig } from './pages.js'
 import { parseIdentityJwt, type IdentityJwtConfig } from './identity-jwt.js'
 import { parseOperations, type OperationsConfig } from './operations.js'
@@ -22,7 +22,7 @@ export { ConfigError, readEnvironment, type ConfigProblem, type Env, type LoadOp
 export type { AuthMethod, LocalAuth } from './sign-in.js'
 export type { TrustProxy } from './proxy.js'
 export { CLIENT_LIMIT_DEFAULTS } from './proxy.js'
-export type { OidcConfig } from './oidc.js'
+export { type OidcConfig, SINGLE_PROVIDER_ID, providerPrefix } from './oidc.js'
 export { LOGO_TYPES, type LogoConfig } from './pages.js'
 export type { IdentityJwtConfig } from './identity-jwt.js'
 export { SHUTDOWN_GRACE_DEFAULT } from './operations.js'
@@ -30,7 +30,12 @@ export { SHUTDOWN_GRACE_DEFAULT } from './operations.js'
 export interface Config extends ListenerConfig, SecretsConfig, SignInConfig, AccessConfig, SessionConfig, ProxyConfig, LoggingConfig, OperationsConfig, PagesConfig {
   production: boolean
   databaseUrl: string
+  /** The first (or only) SSO provider; undefined when AUTH_METHOD=local. */
   oidc: OidcConfig | undefined
+  /** Every SSO provider, in OIDC_PROVIDERS order (one without it); empty when AUTH_METHOD=local. */
+  oidcProviders: OidcConfig[]
+  /** OIDC_PROVIDERS is set: providers are named in URLs, cookies and readiness. */
+  multipleProviders: boolean
   identityJwt: IdentityJwtConfig | undefined
   dataDir: string
   /** Names of development secrets generated (and stored in dataDir) by this start, logged as a warning. */
@@ -62,7 +67,9 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
   const devSecrets = { production, dataDir, generatedSecrets, loadedSecrets, write: options.writeDevSecrets !== false }
   const secrets = parseSecrets(r, devSecrets)
 
-  const oidc = signIn.authMethod === 'oidc' || signIn.authMethod === 'both' ? parseOidc(r) : undefined
+  const oidcProviders = signIn.authMethod === 'oidc' || signIn.authMethod === 'both'
+    ? parseOidcProviders(r, { signInAllowList: access.signInAllowList, allowSelfRegister: signIn.allowSelfRegister }) ?? []
+    : []
   const pages = parsePages(r, cwd)
   const identityJwt = parseIdentityJwt(r, { ...devSecrets, publicUrl: listener.publicUrl, canGenerate: problems.length === 0 })
 
@@ -76,7 +83,9 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     ...database,
     ...signIn as SignInConfig,
     ...access as AccessConfig,
-    oidc,
+    oidc: oidcProviders[0],
+    oidcProviders,
+    multipleProviders: oidcProviders.length > 0 && r.get('OIDC_PROVIDERS') !== undefined,
     ...session as SessionConfig,
     ...proxy as ProxyConfig,
     identityJwt,

@@ -32,6 +32,8 @@ export interface AuditEvent {
   by: AuditActor
   /** Sign-ins and sign-outs: local or oidc. */
   method?: 'local' | 'oidc'
+  /** SSO with OIDC_PROVIDERS: the provider's id. */
+  provider?: string
   /** Why a sign-in was refused, or why sessions were revoked. */
   reason?: string
   admin?: boolean

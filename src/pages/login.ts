@@ -1,7 +1,7 @@
 // The login page for every AUTH_METHOD: the SSO button, the local form, or both; with at most one
 // message (an error, or a notice such as "signed out"). Plain HTML forms: works without JavaScript.
 import { usernameProblemMessage } from '../db/username.js'
-import { html } from './html.js'
+import { html, type SafeHtml } from './html.js'
 import { messageBox, page, type Brand } from './layout.js'
 
 /** Every message the login page shows: its texts are fixed, nothing a request carries is shown. */
@@ -14,7 +14,16 @@ export const MESSAGES = {
   localDisabled: 'Sign-in with a username is not enabled here; use single sign-on.',
   throttled: (seconds: number) => `Too many failed sign-in attempts. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`,
   providerUnavailable: 'The single sign-on provider cannot be reached right now. Try again in a moment.',
+  buttonUnavailable: 'Cannot be reached right now; try again in a moment.',
   signedOut: 'You have signed out.'
+}
+
+export interface SsoButton {
+  /** The provider's id, named in the link (`/login/oidc?provider=<id>`); undefined: the only provider. */
+  id: string | undefined
+  text: string
+  /** Its discovery is failing: the button stays (a click retries) and says so. */
+  unavailable: boolean
 }
 
 export interface LoginPageOptions extends Brand {
@@ -22,7 +31,8 @@ export interface LoginPageOptions extends Brand {
   csrfToken: string
   showLocalForm: boolean
   askPassword: boolean
-  sso: { buttonText: string } | undefined
+  /** One button per SSO provider, in order; undefined: no SSO. */
+  sso: SsoButton[] | undefined
   username?: string
   error?: string
   /** A non-error message, e.g. "You have signed out." */
@@ -30,7 +40,6 @@ export interface LoginPageOptions extends Brand {
 }
 
 export function loginPage (o: LoginPageOptions): string {
-  const ssoHref = '/login/oidc?next=' + encodeURIComponent(o.next)
   const hasError = o.error !== undefined
   // The inputs point at the error so a screen reader reads it with the field that has focus.
   const invalid = hasError ? html` aria-invalid="true" aria-describedby="login-error"` : ''
@@ -56,9 +65,7 @@ ${o.askPassword
 <button class="button" type="submit">Sign in</button>
 </form>`
     : ''
-  const sso = o.sso !== undefined
-    ? html`<p><a class="button${o.showLocalForm ? ' secondary' : ''}" id="sso" href="${ssoHref}">${o.sso.buttonText}</a></p>`
-    : ''
+  const sso = o.sso !== undefined ? ssoButtons(o.sso, o.next, o.showLocalForm) : ''
   return page({
     appName: o.appName,
     logo: o.logo,
@@ -67,7 +74,20 @@ ${o.askPassword
 <p class="lead">to continue to ${o.appName}</p>
 ${message}
 ${sso}
-${o.sso !== undefined && o.showLocalForm ? html`<div class="divider" role="separator" aria-label="or">or</div>` : ''}
+${o.sso !== undefined && o.sso.length > 0 && o.showLocalForm ? html`<div class="divider" role="separator" aria-label="or">or</div>` : ''}
 ${form}`
   })
+}
+
+/** The SSO buttons: links (a GET starts the flow), so they work without JavaScript. */
+function ssoButtons (buttons: SsoButton[], next: string, secondary: boolean): SafeHtml {
+  const style = secondary ? 'button secondary' : 'button'
+  const one = (b: SsoButton): SafeHtml => {
+    const id = b.id === undefined ? 'sso' : `sso-${b.id}`
+    const href = '/login/oidc?' + (b.id !== undefined ? `provider=${encodeURIComponent(b.id)}&` : '') + 'next=' + encodeURIComponent(next)
+    const status = b.unavailable ? html`<span class="sso-status" id="${id}-status">${MESSAGES.buttonUnavailable}</span>` : ''
+    return html`<a class="${style}" id="${id}" href="${href}"${b.unavailable ? html` aria-describedby="${id}-status" data-unavailable` : ''}>${b.text}</a>${status}`
+  }
+  if (buttons.length === 1) return html`<p>${one(buttons[0]!)}</p>`
+  return html`<ul class="sso-buttons">${buttons.map((b) => html`<li>${one(b)}</li>`)}</ul>`
 }

@@ -145,10 +145,10 @@ export class Sessions {
    * not fit throws SessionTooLargeError, nothing started. An SSO sign-in's refresh token is kept,
    * encrypted, in the record (never in the cookie) for re-validation.
    */
-  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string, refreshToken?: string, idpSession?: { issuer: string, sid: string | undefined } } = {}): Promise<SessionPayload> {
+  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string, refreshToken?: string, idpSession?: { issuer: string, sid: string | undefined }, provider?: string } = {}): Promise<SessionPayload> {
     const replaced = this.check(request)
     const now = unixSeconds(this.clock)
-    const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, { idToken: extra.idToken })
+    const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, { idToken: extra.idToken, provider: extra.provider })
     const fitted = fitSessionPayload(this.names.session, full)
     if (!fitted.fits) throw new SessionTooLargeError(fitted.bytes, fitted.budget, fitted.groups)
     const { payload, droppedIdToken } = fitted

@@ -25,6 +25,8 @@ export interface SessionPayload {
   m: LoginMethod
   /** OIDC: the ID token, when small enough to keep, for RP-initiated logout's id_token_hint */
   idt?: string
+  /** OIDC with OIDC_PROVIDERS: the id of the provider that signed the user in (absent: the first, or only, one) */
+  p?: string
   /** OIDC: whether the provider verified the email (email_verified); ACCESS_RULES' email-domain counts only then */
   ev?: boolean
   /**
@@ -54,8 +56,9 @@ export function newSessionId (): string {
 }
 
 const SESSION_ID = /^[\w-]{22}$/
+const PROVIDER_ID = /^[a-z0-9-]{1,32}$/
 
-export function newSessionPayload (sessionId: string, user: SessionUser, method: LoginMethod, maxAge: number, now: number, extra: { idToken?: string } = {}): SessionPayload {
+export function newSessionPayload (sessionId: string, user: SessionUser, method: LoginMethod, maxAge: number, now: number, extra: { idToken?: string, provider?: string } = {}): SessionPayload {
   return {
     v: 2,
     sid: sessionId,
@@ -69,6 +72,7 @@ export function newSessionPayload (sessionId: string, user: SessionUser, method:
     exp: now + maxAge,
     m: method,
     ...(extra.idToken !== undefined ? { idt: extra.idToken } : {}),
+    ...(method === 'oidc' && extra.provider !== undefined ? { p: extra.provider } : {}),
     ...(method === 'oidc' ? { ev: user.emailVerified === true } : {})
   }
 }
@@ -84,7 +88,7 @@ export function parseSessionPayload (value: unknown): SessionPayload | undefined
   if (p.v !== 2 || typeof p.sid !== 'string' || !SESSION_ID.test(p.sid) || !isSeconds(p.uid) || !isString(p.u) || p.u === '' || typeof p.a !== 'boolean' ||
     !isNullableString(p.e) || !isNullableString(p.n) || !Array.isArray(p.g) || !p.g.every(isString) ||
     !isSeconds(p.iat) || !isSeconds(p.exp) || (p.m !== 'local' && p.m !== 'oidc') ||
-    (p.idt !== undefined && !isString(p.idt)) || (p.ev !== undefined && typeof p.ev !== 'boolean')) {
+    (p.idt !== undefined && !isString(p.idt)) || (p.p !== undefined && (!isString(p.p) || !PROVIDER_ID.test(p.p))) || (p.ev !== undefined && typeof p.ev !== 'boolean')) {
     return undefined
   }
   return p as unknown as SessionPayload

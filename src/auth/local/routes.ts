@@ -17,6 +17,7 @@ import type { Db } from '../../db/index.js'
 import type { Metrics } from '../../ops/metrics.js'
 import { auditRequest } from '../../ops/audit.js'
 import type { Clock } from '../../clock.js'
+import type { OidcProviders } from '../oidc/providers.js'
 
 export interface LocalLoginDeps {
   config: Config
@@ -28,6 +29,8 @@ export interface LocalLoginDeps {
   deploymentId: string
   /** The throttle's windows and the device cookies' age are read from it. */
   clock: Clock
+  /** The SSO providers, for the login page's buttons; undefined when AUTH_METHOD=local. */
+  providers: OidcProviders | undefined
 }
 
 interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unknown, next?: unknown }
@@ -41,7 +44,7 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
   // Device cookies matter where there are passwords to guess; the first key signs, all of them verify.
   const deviceKeys = config.localAuth === 'password' ? deriveKeys(config.secretKeys, deps.deploymentId, 'device-cookie-v1') : []
   const localEnabled = config.authMethod !== 'oidc'
-  const render = loginRenderer(config, sessions)
+  const render = loginRenderer(config, sessions, deps.providers)
 
   app.get<{ Querystring: LoginQuery }>('/login', async (request, reply) => {
     const next = safeNextPath(request.query.next)
@@ -54,7 +57,8 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
     // signed out: going on automatically would sign them straight back in (a live provider session),
     // so the page shows the notice and the button instead. (A provider that is down is answered at
     // /login/oidc with this page and its message: no redirect back here, so no loop.)
-    if (!localEnabled && notice === undefined) return await reply.redirect('/login/oidc?next=' + encodeURIComponent(next), 302)
+    // With several providers the user chooses: the page with one button each.
+    if (!localEnabled && notice === undefined && config.oidcProviders.length <= 1) return await reply.redirect('/login/oidc?next=' + encodeURIComponent(next), 302)
     return render(request, reply, 200, next, { notice })
   })
 

@@ -191,6 +191,11 @@ export class OidcClient {
     return this.metadata !== undefined
   }
 
+  /** Discovery failed and has not succeeded since: the login page says this provider is unavailable. */
+  get unavailable (): boolean {
+    return this.metadata === undefined && this.lastError !== undefined
+  }
+
   /** Start discovery in the background; never throws. */
   start (): void {
     void this.attempt()

@@ -13,20 +13,19 @@
 //   sessions from this issuer whose ID token had no `sid` (so with an IdP that sends sids a subject
 //   never works). The cost, with such an IdP: whoever knows a subject can sign that user out here.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { OidcConfig } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
 import type { EndedSession } from '../../db/sessions.js'
 import type { Sessions } from '../../session/index.js'
 import type { Metrics } from '../../ops/metrics.js'
 import { auditRequest } from '../../ops/audit.js'
 import { allowFramingBy } from '../../pages/security-headers.js'
-import type { OidcClient } from './client.js'
+import type { OidcProvider, OidcProviders } from './providers.js'
 import { checkLogoutToken, remoteKeys } from './logout-token.js'
-import type { JWTVerifyGetKey } from 'jose'
+import { decodeJwt, type JWTVerifyGetKey } from 'jose'
 
 export interface IdpLogoutDeps {
-  oidc: OidcConfig | undefined
-  client: OidcClient | undefined
+  /** undefined when AUTH_METHOD=local. */
+  providers: OidcProviders | undefined
   users: UserRepository
   sessions: Sessions
   metrics: Metrics
@@ -38,14 +37,46 @@ const BODY_LIMIT = 8 * 1024
 const FRONTCHANNEL_PAGE = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Signed out</title></head><body><p>Signed out of the gateway.</p></body></html>\n'
 
 export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, deps) => {
-  const { oidc, client, users, sessions, metrics } = deps
-  let keys: { uri: string, get: JWTVerifyGetKey } | undefined
-  /** The discovered issuer and its keys; undefined while the IdP is not discovered (or SSO is off). */
-  const provider = async (): Promise<{ issuer: string, jwksUri: string, algorithms: string[] | undefined } | undefined> => {
-    if (oidc === undefined || client === undefined || !(await client.ensureReady())) return undefined
-    const metadata = client.serverMetadata!
-    return { issuer: metadata.issuer, jwksUri: metadata.jwks_uri!, algorithms: metadata.id_token_signing_alg_values_supported }
+  const { providers, users, sessions, metrics } = deps
+  /** Each provider's signing keys, by id (refetched when its discovered jwks_uri changes). */
+  const keysOf = new Map<string, { uri: string, get: JWTVerifyGetKey }>()
+  type Idp = { provider: OidcProvider, issuer: string, jwksUri: string, algorithms: string[] | undefined }
+  /**
+   * The configured provider whose discovered issuer is `iss`, with its keys; undefined when none is
+   * (or SSO is off). A provider not discovered yet gets one more try first.
+   */
+  const providerOf = async (iss: string): Promise<Idp | { problem: string }> => {
+    if (providers === undefined) return { problem: 'SSO is not configured' }
+    // The only provider checks every token itself (a wrong iss is refused by the verification).
+    if (!providers.named) {
+      const only = providers.first!
+      if (!(await only.client.ensureReady())) return { problem: `the provider is not discovered (${only.client.problem() ?? 'unknown'})` }
+      const metadata = only.client.serverMetadata!
+      return { provider: only, issuer: metadata.issuer, jwksUri: metadata.jwks_uri!, algorithms: metadata.id_token_signing_alg_values_supported }
+    }
+    let provider = providers.byIssuer(iss)
+    if (provider === undefined) {
+      const pending = providers.list.filter((p) => !p.client.ready)
+      await Promise.all(pending.map(async (p) => await p.client.ensureReady()))
+      provider = providers.byIssuer(iss)
+    }
+    if (provider === undefined) {
+      const undiscovered = providers.list.filter((p) => !p.client.ready).map((p) => p.config.id)
+      return { problem: `iss is not the issuer of a configured provider${undiscovered.length > 0 ? ` (not discovered yet: ${undiscovered.join(', ')})` : ''}` }
+    }
+    const metadata = provider.client.serverMetadata!
+    return { provider, issuer: metadata.issuer, jwksUri: metadata.jwks_uri!, algorithms: metadata.id_token_signing_alg_values_supported }
   }
+  const keysFor = (idp: Idp): JWTVerifyGetKey => {
+    let keys = keysOf.get(idp.provider.config.id)
+    if (keys?.uri !== idp.jwksUri) {
+      keys = { uri: idp.jwksUri, get: remoteKeys(idp.jwksUri) }
+      keysOf.set(idp.provider.config.id, keys)
+    }
+    return keys.get
+  }
+
+  const providerField = (provider: OidcProvider): { provider?: string } => providers?.named === true ? { provider: provider.config.id } : {}
 
   /** One audit line per user whose sessions ended. */
   const audit = async (request: FastifyRequest, ended: EndedSession[], by: 'idp-backchannel' | 'idp-frontchannel'): Promise<void> => {
@@ -72,10 +103,11 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
     if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) return refuseBackchannel(request, reply, `content type ${JSON.stringify(type.slice(0, 100))}`)
     const jwt = (request.body as Record<string, unknown> | undefined)?.logout_token
     if (typeof jwt !== 'string' || jwt === '') return refuseBackchannel(request, reply, Array.isArray(jwt) ? 'logout_token given more than once' : 'no logout_token')
-    const idp = await provider()
-    if (idp === undefined) return refuseBackchannel(request, reply, oidc === undefined ? 'SSO is not configured' : `the provider is not discovered (${client?.problem() ?? 'unknown'})`)
-    if (keys?.uri !== idp.jwksUri) keys = { uri: idp.jwksUri, get: remoteKeys(idp.jwksUri) }
-    const checked = await checkLogoutToken(jwt, { issuer: idp.issuer, clientId: oidc!.clientId, keys: keys.get, advertisedAlgorithms: idp.algorithms, now: new Date() })
+    // The token names its issuer; it is then verified against that provider only (its keys, its
+    // client id as the audience), exactly as if it were the only one.
+    const idp = await providerOf(unverifiedIssuer(jwt) ?? '')
+    if ('problem' in idp) return refuseBackchannel(request, reply, idp.problem)
+    const checked = await checkLogoutToken(jwt, { issuer: idp.issuer, clientId: idp.provider.config.clientId, keys: keysFor(idp), advertisedAlgorithms: idp.algorithms, now: new Date() })
     if (!checked.ok) return refuseBackchannel(request, reply, checked.reason)
     const { token } = checked
     const target = token.sid !== undefined
@@ -92,7 +124,7 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
     }
     if (result.replayed) return refuseBackchannel(request, reply, 'jti already used')
     metrics.idpLogout('back', 'accepted', result.ended.length)
-    request.log.info({ sessions: result.ended.length, bySid: token.sid !== undefined }, 'back-channel logout: IdP session ended')
+    request.log.info({ sessions: result.ended.length, bySid: token.sid !== undefined, ...providerField(idp.provider) }, 'back-channel logout: IdP session ended')
     await audit(request, result.ended, 'idp-backchannel')
     return await reply.code(200).header('cache-control', 'no-store').send()
   })
@@ -105,8 +137,8 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
     }
     const { iss, sid } = request.query
     if (typeof iss !== 'string' || typeof sid !== 'string' || iss === '' || sid === '' || sid.length > 1024) return refuse('iss and sid are required, once each')
-    const idp = await provider()
-    if (idp === undefined) return refuse(oidc === undefined ? 'SSO is not configured' : 'the provider is not discovered')
+    const idp = await providerOf(iss)
+    if ('problem' in idp) return refuse(idp.problem)
     if (iss !== idp.issuer) return refuse('iss is not the provider\'s issuer')
     // Read before anything ends (an ended session no longer checks out).
     const own = sessions.check(request)
@@ -129,7 +161,7 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
     // The browser's own cookie goes too, when it came (a same-site or first-party frame sends it).
     if (own.ok && known.includes(own.session.sid)) request.session.delete()
     metrics.idpLogout('front', 'accepted', ended.length)
-    request.log.info({ sessions: ended.length, bySubject }, 'front-channel logout: IdP session ended')
+    request.log.info({ sessions: ended.length, bySubject, ...providerField(idp.provider) }, 'front-channel logout: IdP session ended')
     await audit(request, ended, 'idp-frontchannel')
     allowFramingBy(reply, new URL(idp.issuer).origin)
     return await reply.code(200).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(FRONTCHANNEL_PAGE)
@@ -138,4 +170,14 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
   // Back-channel: POST only; front-channel: GET only. Never proxied upstream.
   app.route({ method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: '/auth/oidc/backchannel-logout', handler: async (_request, reply) => await reply.code(405).header('allow', 'POST').send({ error: 'method_not_allowed' }) })
   app.route({ method: ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], url: '/auth/oidc/frontchannel-logout', handler: async (_request, reply) => await reply.code(405).header('allow', 'GET, HEAD').send({ error: 'method_not_allowed' }) })
+}
+
+/** The `iss` of a JWT, read before anything is verified: only to choose whose keys verify it. */
+function unverifiedIssuer (jwt: string): string | undefined {
+  try {
+    const { iss } = decodeJwt(jwt)
+    return typeof iss === 'string' && iss !== '' ? iss : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -39,7 +39,8 @@ export const REFRESH_CLAIM_MS = 30_000
 const MIN_RECHECK_MS = 1000
 
 export interface RevalidatorDeps {
-  config: Pick<Config, 'signInAllowList' | 'adminUsernames'>
+  config: Pick<Config, 'adminUsernames'>
+  /** The provider whose sessions this re-validates: its client, claims, allow-lists and admin mapping. */
   oidc: OidcConfig
   client: Pick<OidcClient, 'refresh' | 'issuer'>
   records: SessionRepository
@@ -173,7 +174,7 @@ export class SessionRevalidator {
     const mapped = mapClaims(claims, this.deps.oidc)
     if (!mapped.ok) throw new SessionEnd('claims-refused', `claim mapping: ${mapped.reason}`)
     const identity = mapped.identity
-    if (!checkSignInAllowed(this.deps.config.signInAllowList, identity).ok) throw new SessionEnd('not-allowed', 'not in ALLOWED_EMAIL_DOMAINS, ALLOWED_EMAILS or ALLOWED_GROUPS any more')
+    if (!checkSignInAllowed(this.deps.oidc.signInAllowList, identity).ok) throw new SessionEnd('not-allowed', 'not in ALLOWED_EMAIL_DOMAINS, ALLOWED_EMAILS or ALLOWED_GROUPS any more')
     const isAdmin = adminAfterLogin(user.isAdmin, { ...identity, username: user.username }, this.mapping())
     const updated = await this.deps.users.recordOidcRevalidation(user.id, { fullName: identity.fullName, email: identity.email, isAdmin })
     if (updated === undefined) throw new SessionEnd('user-gone', 'the user row no longer exists')

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import { AuthorizationResponseError, ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client'
-import type { Config, OidcConfig } from '../../config/index.js'
+import type { Config } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
 import type { Sessions } from '../../session/index.js'
 import type { SessionPayload } from '../../session/session.js'
@@ -17,7 +17,8 @@ import { brandOf, messagePage } from '../../pages/layout.js'
 import { MESSAGES } from '../../pages/login.js'
 import { loginRenderer } from '../../pages/login-renderer.js'
 import { safeNextPath } from '../next-url.js'
-import { IdpResponseTooLargeError, type OidcClient } from './client.js'
+import { IdpResponseTooLargeError } from './client.js'
+import type { OidcProvider, OidcProviders } from './providers.js'
 import { groupsTooLargeMessage, mapClaims } from './claims.js'
 import { upsertOidcUser } from './linking.js'
 import { checkSignInAllowed } from '../../policy/sign-in-allow-list.js'
@@ -35,27 +36,26 @@ export interface OidcRouteDeps {
   /** This deployment's id (src/db/sessions.ts), mixed into the transaction cookie's key. */
   deploymentId: string
   /** undefined when AUTH_METHOD=local: the routes then say SSO is not enabled. */
-  client: OidcClient | undefined
+  providers: OidcProviders | undefined
 }
 
 const now = (): number => Math.floor(Date.now() / 1000)
 
 export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) => {
-  const { config, users, sessions, metrics, client } = deps
-  const oidc = config.oidc
+  const { config, users, sessions, metrics, providers } = deps
   // Bound to this deployment like the session cookie (keys.ts); current key first, then the previous ones.
   const keys = deriveKeys(config.secretKeys, deps.deploymentId, 'oidc-transaction-v1')
   const prefix = sessions.names.oidcPrefix
   const cookieAttributes = { path: '/', httpOnly: true, secure: config.sessionCookieSecure, sameSite: 'lax' as const }
 
-  const renderLogin = loginRenderer(config, sessions)
+  const renderLogin = loginRenderer(config, sessions, deps.providers)
 
-  const failurePage = (request: FastifyRequest, reply: FastifyReply, failure: OidcFailure, next: string): FastifyReply => {
+  const failurePage = (request: FastifyRequest, reply: FastifyReply, failure: OidcFailure, next: string, provider?: OidcProvider): FastifyReply => {
     const page = FAILURES[failure.code]
     metrics.loginFailure('oidc', failure.code)
-    auditRequest(request, { audit: 'sign-in-failed', user: failure.username, by: 'user', method: 'oidc', reason: failure.code })
+    auditRequest(request, { audit: 'sign-in-failed', user: failure.username, by: 'user', method: 'oidc', reason: failure.code, ...providerField(provider) })
     const level = failure.code === 'provider-unavailable' || failure.code === 'verification-failed' ? 'warn' : 'info'
-    request.log[level]({ code: failure.code, reason: failure.reason }, 'OIDC sign-in failed')
+    request.log[level]({ code: failure.code, reason: failure.reason, ...providerField(provider) }, 'OIDC sign-in failed')
     // The provider being down is a moment, not a dead end: the login page itself, saying so, with
     // the SSO button to try again and (AUTH_METHOD=both) the local form to get in meanwhile.
     if (failure.code === 'provider-unavailable') return renderLogin(request, reply, page.status, next, { error: MESSAGES.providerUnavailable })
@@ -63,30 +63,41 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
       ...brandOf(config),
       title: page.title,
       message: `${page.message}${failure.detail !== undefined ? ' ' + failure.detail : ''} (Error code: ${failure.code})`,
-      link: failure.code === 'sso-disabled'
+      link: failure.code === 'sso-disabled' || failure.code === 'unknown-provider'
         ? { href: '/login', text: 'Back to sign-in' }
-        : failure.code === 'not-allowed' ? signOutAtProvider() : { href: '/login?next=' + encodeURIComponent(next), text: 'Try again' }
+        : failure.code === 'not-allowed' ? signOutAtProvider(provider) : { href: '/login?next=' + encodeURIComponent(next), text: 'Try again' }
     }))
   }
 
+  /** Which provider a log or audit line is about, when there are several to tell apart. */
+  const providerField = (provider: OidcProvider | undefined): { provider?: string } =>
+    providers?.named === true && provider !== undefined ? { provider: provider.config.id } : {}
+
   /** A refused account can only be changed at the provider: its end-session endpoint (client_id, no token), else the login page. */
-  const signOutAtProvider = (): { href: string, text: string } => {
-    const url = oidc !== undefined ? client?.endSessionUrl({ idToken: undefined, postLogoutRedirectUri: oidc.postLogoutRedirectUri, state: randomBytes(16).toString('base64url') }) : undefined
+  const signOutAtProvider = (provider: OidcProvider | undefined): { href: string, text: string } => {
+    const url = provider?.client.endSessionUrl({ idToken: undefined, postLogoutRedirectUri: provider.config.postLogoutRedirectUri, state: randomBytes(16).toString('base64url') })
     return url !== undefined ? { href: url.href, text: 'Sign out at the provider' } : { href: '/login', text: 'Back to sign-in' }
   }
 
   /** Groups are never cut to fit the session cookie (an upstream may deny by group): refuse instead. */
-  const tooLargeForSession = (err: SessionTooLargeError): OidcFailure =>
-    new OidcFailure('groups-too-large', err.message, groupsTooLargeMessage(oidc?.groupsClaim ?? 'groups'))
+  const tooLargeForSession = (err: SessionTooLargeError, provider: OidcProvider): OidcFailure =>
+    new OidcFailure('groups-too-large', err.message, groupsTooLargeMessage(provider.config.groupsClaim))
 
-  app.get<{ Querystring: { next?: string } }>('/login/oidc', async (request, reply) => {
+  app.get<{ Querystring: { next?: string, provider?: unknown } }>('/login/oidc', async (request, reply) => {
     const next = safeNextPath(request.query.next)
-    if (oidc === undefined || client === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), next)
+    if (providers === undefined || providers.first === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), next)
+    const requested = request.query.provider
+    // Without `provider`: the first (a bookmark or a link from before there were several).
+    const provider = requested === undefined ? providers.first : typeof requested === 'string' ? providers.byId(requested) : undefined
+    if (provider === undefined) {
+      return failurePage(request, reply, new OidcFailure('unknown-provider', typeof requested === 'string' ? `provider ${JSON.stringify(requested.slice(0, 40))} is not configured` : 'provider given more than once'), next)
+    }
     if (sessions.check(request).ok) return await reply.redirect(next, 302)
-    if (!(await client.ensureReady())) return failurePage(request, reply, new OidcFailure('provider-unavailable', client.problem() ?? 'not ready'), next)
+    const { client } = provider
+    if (!(await client.ensureReady())) return failurePage(request, reply, new OidcFailure('provider-unavailable', client.problem() ?? 'not ready'), next, provider)
 
     const at = now()
-    const tx = newTransaction(next, at)
+    const tx = newTransaction(next, at, providers.named ? provider.config.id : '')
     const name = transactionCookieName(prefix, tx.state)
     const sealed = sealTransaction(keys[0]!, tx)
     // Bound the flows one browser keeps open (each tab is one): the oldest give way.
@@ -101,9 +112,24 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
     return await reply.redirect((await client.authorizationUrl(tx)).href, 302)
   })
 
+  /**
+   * Mix-up defence (RFC 9207, and RFC 9700 §4.4): the flow's provider only. An authorization
+   * response that names another configured provider as its issuer is refused before its code goes
+   * anywhere, and said so in the log; openid-client then checks `iss` (required when the provider
+   * advertises it) and the ID token's issuer against this provider's.
+   */
+  const checkResponseIssuer = (params: URLSearchParams, provider: OidcProvider): void => {
+    const iss = params.get('iss')
+    if (iss === null || iss === provider.client.issuer) return
+    const other = providers?.byIssuer(iss)
+    // Any other issuer is refused by openid-client, with its own reason.
+    if (other === undefined) return
+    throw new OidcFailure('verification-failed', `mix-up refused: the authorization response names provider ${other.config.id} as its issuer (iss), but the flow was started at provider ${provider.config.id}; its code was sent nowhere`)
+  }
+
   app.get('/auth/oidc/callback', async (request, reply) => {
     const params = new URLSearchParams(request.url.split('?')[1] ?? '')
-    if (oidc === undefined || client === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), '/')
+    if (providers === undefined || providers.first === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), '/')
     const state = params.get('state')
     if (!isWellFormedState(state)) {
       return failurePage(request, reply, new OidcFailure('transaction-missing', state === null ? 'callback without state' : 'malformed state'), '/')
@@ -117,22 +143,27 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
       const reason = sealed === undefined ? 'no transaction cookie for this state (expired, used, another browser, or a state the gateway never issued)' : 'transaction cookie unreadable or expired'
       return failurePage(request, reply, new OidcFailure('transaction-missing', reason), '/')
     }
+    // The flow names its provider; one removed from OIDC_PROVIDERS since (a restart mid-flow) is gone.
+    const provider = tx.provider === '' ? providers.first : providers.byId(tx.provider)
+    if (provider === undefined) return failurePage(request, reply, new OidcFailure('unknown-provider', `the flow's provider ${tx.provider} is no longer configured`), tx.next)
+    const { client, config: oidc } = provider
     try {
       if (!(await client.ensureReady())) throw new OidcFailure('provider-unavailable', client.problem() ?? 'not ready')
+      checkResponseIssuer(params, provider)
       const result = await client.signIn(params, tx).catch((err: unknown) => { throw classify(err) })
 
       const mapped = mapClaims(result.claims, oidc)
       if (!mapped.ok) throw new OidcFailure(mapped.code, `claim mapping: ${mapped.reason}`, mapped.message)
       const identity = mapped.identity
       // ALLOWED_*: before any row is written or changed, so a refused person leaves no trace but the log.
-      if (!checkSignInAllowed(config.signInAllowList, identity).ok) {
+      if (!checkSignInAllowed(oidc.signInAllowList, identity).ok) {
         throw new OidcFailure('not-allowed', 'not in ALLOWED_EMAIL_DOMAINS, ALLOWED_EMAILS or ALLOWED_GROUPS', undefined, identity.username)
       }
       // Checked before any row is written; sessions.start checks again with the row's values.
       const fit = identityFitsSession(sessions.names.session, identity)
-      if (!fit.fits) throw tooLargeForSession(new SessionTooLargeError(fit.bytes, fit.budget, fit.groups))
+      if (!fit.fits) throw tooLargeForSession(new SessionTooLargeError(fit.bytes, fit.budget, fit.groups), provider)
       const upsert = await upsertOidcUser(users, { issuer: result.issuer, sub: result.sub }, identity,
-        { allowSelfRegister: config.allowSelfRegister, usernameIsEmail: oidc.usernameClaim === oidc.emailClaim },
+        { allowSelfRegister: oidc.allowSelfRegister, usernameIsEmail: oidc.usernameClaim === oidc.emailClaim },
         { adminGroup: oidc.adminGroup, adminEmails: oidc.adminEmails, adminUsernames: config.adminUsernames })
       if (!upsert.ok) throw new OidcFailure(upsert.reason, `${upsert.reason} (username ${identity.username})`, undefined, identity.username)
 
@@ -140,12 +171,13 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
       try {
         // The refresh token is kept (encrypted, server-side) only when re-validation is on.
         const refreshToken = oidc.refreshInterval > 0 ? result.refreshToken : undefined
-        await sessions.start(request, { ...user, groups: identity.groups, emailVerified: identity.emailVerified === true }, 'oidc', { idToken: result.idToken, refreshToken, idpSession: { issuer: result.issuer, sid: result.sid } })
+        await sessions.start(request, { ...user, groups: identity.groups, emailVerified: identity.emailVerified === true }, 'oidc',
+          { idToken: result.idToken, refreshToken, idpSession: { issuer: result.issuer, sid: result.sid }, ...(providers.named ? { provider: oidc.id } : {}) })
       } catch (err) {
-        throw err instanceof SessionTooLargeError ? tooLargeForSession(err) : err
+        throw err instanceof SessionTooLargeError ? tooLargeForSession(err, provider) : err
       }
       metrics.login('oidc')
-      const audit = { user: user.username, method: 'oidc' } as const
+      const audit = { user: user.username, method: 'oidc', ...providerField(provider) } as const
       if (upsert.outcome === 'created') auditRequest(request, { audit: 'user-created', ...audit, by: 'user', admin: user.isAdmin })
       if (upsert.outcome === 'linked') auditRequest(request, { audit: 'sso-linked', ...audit, by: 'user' })
       if (user.isAdmin !== upsert.wasAdmin) {
@@ -157,7 +189,7 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
       auditRequest(request, { audit: 'sign-in', ...audit, by: 'user', admin: user.isAdmin })
       return await reply.redirect(tx.next, 302)
     } catch (err) {
-      if (err instanceof OidcFailure) return failurePage(request, reply, err, tx.next)
+      if (err instanceof OidcFailure) return failurePage(request, reply, err, tx.next, provider)
       throw err
     }
   })
@@ -189,12 +221,13 @@ export function classify (err: unknown): OidcFailure {
   return new OidcFailure('verification-failed', reason)
 }
 
-/** For logout: an OIDC session continues at the IdP's end-session endpoint, when it has one. */
-export function oidcEndSession (oidc: OidcConfig | undefined, client: OidcClient | undefined): (session: SessionPayload, request: FastifyRequest) => Promise<string | undefined> {
+/** For logout: an OIDC session continues at the end-session endpoint of the IdP that opened it, when it has one. */
+export function oidcEndSession (providers: OidcProviders | undefined): (session: SessionPayload, request: FastifyRequest) => Promise<string | undefined> {
   return async (session) => {
-    if (session.m !== 'oidc' || oidc === undefined || client === undefined) return undefined
+    const provider = providers?.forSession(session)
+    if (provider === undefined) return undefined
     // `state` is echoed to the post-logout page; the gateway keeps nothing to compare it with
     // because that page (usually /login) acts on nothing it carries.
-    return client.endSessionUrl({ idToken: session.idt, postLogoutRedirectUri: oidc.postLogoutRedirectUri, state: randomBytes(16).toString('base64url') })?.href
+    return provider.client.endSessionUrl({ idToken: session.idt, postLogoutRedirectUri: provider.config.postLogoutRedirectUri, state: randomBytes(16).toString('base64url') })?.href
   }
 }

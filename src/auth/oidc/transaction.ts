@@ -11,6 +11,8 @@ export interface OidcTransaction {
   verifier: string
   /** Validated `next` path. */
   next: string
+  /** The provider the flow was started at (its id; empty: the first); the callback validates against that one only. */
+  provider: string
   /** Unix seconds */
   createdAt: number
 }
@@ -29,8 +31,9 @@ export function isWellFormedState (value: unknown): value is string {
   return typeof value === 'string' && STATE.test(value)
 }
 
-export function newTransaction (next: string, now: number): OidcTransaction {
-  return { state: randomBytes(24).toString('base64url'), nonce: randomNonce(), verifier: randomPKCECodeVerifier(), next, createdAt: now }
+/** `provider`: the id of the provider the flow starts at; empty for the only one (OIDC_PROVIDERS unset). */
+export function newTransaction (next: string, now: number, provider = ''): OidcTransaction {
+  return { state: randomBytes(24).toString('base64url'), nonce: randomNonce(), verifier: randomPKCECodeVerifier(), next, provider, createdAt: now }
 }
 
 export function transactionCookieName (prefix: string, state: string): string {
@@ -51,7 +54,7 @@ export function sealTransaction (key: Buffer, tx: OidcTransaction): string {
   const iv = randomBytes(12)
   const cipher = createCipheriv('aes-256-gcm', key, iv)
   cipher.setAAD(aad(tx.state))
-  const plain = Buffer.from(JSON.stringify({ n: tx.nonce, v: tx.verifier, x: tx.next, t: tx.createdAt }))
+  const plain = Buffer.from(JSON.stringify({ n: tx.nonce, v: tx.verifier, x: tx.next, p: tx.provider, t: tx.createdAt }))
   const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()])
   return VERSION + sealed.toString('base64url')
 }
@@ -87,11 +90,13 @@ function parseTransaction (state: string, plain: Buffer, now: number): OidcTrans
     return undefined
   }
   if (typeof value !== 'object' || value === null) return undefined
-  const { n, v, x, t } = value as Record<string, unknown>
+  const { n, v, x, p, t } = value as Record<string, unknown>
   if (typeof n !== 'string' || typeof v !== 'string' || typeof x !== 'string' || typeof t !== 'number' || !Number.isSafeInteger(t)) return undefined
+  // A flow started before providers were recorded (an upgrade within its ten minutes): the first one's.
+  if (p !== undefined && typeof p !== 'string') return undefined
   // Expired, or from the future beyond a minute of clock skew between gateway instances.
   if (now - t >= TRANSACTION_MAX_AGE || t - now > 60) return undefined
-  return { state, nonce: n, verifier: v, next: x, createdAt: t }
+  return { state, nonce: n, verifier: v, next: x, provider: p ?? '', createdAt: t }
 }
 
 export interface PendingFlow {
