@@ -159,7 +159,9 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const assertions = jwt !== undefined ? await AssertionSigner.create({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
   const issuer = new IdentityIssuer(config.headerSigningSecret, assertions)
   const refreshTokens = new RefreshTokenCipher(config.secretKeys, deploymentId)
-  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge },
+  // A session of a provider removed from OIDC_PROVIDERS since (or of any, once it is unset) is refused.
+  const providerIds = new Set(config.multipleProviders ? config.oidcProviders.map((p) => p.id) : [])
+  const sessions = new Sessions({ secretKeys: config.secretKeys, deploymentId, secure: config.sessionCookieSecure, maxAge: config.sessionMaxAge, providers: providerIds },
     { revocations, records: sessionRecords, refused: (reason) => { metrics.sessionRefused(reason) }, clock, identities, refreshTokens })
   // Open WebSockets and responses are re-checked whenever the revocation list changes: ended within one
   // refresh; and when a re-validation here changed a session's identity: closed at once.

@@ -23,6 +23,8 @@ export interface SessionSettings {
   deploymentId: string
   secure: boolean
   maxAge: number
+  /** The SSO provider ids of OIDC_PROVIDERS (empty without it): sessions of any other are refused. */
+  providers?: ReadonlySet<string>
 }
 
 /** `__Host-` when Secure: the browser then refuses the cookie from subdomains and other paths. */
@@ -134,7 +136,8 @@ export class Sessions {
   private problem (payload: SessionPayload): SessionRefusal | undefined {
     return sessionProblem(payload, unixSeconds(this.clock), this.settings.maxAge, {
       revokedBefore: this.revocations.cutoffFor(payload.uid),
-      ended: this.revocations.isEnded(payload.sid)
+      ended: this.revocations.isEnded(payload.sid),
+      providers: this.settings.providers
     })
   }
 

@@ -102,6 +102,11 @@ export interface SessionRevocation {
   revokedBefore: number | undefined
   /** This session was ended (logout). */
   ended: boolean
+  /**
+   * The ids of the SSO providers configured now (OIDC_PROVIDERS; empty without it). A session whose
+   * provider is no longer among them is refused: removing a provider removes its people's access.
+   */
+  providers?: ReadonlySet<string>
 }
 
 /**
@@ -110,12 +115,12 @@ export interface SessionRevocation {
  * deployment's), or past the cookie's own expiry. `malformed`: it decrypted, but is not a current
  * payload (a version 1 cookie from before server-side sessions, say).
  */
-export type SessionRefusal = 'unreadable' | 'malformed' | 'expired' | 'issued-in-future' | 'too-long' | 'ended' | 'revoked' | 'disabled'
+export type SessionRefusal = 'unreadable' | 'malformed' | 'expired' | 'issued-in-future' | 'too-long' | 'ended' | 'revoked' | 'disabled' | 'provider-removed'
 
 /**
  * Why a well-formed payload is not a session at `now` (undefined: it is one): expired, issued in the
- * future beyond clock skew, longer-lived than the configured maximum, ended, or revoked (a disabled
- * user's cutoff is Infinity) since it was issued.
+ * future beyond clock skew, longer-lived than the configured maximum, ended, revoked (a disabled
+ * user's cutoff is Infinity) since it was issued, or opened by an SSO provider no longer configured.
  */
 export function sessionProblem (p: SessionPayload, now: number, maxAge: number, revocation: SessionRevocation): SessionRefusal | undefined {
   if (p.exp <= now) return 'expired'
@@ -124,6 +129,7 @@ export function sessionProblem (p: SessionPayload, now: number, maxAge: number, 
   // The user's revocation first: it ends the session records too, and "revoked" says more than "ended".
   if (revocation.revokedBefore !== undefined && p.iat < revocation.revokedBefore) return revocation.revokedBefore === Number.POSITIVE_INFINITY ? 'disabled' : 'revoked'
   if (revocation.ended) return 'ended'
+  if (p.p !== undefined && revocation.providers !== undefined && !revocation.providers.has(p.p)) return 'provider-removed'
   return undefined
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { isSessionCurrent, newSessionId, newSessionPayload, parseSessionPayload, sessionIdentity } from '../../src/session/session.js'
+import { isSessionCurrent, newSessionId, newSessionPayload, parseSessionPayload, sessionIdentity, sessionProblem } from '../../src/session/session.js'
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from '../../src/session/csrf.js'
 import { deriveKey, deriveKeys } from '../../src/session/keys.js'
 import { cookieNames, isGatewayCookie, Sessions, type SessionCheck } from '../../src/session/index.js'
@@ -40,6 +40,20 @@ t.test('expiry, clock skew, maximum age, logout and revocation', async (t) => {
   t.ok(isSessionCurrent(p, 1000, 3600, { revokedBefore: 1000, ended: false }), 'revoked in its issue second: the revocation ended the record if it came first')
   t.ok(isSessionCurrent(p, 1000, 3600, { revokedBefore: 999, ended: false }), 'revoked before it was issued')
   t.notOk(isSessionCurrent(p, 1000, 3600, { revokedBefore: Number.POSITIVE_INFINITY, ended: false }), 'disabled user')
+})
+
+t.test('an SSO session names its provider (OIDC_PROVIDERS); one no longer configured is refused', async (t) => {
+  const p = newSessionPayload(sid, user, 'oidc', 3600, 1000, { provider: 'partner' })
+  t.equal(p.p, 'partner')
+  t.same(parseSessionPayload(JSON.parse(JSON.stringify(p))), p, 'the provider survives the cookie')
+  t.equal(newSessionPayload(sid, user, 'local', 3600, 1000, { provider: 'partner' }).p, undefined, 'a local session names none')
+  for (const bad of ['', 'Partner', 'a_b', 'x'.repeat(33), 5]) t.equal(parseSessionPayload({ ...p, p: bad }), undefined, `provider ${JSON.stringify(bad)}`)
+  const configured = (ids: string[]): { revokedBefore: undefined, ended: false, providers: ReadonlySet<string> } => ({ revokedBefore: undefined, ended: false, providers: new Set(ids) })
+  t.equal(sessionProblem(p, 1000, 3600, configured(['corp', 'partner'])), undefined, 'its provider is configured')
+  t.equal(sessionProblem(p, 1000, 3600, configured(['corp'])), 'provider-removed', 'its provider was removed from OIDC_PROVIDERS')
+  t.equal(sessionProblem(p, 1000, 3600, configured([])), 'provider-removed', 'OIDC_PROVIDERS unset since')
+  const unnamed = newSessionPayload(sid, user, 'oidc', 3600, 1000)
+  t.equal(sessionProblem(unnamed, 1000, 3600, configured(['corp'])), undefined, 'a session from before OIDC_PROVIDERS belongs to the first provider')
 })
 
 t.test('session ids are random and well-formed', async (t) => {
