@@ -90,10 +90,20 @@ export function parseOidcProviders (r: Reader, defaults: ProviderDefaults): Oidc
     if (!PROVIDER_ID.test(id)) fail('OIDC_PROVIDERS', `"${id.slice(0, 40)}" is not a provider id: use lower-case letters, digits and "-" (at most 32), e.g. corp,partner`)
     else if (seen.has(id)) fail('OIDC_PROVIDERS', `lists "${id}" twice; each provider once`)
     seen.add(id)
-    // OIDC_CLIENT_ + AUTH_METHOD would be the shared OIDC_CLIENT_AUTH_METHOD: an id whose variables
+    // Provider post-logout's REDIRECT_URI would be the shared OIDC_POST_LOGOUT_REDIRECT_URI: an id whose variables
     // read as another setting's name is refused rather than guessed at.
     const clash = PROVIDER_SETTINGS.find((s) => (PROVIDER_SETTINGS as readonly string[]).includes(providerPrefix(id).slice('OIDC_'.length) + s))
     if (clash !== undefined) fail('OIDC_PROVIDERS', `"${id}" cannot be a provider id: ${providerPrefix(id)}${clash} is the name of a setting shared by every provider; choose another id`)
+  }
+  // Likewise between providers (whether such a pair of ids exists or not, one variable, one meaning).
+  const owner = new Map<string, string>()
+  for (const id of new Set(ids)) {
+    for (const setting of PROVIDER_SETTINGS) {
+      const name = providerPrefix(id) + setting
+      const other = owner.get(name)
+      if (other !== undefined) fail('OIDC_PROVIDERS', `"${other}" and "${id}" cannot both be provider ids: ${name} would be a setting of both; rename one`)
+      owner.set(name, id)
+    }
   }
   // Each provider has its own issuer and client: the unprefixed ones would be a provider nobody listed.
   for (const setting of OWN_SETTINGS) {
