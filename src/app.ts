@@ -175,9 +175,9 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const providers = config.oidcProviders.length > 0
     ? new OidcProviders(config.oidcProviders, config.multipleProviders, {
       log: app.log,
-      observe: (endpoint, outcome, seconds) => { metrics.idpRequest(endpoint, outcome, seconds) },
+      observe: (endpoint, outcome, seconds, provider) => { metrics.idpRequest(endpoint, outcome, seconds, provider) },
       revalidatorFor: ({ config: oidc, client }) => oidc.refreshInterval > 0
-        ? new SessionRevalidator({ config, oidc, client, records: sessionRecords, users, cipher: refreshTokens, identities, revocations, metrics, log: app.log.child({ provider: oidc.id }), clock })
+        ? new SessionRevalidator({ config, oidc, client, records: sessionRecords, users, cipher: refreshTokens, identities, revocations, metrics, log: config.multipleProviders ? app.log.child({ provider: oidc.id }) : app.log, clock })
         : undefined
     })
     : undefined

@@ -53,7 +53,7 @@ export class Metrics {
   private readonly loginCounter: PromCounter<'method'>
   private readonly loginFailureCounter: PromCounter<'method' | 'reason'>
   private readonly sessionRefusals: PromCounter<'reason'>
-  private readonly idpDuration: Histogram<'endpoint' | 'outcome'>
+  private readonly idpDuration: Histogram<'endpoint' | 'outcome' | 'provider'>
   private readonly idpLogouts: PromCounter<'channel' | 'outcome'>
   private readonly idpLogoutSessions: PromCounter<'channel'>
   private openWebSockets: () => number = () => 0
@@ -89,7 +89,7 @@ export class Metrics {
       for (const outcome of ['accepted', 'refused']) this.idpLogouts.inc({ channel, outcome }, 0)
       this.idpLogoutSessions.inc({ channel }, 0)
     }
-    this.idpDuration = new Histogram({ name: 'authgate_idp_request_duration_seconds', help: 'Requests to the OpenID Provider, by endpoint and outcome; seconds until the answer was read.', labelNames: ['endpoint', 'outcome'], buckets: IDP_BUCKETS, registers })
+    this.idpDuration = new Histogram({ name: 'authgate_idp_request_duration_seconds', help: 'Requests to the OpenID Provider, by endpoint and outcome (and provider, with OIDC_PROVIDERS); seconds until the answer was read.', labelNames: ['endpoint', 'outcome', 'provider'], buckets: IDP_BUCKETS, registers })
   }
 
   /** A request's answer went out completely (answers cut short are not observed: Fastify's onResponse never runs for them). */
@@ -109,8 +109,9 @@ export class Metrics {
     this.sessionRefusals.inc({ reason })
   }
 
-  idpRequest (endpoint: IdpEndpoint, outcome: IdpOutcome, seconds: number): void {
-    this.idpDuration.observe({ endpoint, outcome }, seconds)
+  /** `provider`: the provider's id with OIDC_PROVIDERS; without, the series have no provider label. */
+  idpRequest (endpoint: IdpEndpoint, outcome: IdpOutcome, seconds: number, provider?: string): void {
+    this.idpDuration.observe(provider !== undefined ? { endpoint, outcome, provider } : { endpoint, outcome }, seconds)
   }
 
   /** An IdP-initiated logout request: accepted (with how many sessions it ended) or refused. */

@@ -5,7 +5,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { OidcConfig } from '../../config/index.js'
 import type { SessionPayload } from '../../session/session.js'
-import { OidcClient, type OidcClientOptions } from './client.js'
+import { OidcClient } from './client.js'
+import type { IdpEndpoint, IdpOutcome } from '../../ops/metrics.js'
 import type { SessionRevalidator } from './revalidation.js'
 
 export interface OidcProvider {
@@ -15,7 +16,8 @@ export interface OidcProvider {
 
 export interface ProvidersOptions {
   log: FastifyBaseLogger
-  observe?: OidcClientOptions['observe']
+  /** Told of every request to an IdP; `provider` is its id when OIDC_PROVIDERS names them. */
+  observe?: (endpoint: IdpEndpoint, outcome: IdpOutcome, seconds: number, provider: string | undefined) => void
   /** The re-validation of one provider's sessions; undefined when its OIDC_REFRESH_INTERVAL is 0. */
   revalidatorFor?: (provider: OidcProvider) => SessionRevalidator | undefined
 }
@@ -31,7 +33,12 @@ export class OidcProviders {
    *   there is one provider and nothing records it (cookies stay as they were before several).
    */
   constructor (configs: readonly OidcConfig[], readonly named: boolean, options: ProvidersOptions) {
-    this.list = configs.map((config) => ({ config, client: new OidcClient({ config, log: options.log.child({ provider: config.id }), observe: options.observe }) }))
+    const { observe } = options
+    this.list = configs.map((config) => {
+      const provider = named ? config.id : undefined
+      const log = named ? options.log.child({ provider: config.id }) : options.log
+      return { config, client: new OidcClient({ config, log, ...(observe !== undefined ? { observe: (endpoint, outcome, seconds) => { observe(endpoint, outcome, seconds, provider) } } : {}) }) }
+    })
     this.byIdMap = new Map(this.list.map((p) => [p.config.id, p]))
     for (const provider of this.list) {
       const revalidator = options.revalidatorFor?.(provider)
