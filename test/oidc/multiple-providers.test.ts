@@ -17,6 +17,7 @@ import { POST_LOGOUT_URI, REDIRECT_URI, deliverToGateway, identityAtUpstream } f
 import { http, loginLocal } from '../support/http.js'
 import { logCapture } from '../support/log-capture.js'
 import { TestClock } from '../support/clock.js'
+import { scrape } from '../support/metrics.js'
 
 const BACKCHANNEL_URI = 'http://localhost:8080/auth/oidc/backchannel-logout'
 const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
@@ -578,4 +579,25 @@ t.test('re-validation uses the session\'s provider and its settings', async (t) 
 
   t.match(await identityAtUpstream(gw, carl, upstream), { groups: 'staff', admin: 'false' }, 'corp (OIDC_CORP_REFRESH_INTERVAL=0): what the sign-in said')
   t.equal(tokenPosts(corp), corpTokens, 'no refresh at corp')
+})
+
+t.test('a provider removed from OIDC_PROVIDERS: its sessions are refused, the others\' go on; IdP metrics name the provider', async (t) => {
+  const before = await multiGateway()
+  const corpJar = await signedIn(before, 'corp', 'alice')
+  const partnerJar = await signedIn(before, 'partner', 'peggy')
+  t.ok(await identityAtUpstream(before, partnerJar, upstream), 'the partner session works while partner is configured')
+
+  const scraped = await scrape(`${before.url}/_authgate/metrics`)
+  for (const id of ['corp', 'partner']) {
+    t.ok(scraped.value('authgate_idp_request_duration_seconds_count', { endpoint: 'token', outcome: 'ok', provider: id })! >= 1, `token requests to ${id} counted under its id`)
+  }
+
+  // The same database and secrets (a restart, or another replica), with partner removed.
+  const { OIDC_PARTNER_ISSUER: _i, OIDC_PARTNER_CLIENT_ID: _c, OIDC_PARTNER_CLIENT_SECRET: _s, ...corpOnly } = multiEnv({ OIDC_PROVIDERS: 'corp' })
+  const after = await startGateway(corpOnly, { upstream: upstream.url, db: before.db })
+  t.teardown(() => after.close())
+  t.equal(await identityAtUpstream(after, partnerJar, upstream), undefined, 'the partner session is refused')
+  t.equal((await identityAtUpstream(after, corpJar, upstream))?.user, 'alice', 'the corp session goes on')
+  const metrics = await scrape(`${after.url}/_authgate/metrics`)
+  t.equal(metrics.value('authgate_session_refusals_total', { reason: 'provider-removed' }), 1, 'refused as provider-removed')
 })
