@@ -158,7 +158,7 @@ if (requireChromium(t)) {
     const page = await browser.freshPage()
     const violations = collectCspViolations(page)
     await page.goto(`${base}/`)
-    await page.getByRole('link', { name: 'Sign in with SSO' }).click()
+    await page.getByRole('link', { name: demo.providers[0]!.buttonText }).click()
     await page.waitForURL((url) => url.origin === demo.issuer)
     await page.getByLabel('Username').fill(account.username)
     await page.getByLabel('Password').fill(account.password)
