@@ -2,17 +2,15 @@
 // identity provider and the local form, single sign-on through each provider's own pages, the demo
 // page with the verified identity, and a sign-out that ends the provider session too.
 import t from 'tap'
-import { collectCspViolations, DESKTOP, horizontalOverflow, launchBrowser, MOBILE, requireChromium, type TestBrowser } from '../support/browser.js'
+import { browserForFile, collectCspViolations, DESKTOP, horizontalOverflow, MOBILE, requireChromium } from '../support/browser.js'
 import { startDemo } from '../../scripts/demo/run.js'
 import { ADMIN_GROUP, DEMO_ACCOUNTS, PARTNER_ACCOUNTS } from '../../scripts/demo/idp.js'
 import { MESSAGES } from '../../src/pages/login.js'
 
 if (requireChromium(t)) {
-  const browser: TestBrowser = await launchBrowser()
+  const { browser, closeWithFile } = await browserForFile(t)
   const demo = await startDemo({ port: 0, logLevel: 'silent' })
-  // The browser first: a socket it opened ahead of time (and never used) would hold the server's
-  // close until Node's 60 s header timeout.
-  t.teardown(async () => { await browser.close(); await demo.close() })
+  closeWithFile(demo.close)
   const base = demo.url.slice(0, -1)
   const [corp, partner] = demo.providers
   if (corp === undefined || partner === undefined) throw new Error('the demo has two providers')

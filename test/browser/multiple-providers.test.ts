@@ -10,8 +10,8 @@ import { startOidcProvider, type OidcProviderFixture } from '../support/oidc-pro
 import { startUpstream } from '../support/upstream.js'
 import { POST_LOGOUT_URI, REDIRECT_URI } from '../support/sso.js'
 import {
-  collectCspViolations, describedBy, DESKTOP, focusedId, horizontalOverflow, launchBrowser, MOBILE,
-  requireChromium, styleOf, type TestBrowser
+  browserForFile, collectCspViolations, describedBy, DESKTOP, focusedId, horizontalOverflow, MOBILE,
+  requireChromium, styleOf
 } from '../support/browser.js'
 import { startDemoUpstream } from '../../src/demo/upstream.js'
 import { MESSAGES } from '../../src/pages/login.js'
@@ -23,15 +23,9 @@ const PARTNER = { id: 'partner', text: 'Sign in with Partner Org', clientId: 'au
 interface Box { x: number, y: number, width: number, height: number }
 
 if (requireChromium(t)) {
-  const browser: TestBrowser = await launchBrowser()
-  const servers: Array<() => Promise<void>> = []
-  // The browser first: a socket it opened ahead of time would hold a server's close.
-  t.teardown(async () => {
-    await browser.close()
-    for (const close of servers.reverse()) await close()
-  })
+  const { browser, closeWithFile } = await browserForFile(t)
   const demo = await startDemoUpstream(HEADER_SIGNING_SECRET)
-  servers.push(demo.close)
+  closeWithFile(demo.close)
 
   /** Both providers register the same fixed redirect URI (see tab() below); each has its own client and accounts. */
   const provider = async (who: typeof CORP, accounts: Parameters<typeof startOidcProvider>[0]['accounts']): Promise<OidcProviderFixture> => {
@@ -40,7 +34,7 @@ if (requireChromium(t)) {
       accounts,
       password: who.password
     })
-    servers.push(op.close)
+    closeWithFile(op.close)
     return op
   }
   const corp = await provider(CORP, { carla: { preferred_username: 'carla', name: 'Carla Corp', email: 'carla@corp.example', email_verified: true, groups: ['staff'] } })
@@ -69,7 +63,7 @@ if (requireChromium(t)) {
       OIDC_REDIRECT_URI: REDIRECT_URI,
       OIDC_SCOPES: 'openid profile email groups'
     }, { upstream: demo.url.href })
-    servers.push(gw.close)
+    closeWithFile(gw.close)
     const partnerSettled = partnerIssuer === partner.issuer ? (s: string | undefined) => s === 'ok' : (s: string | undefined) => /failed/.test(s ?? '')
     for (let i = 0; i < 200; i++) {
       const { checks } = await fetch(`${gw.url}/_authgate/readyz`).then(async (r) => await r.json() as { checks: Record<string, string> })
