@@ -26,6 +26,15 @@ export const DEMO_ACCOUNTS: DemoAccount[] = [
   { username: 'carol', password: 'carol-demo', name: 'Carol Chen', email: 'carol@example.test', groups: ['contractors'] }
 ]
 
+/**
+ * A second organisation's accounts, for `npm run demo`'s second provider. Usernames of their own: one
+ * username belongs to one identity (a second provider cannot sign in as the first one's alice).
+ */
+export const PARTNER_ACCOUNTS: DemoAccount[] = [
+  { username: 'pat', password: 'pat-demo', name: 'Pat Parker', email: 'pat@partner.example.test', groups: ['partners'] },
+  { username: 'quinn', password: 'quinn-demo', name: 'Quinn Quade', email: 'quinn@partner.example.test', groups: ['partners', 'reviewers'] }
+]
+
 export interface DemoIdpClient {
   clientId: string
   clientSecret: string
@@ -38,8 +47,26 @@ export interface DemoIdpClient {
   backchannelLogoutUri?: string
 }
 
+export interface DemoIdpOptions {
+  /** Where it listens (default 127.0.0.1) and on which port (default: any free one). */
+  host?: string
+  port?: number
+  /**
+   * The URL browsers and the gateway reach it at, when that is not where it listens (in a container
+   * it listens on every interface; see scripts/demo/idp-server.ts). Default: http://host:port.
+   */
+  issuer?: string
+  /** Shown on its pages (default "Demo Identity Provider"): with two providers, which one this is. */
+  name?: string
+  /** Its accounts (default DEMO_ACCOUNTS); each provider works on its own copy. */
+  accounts?: DemoAccount[]
+  /** Its pages' accent colour in the light and dark schemes, so two providers do not look alike. */
+  accent?: { light: string, dark: string }
+}
+
 export interface DemoIdp {
   issuer: string
+  name: string
   /** This provider's accounts, live: a change (say, to `groups`, also at /accounts) applies from the next sign-in or refresh. */
   accounts: DemoAccount[]
   close: () => Promise<void>
@@ -70,15 +97,16 @@ async function loadProvider (): Promise<new (issuer: string, configuration: Reco
   }
 }
 
-/**
- * `issuer`: the URL browsers and the gateway reach it at, when that is not where it listens (in a
- * container it listens on every interface; see scripts/demo/idp-server.ts). Default: http://host:port.
- */
-export async function startDemoIdp (client: DemoIdpClient, options: { host?: string, port?: number, issuer?: string } = {}): Promise<DemoIdp> {
+export async function startDemoIdp (client: DemoIdpClient, options: DemoIdpOptions = {}): Promise<DemoIdp> {
   const Provider = await loadProvider()
   const host = options.host ?? '127.0.0.1'
+  const name = options.name ?? 'Demo Identity Provider'
   // Each provider its own copy, so changing one (a test taking alice out of admins) leaves the others alone.
-  const accounts = structuredClone(DEMO_ACCOUNTS)
+  const accounts = structuredClone(options.accounts ?? DEMO_ACCOUNTS)
+  const stylesheet = STYLESHEET + (options.accent !== undefined
+    ? `:root { --accent: ${options.accent.light}; }\n@media (prefers-color-scheme: dark) { :root { --accent: ${options.accent.dark}; } }\n`
+    : '')
+  const layout = (title: string, body: SafeHtml): string => page(name, title, body)
   let dispatch: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => { res.writeHead(503).end() }
   const server = createServer((req, res) => { dispatch(req, res) })
   await new Promise<void>((resolve, reject) => {
@@ -103,8 +131,13 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
     }],
     adapter: memoryAdapter(),
     jwks: { keys: [{ ...(await exportJWK(key.privateKey)), kid: 'demo-idp', use: 'sig', alg: 'RS256' }] },
-    // Fresh per run: the provider's cookies are only for this demo's lifetime.
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    // Fresh per run: the provider's cookies are only for this demo's lifetime. Named after the port:
+    // browsers keep cookies per host, not per port, and two demo providers on 127.0.0.1 would
+    // otherwise overwrite each other's session (signing in at one would sign the user out of the other).
+    cookies: {
+      keys: [randomBytes(32).toString('base64url')],
+      names: { session: `_session_${port}`, interaction: `_interaction_${port}`, resume: `_interaction_resume_${port}` }
+    },
     claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email', 'email_verified'], groups: ['groups'] },
     scopes: ['openid', 'profile', 'email', 'groups'],
     // Profile claims in the ID Token as well as at userinfo, as Keycloak and most providers do.
@@ -117,7 +150,7 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
     rotateRefreshToken: () => true,
     features: {
       devInteractions: { enabled: false },
-      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      rpInitiatedLogout: { enabled: true, logoutSource: logoutSource(name), postLogoutSuccessSource: postLogoutSuccessSource(name) },
       backchannelLogout: { enabled: client.backchannelLogoutUri !== undefined }
     },
     // oidc-provider's outgoing requests refuse loopback addresses (SSRF protection), and the demo
@@ -127,7 +160,7 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
       const toGateway = client.backchannelLogoutUri !== undefined && new URL(url).origin === new URL(client.backchannelLogoutUri).origin
       return await globalThis.fetch(url, toGateway ? rest : options)
     },
-    renderError,
+    renderError: renderError(name),
     async findAccount (_ctx: unknown, sub: string) {
       const account = accounts.find((a) => a.username === sub)
       if (account === undefined) return undefined
@@ -137,14 +170,14 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
       }
     }
   })
-  provider.on('server_error', (_ctx, error) => { console.error('demo identity provider error:', error) })
+  provider.on('server_error', (_ctx, error) => { console.error(`${name} error:`, error) })
 
   const rp = new URL(client.redirectUri).origin
   const editToken = randomBytes(24).toString('base64url')
   const providerCallback = provider.callback()
   dispatch = (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0]!
-    if (path === '/demo-idp.css') { send(res, 200, STYLESHEET, rp, 'text/css; charset=utf-8'); return }
+    if (path === '/demo-idp.css') { send(res, 200, stylesheet, rp, 'text/css; charset=utf-8'); return }
     if (path === '/accounts') {
       editAccounts(req, res).catch(() => { if (!res.headersSent) send(res, 400, layout('Not changed', html`<p class="error" role="alert">Bad request.</p>`), rp); else res.destroy() })
       return
@@ -168,14 +201,14 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
         await finish(req, res, details, details.session.accountId, clientId)
         return
       }
-      send(res, 200, loginPage(accounts, uid), rp)
+      send(res, 200, layout('Sign in', loginForm(accounts, uid)), rp)
       return
     }
     if (req.method !== 'POST') throw new Error('Unexpected request.')
     const form = await readForm(req)
     const username = (form.get('login') ?? '').trim().toLowerCase()
     const account = accounts.find((a) => a.username === username && a.password === form.get('password'))
-    if (account === undefined) { send(res, 200, loginPage(accounts, uid, username, 'Unknown username or wrong password. The demo accounts are listed below.'), rp); return }
+    if (account === undefined) { send(res, 200, layout('Sign in', loginForm(accounts, uid, username, 'Unknown username or wrong password. The demo accounts are listed below.')), rp); return }
     await finish(req, res, details, account.username, clientId)
   }
 
@@ -198,7 +231,7 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new Error('method')
     const changed = new URL(req.url ?? '/', issuer).searchParams.get('changed')
-    send(res, 200, accountsPage(accounts, editToken, changed), rp)
+    send(res, 200, layout('Accounts', accountsForms(accounts, editToken, changed)), rp)
   }
 
   async function finish (req: IncomingMessage, res: ServerResponse, details: Awaited<ReturnType<Provider['interactionDetails']>>, accountId: string, clientId: string): Promise<void> {
@@ -210,6 +243,7 @@ export async function startDemoIdp (client: DemoIdpClient, options: { host?: str
 
   return {
     issuer,
+    name,
     accounts,
     close: async () => await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve() }) })
   }
@@ -236,15 +270,15 @@ th, td { text-align: left; padding: .25rem .375rem; border-bottom: 1px solid var
 .muted { color: var(--muted); font-size: .875rem; }
 `
 
-function layout (title: string, body: SafeHtml): string {
+function page (name: string, title: string, body: SafeHtml): string {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title} · Demo Identity Provider</title><link rel="stylesheet" href="/demo-idp.css"></head>
-<body><main><div class="badge">Demo Identity Provider</div><h1>${title}</h1>${body}</main></body></html>`.value
+<title>${title} · ${name}</title><link rel="stylesheet" href="/demo-idp.css"></head>
+<body><main><div class="badge">${name}</div><h1>${title}</h1>${body}</main></body></html>`.value
 }
 
-function loginPage (accounts: DemoAccount[], uid: string, username = '', error?: string): string {
-  return layout('Sign in', html`${error !== undefined ? html`<p class="error" role="alert" id="idp-error">${error}</p>` : ''}
+function loginForm (accounts: DemoAccount[], uid: string, username = '', error?: string): SafeHtml {
+  return html`${error !== undefined ? html`<p class="error" role="alert" id="idp-error">${error}</p>` : ''}
 <form method="post" action="/interaction/${uid}/login">
 <label for="idp-username">Username</label>
 <input id="idp-username" name="login" value="${username}" autocomplete="username" autocapitalize="none" required autofocus>
@@ -254,29 +288,35 @@ function loginPage (accounts: DemoAccount[], uid: string, username = '', error?:
 </form>
 <table><caption class="muted">Demo accounts (development only)</caption>
 <thead><tr><th scope="col">Username</th><th scope="col">Password</th><th scope="col">Groups</th></tr></thead>
-<tbody>${accounts.map((a) => html`<tr><td>${a.username}</td><td><code>${a.password}</code></td><td>${a.groups.join(', ')}</td></tr>`)}</tbody></table>`)
+<tbody>${accounts.map((a) => html`<tr><td>${a.username}</td><td><code>${a.password}</code></td><td>${a.groups.join(', ')}</td></tr>`)}</tbody></table>`
 }
 
-function accountsPage (accounts: DemoAccount[], token: string, changed: string | null): string {
-  return layout('Accounts', html`${changed !== null ? html`<p role="status" id="idp-changed">Groups of ${changed} changed. A signed-in gateway session sees them at its next re-validation (within OIDC_REFRESH_INTERVAL).</p>` : ''}
+function accountsForms (accounts: DemoAccount[], token: string, changed: string | null): SafeHtml {
+  return html`${changed !== null ? html`<p role="status" id="idp-changed">Groups of ${changed} changed. A signed-in gateway session sees them at its next re-validation (within OIDC_REFRESH_INTERVAL).</p>` : ''}
 <p class="muted">Change an account's groups (comma-separated). <code>admins</code> makes it an administrator in authgate.</p>
 ${accounts.map((a) => html`<form method="post" action="/accounts"><input type="hidden" name="token" value="${token}"><input type="hidden" name="username" value="${a.username}">
-<label for="groups-${a.username}">${a.username}</label><input id="groups-${a.username}" name="groups" value="${a.groups.join(', ')}"><button type="submit">Save ${a.username}</button></form>`)}`)
+<label for="groups-${a.username}">${a.username}</label><input id="groups-${a.username}" name="groups" value="${a.groups.join(', ')}"><button type="submit">Save ${a.username}</button></form>`)}`
 }
 
 // oidc-provider's own end-session pages, in this look. `form` is its <form id="op.logoutForm"> with the xsrf field.
-async function logoutSource (ctx: { body: unknown }, form: string): Promise<void> {
-  ctx.body = layout('Sign out', html`<p>Sign out of the Demo Identity Provider too?</p>${new SafeHtml(form) /* oidc-provider's own markup; it escapes its values */}
+function logoutSource (name: string) {
+  return async (ctx: { body: unknown }, form: string): Promise<void> => {
+    ctx.body = page(name, 'Sign out', html`<p>Sign out of the ${name} too?</p>${new SafeHtml(form) /* oidc-provider's own markup; it escapes its values */}
 <button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Yes, sign me out</button><button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button>`)
+  }
 }
 
-async function postLogoutSuccessSource (ctx: { body: unknown }): Promise<void> {
-  ctx.body = layout('Signed out', html`<p role="status">You have signed out of the Demo Identity Provider.</p>`)
+function postLogoutSuccessSource (name: string) {
+  return async (ctx: { body: unknown }): Promise<void> => {
+    ctx.body = page(name, 'Signed out', html`<p role="status">You have signed out of the ${name}.</p>`)
+  }
 }
 
-async function renderError (ctx: { type: string, body: unknown }, out: { error?: string, error_description?: string }): Promise<void> {
-  ctx.type = 'html'
-  ctx.body = layout('Something went wrong', html`<p class="error" role="alert">${out.error ?? 'error'}: ${out.error_description ?? ''}</p>`)
+function renderError (name: string) {
+  return async (ctx: { type: string, body: unknown }, out: { error?: string, error_description?: string }): Promise<void> => {
+    ctx.type = 'html'
+    ctx.body = page(name, 'Something went wrong', html`<p class="error" role="alert">${out.error ?? 'error'}: ${out.error_description ?? ''}</p>`)
+  }
 }
 
 /**

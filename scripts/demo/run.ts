@@ -1,12 +1,13 @@
-// `npm run demo`, composed: the demo OpenID Provider, the built-in demo upstream and the real gateway
-// (buildApp, as `npm start` runs it) with AUTH_METHOD=both, all on loopback, nothing kept afterwards.
+// `npm run demo`, composed: two demo OpenID Providers (two organisations, so the login page shows a
+// button for each: OIDC_PROVIDERS), the built-in demo upstream and the real gateway (buildApp, as
+// `npm start` runs it) with AUTH_METHOD=both, all on loopback, nothing kept afterwards.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { loadConfig, type Config } from '../../src/config/index.js'
+import { loadConfig, providerPrefix, type Config } from '../../src/config/index.js'
 import { openDatabase } from '../../src/db/index.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { buildApp, type Gateway } from '../../src/app.js'
@@ -14,9 +15,16 @@ import { startDemoUpstream } from '../../src/demo/upstream.js'
 import { hashPassword } from '../../src/auth/local/password.js'
 import { UserRepository } from '../../src/db/users.js'
 import { createLogger } from '../../src/logger.js'
-import { ADMIN_GROUP, startDemoIdp, type DemoAccount } from './idp.js'
+import { ADMIN_GROUP, DEMO_ACCOUNTS, PARTNER_ACCOUNTS, startDemoIdp, type DemoAccount, type DemoIdpOptions } from './idp.js'
 
-/** A local (non-SSO) account, for the form under the SSO button. */
+/** The demo's identity providers, in the order of their buttons (OIDC_PROVIDERS). */
+export const DEMO_PROVIDERS: ReadonlyArray<{ id: string, name: string, buttonText: string, clientId: string, accounts: DemoAccount[], accent?: DemoIdpOptions['accent'] }> = [
+  { id: 'corp', name: 'Demo Corp Identity Provider', buttonText: 'Sign in with Demo Corp', clientId: 'authgate-demo', accounts: DEMO_ACCOUNTS },
+  // Another colour, so that a user sees at once which organisation's page they are on.
+  { id: 'partner', name: 'Demo Partner Identity Provider', buttonText: 'Sign in with Demo Partner', clientId: 'authgate-demo-partner', accounts: PARTNER_ACCOUNTS, accent: { light: '#0b6e4f', dark: '#5fd4a8' } }
+]
+
+/** A local (non-SSO) account, for the form under the SSO buttons. */
 export const LOCAL_ACCOUNT = { username: 'dave', password: 'dave-demo' }
 
 /** Seconds between re-validations of an SSO session with the provider (production default: 300). */
@@ -32,11 +40,25 @@ export interface DemoOptions {
   refreshInterval?: number
 }
 
+/** One of the demo's running providers. */
+export interface DemoProvider {
+  /** Its id in OIDC_PROVIDERS (`/login/oidc?provider=<id>`). */
+  id: string
+  name: string
+  buttonText: string
+  issuer: string
+  /** Its accounts, live (its /accounts page changes them). */
+  accounts: DemoAccount[]
+}
+
 export interface Demo {
   /** Where to point the browser: http://localhost:<port>/ */
   url: string
+  /** The first provider's issuer and accounts (Demo Corp). */
   issuer: string
   accounts: DemoAccount[]
+  /** Every provider, in the order of their buttons. */
+  providers: DemoProvider[]
   localAccount: typeof LOCAL_ACCOUNT
   config: Config
   gateway: Gateway
@@ -54,19 +76,30 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
   const port = options.port === undefined || options.port === 0 ? await freePort() : options.port
   // The gateway on "localhost" and the provider on "127.0.0.1": two sites, so neither sees the other's cookies.
   const publicUrl = `http://localhost:${port}`
-  const client = {
-    clientId: 'authgate-demo',
-    clientSecret: randomBytes(24).toString('base64url'),
+  // Every provider registers the same gateway addresses; each its own client.
+  const gatewayUris = {
     redirectUri: `${publicUrl}/auth/oidc/callback`,
     postLogoutRedirectUri: `${publicUrl}/login?signed_out=1`,
-    // Signing out at the provider ends the gateway session too.
+    // Signing out at a provider ends the gateway sessions it opened too (the gateway tells the
+    // providers' logout tokens apart by their `iss`).
     backchannelLogoutUri: `${publicUrl}/auth/oidc/backchannel-logout`
   }
   const cleanups: Array<() => Promise<void> | void> = []
   const close = async (): Promise<void> => { for (const c of cleanups.reverse()) await c() }
   try {
-    const idp = await startDemoIdp(client)
-    cleanups.push(idp.close)
+    const providers: Array<DemoProvider & { clientId: string, clientSecret: string }> = []
+    const providerEnv: Record<string, string> = { OIDC_PROVIDERS: DEMO_PROVIDERS.map((p) => p.id).join(',') }
+    for (const p of DEMO_PROVIDERS) {
+      const clientSecret = randomBytes(24).toString('base64url')
+      const idp = await startDemoIdp({ clientId: p.clientId, clientSecret, ...gatewayUris }, { name: p.name, accounts: p.accounts, accent: p.accent })
+      cleanups.push(idp.close)
+      providers.push({ id: p.id, name: p.name, buttonText: p.buttonText, issuer: idp.issuer, accounts: idp.accounts, clientId: p.clientId, clientSecret })
+      const prefix = providerPrefix(p.id)
+      providerEnv[`${prefix}ISSUER`] = idp.issuer
+      providerEnv[`${prefix}CLIENT_ID`] = p.clientId
+      providerEnv[`${prefix}CLIENT_SECRET`] = clientSecret
+      providerEnv[`${prefix}BUTTON_TEXT`] = p.buttonText
+    }
     const dir = mkdtempSync(join(tmpdir(), 'authgate-demo-'))
     cleanups.push(() => { rmSync(dir, { recursive: true, force: true }) })
 
@@ -83,12 +116,11 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
       LOCAL_AUTH: 'password',
       ALLOW_SELF_REGISTER: 'true',
       ADMIN_USERNAMES: '',
-      OIDC_ISSUER: idp.issuer,
-      OIDC_CLIENT_ID: client.clientId,
-      OIDC_CLIENT_SECRET: client.clientSecret,
-      OIDC_CLIENT_AUTH_METHOD: 'client_secret_post', // as the demo provider registers the client
-      OIDC_REDIRECT_URI: client.redirectUri,
-      OIDC_POST_LOGOUT_REDIRECT_URI: client.postLogoutRedirectUri,
+      ...providerEnv,
+      // The rest is every provider's (OIDC_<ID>_… would set one provider's own).
+      OIDC_CLIENT_AUTH_METHOD: 'client_secret_post', // as the demo providers register their clients
+      OIDC_REDIRECT_URI: gatewayUris.redirectUri,
+      OIDC_POST_LOGOUT_REDIRECT_URI: gatewayUris.postLogoutRedirectUri,
       OIDC_SCOPES: 'openid profile email groups',
       OIDC_ADMIN_GROUP: ADMIN_GROUP,
       // Short, so that a group changed at the provider's /accounts page shows within half a minute.
@@ -106,7 +138,17 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
     const gateway = await buildApp({ config, db, upstream: upstream.url, logger: options.logger ?? createLogger(config.logLevel) })
     cleanups.push(gateway.close)
     await gateway.app.listen({ port, host: config.host })
-    return { url: `${publicUrl}/`, issuer: idp.issuer, accounts: idp.accounts, localAccount: LOCAL_ACCOUNT, config, gateway, close }
+    const first = providers[0]!
+    return {
+      url: `${publicUrl}/`,
+      issuer: first.issuer,
+      accounts: first.accounts,
+      providers: providers.map(({ id, name, buttonText, issuer, accounts }) => ({ id, name, buttonText, issuer, accounts })),
+      localAccount: LOCAL_ACCOUNT,
+      config,
+      gateway,
+      close
+    }
   } catch (err) {
     await close()
     throw err

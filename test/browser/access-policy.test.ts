@@ -9,7 +9,7 @@ import { HEADER_SIGNING_SECRET, type TestGateway } from '../support/gateway.js'
 import { startOidcProvider } from '../support/oidc-provider.js'
 import { CLIENT_ID, CLIENT_SECRET, POST_LOGOUT_URI, REDIRECT_URI, startSsoGateway } from '../support/sso.js'
 import {
-  collectCspViolations, DESKTOP, horizontalOverflow, launchBrowser, requireChromium, styleOf, type TestBrowser
+  browserForFile, collectCspViolations, DESKTOP, horizontalOverflow, requireChromium, styleOf
 } from '../support/browser.js'
 import { startDemoUpstream } from '../../src/demo/upstream.js'
 
@@ -18,15 +18,9 @@ const LOGO_FILE = new URL('../fixtures/logo.svg', import.meta.url).pathname
 const PHONE = { width: 375, height: 812 }
 
 if (requireChromium(t)) {
-  const browser: TestBrowser = await launchBrowser()
-  const servers: Array<() => Promise<void>> = []
-  // The browser first: a socket it opened ahead of time would hold a server's close.
-  t.teardown(async () => {
-    await browser.close()
-    for (const close of servers.reverse()) await close()
-  })
+  const { browser, closeWithFile } = await browserForFile(t)
   const demo = await startDemoUpstream(HEADER_SIGNING_SECRET)
-  servers.push(demo.close)
+  closeWithFile(demo.close)
   const op = await startOidcProvider({
     clients: [{ client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [REDIRECT_URI], post_logout_redirect_uris: [POST_LOGOUT_URI] }],
     accounts: {
@@ -35,7 +29,7 @@ if (requireChromium(t)) {
     },
     password: 'pw'
   })
-  servers.push(op.close)
+  closeWithFile(op.close)
   const gw: TestGateway = await startSsoGateway(op.issuer, {
     AUTH_METHOD: 'both',
     APP_NAME: 'TimeTracker',
@@ -45,7 +39,7 @@ if (requireChromium(t)) {
     ACCESS_RULES: '/admin=admin',
     OIDC_POST_LOGOUT_REDIRECT_URI: POST_LOGOUT_URI
   }, demo.url.href)
-  servers.push(gw.close)
+  closeWithFile(gw.close)
 
   /**
    * A tab whose visits to the addresses registered at the provider (http://localhost:8080, see

@@ -1,7 +1,7 @@
 // The browser tests' own rule: without Chromium they skip with a notice, except under CI, where
 // they fail. Checked against a recording stand-in for tap's `t` (so this file itself passes).
 import t from 'tap'
-import { CHROMIUM_ARGS, chromiumMissingReason, isCI, requireChromium, type TapLike } from '../support/browser.js'
+import { browserForFile, CHROMIUM_ARGS, chromiumMissingReason, isCI, requireChromium, type TapLike, type TestBrowser } from '../support/browser.js'
 
 function recorder (): TapLike & { calls: string[] } {
   const calls: string[] = []
@@ -49,4 +49,18 @@ t.test('CI detection and launch flags', async (t) => {
   for (const flag of ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']) {
     t.ok(CHROMIUM_ARGS.includes(flag), flag)
   }
+})
+
+t.test('browserForFile: at the file\'s end the browser closes first, then the servers, last registered first', async (t) => {
+  const closed: string[] = []
+  let teardown: (() => Promise<void>) | undefined
+  const standIn = { close: async () => { closed.push('browser') } } as unknown as TestBrowser
+  const { browser, closeWithFile } = await browserForFile({ teardown: (fn) => { teardown = fn } }, async () => standIn)
+  t.equal(browser, standIn)
+  closeWithFile(async () => { closed.push('upstream') })
+  closeWithFile(() => { closed.push('provider') })
+  closeWithFile(async () => { closed.push('gateway') })
+  t.same(closed, [], 'nothing closed before the file ends')
+  await teardown!()
+  t.same(closed, ['browser', 'gateway', 'provider', 'upstream'])
 })

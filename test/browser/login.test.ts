@@ -7,8 +7,8 @@ import { startGateway, HEADER_SIGNING_SECRET, type TestGateway } from '../suppor
 import { startUpstream } from '../support/upstream.js'
 import { loginLocal } from '../support/http.js'
 import {
-  collectCspViolations, describedBy, DESKTOP, focusedId, horizontalOverflow, launchBrowser, MOBILE,
-  requireChromium, styleOf, type TestBrowser
+  browserForFile, collectCspViolations, describedBy, DESKTOP, focusedId, horizontalOverflow, MOBILE,
+  requireChromium, styleOf
 } from '../support/browser.js'
 import { startDemoUpstream } from '../../src/demo/upstream.js'
 import { hashPassword } from '../../src/auth/local/password.js'
@@ -18,21 +18,14 @@ const LOGO_FILE = new URL('../fixtures/logo.svg', import.meta.url).pathname
 const PASSWORD = 'correct horse battery staple'
 
 if (requireChromium(t)) {
-  const browser: TestBrowser = await launchBrowser()
-  const servers: Array<() => Promise<void>> = []
-  // The browser first: a socket it opened ahead of time (and never used) would hold a server's
-  // close until Node's 60 s header timeout.
-  t.teardown(async () => {
-    await browser.close()
-    for (const close of servers.reverse()) await close()
-  })
+  const { browser, closeWithFile } = await browserForFile(t)
   const demo = await startDemoUpstream(HEADER_SIGNING_SECRET)
-  servers.push(demo.close)
+  closeWithFile(demo.close)
 
   /** A gateway in front of the demo upstream (or another upstream), closed when the file ends. */
   const gateway = async (env: Record<string, string> = {}, upstream = demo.url.href): Promise<TestGateway> => {
     const gw = await startGateway({ APP_NAME: 'TimeTracker', LOGO_FILE, ...env }, { upstream })
-    servers.push(gw.close)
+    closeWithFile(gw.close)
     return gw
   }
   const addUser = async (gw: TestGateway, username: string, options: { active?: boolean } = {}): Promise<void> => {

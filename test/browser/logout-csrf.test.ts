@@ -11,7 +11,7 @@ import { startGateway, type TestGateway } from '../support/gateway.js'
 import { startHostileIdp } from '../support/hostile-idp.js'
 import { CookieJar } from '../support/browserless.js'
 import { CLIENT_ID, CLIENT_SECRET, hostileLogin, startSsoGateway } from '../support/sso.js'
-import { collectCspViolations, launchBrowser, requireChromium, type TestBrowser } from '../support/browser.js'
+import { browserForFile, collectCspViolations, requireChromium } from '../support/browser.js'
 import { startDemo } from '../../scripts/demo/run.js'
 import { DEMO_ACCOUNTS } from '../../scripts/demo/idp.js'
 import { MESSAGES } from '../../src/pages/login.js'
@@ -40,22 +40,16 @@ const attackerPages = (target: string): Record<string, string> => ({
 })
 
 if (requireChromium(t)) {
-  const browser: TestBrowser = await launchBrowser()
-  const closers: Array<() => Promise<void>> = []
-  // The browser first: a socket it opened ahead of time would hold a server's close.
-  t.teardown(async () => {
-    await browser.close()
-    for (const close of closers.reverse()) await close()
-  })
+  const { browser, closeWithFile } = await browserForFile(t)
   const closeServer = (server: Server) => async () => await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve() }) })
 
   // The application: every page has TimeTracker's "Logout" link, a plain same-origin GET.
   const app = await serve('127.0.0.1', () => ({ '/': '<!doctype html><title>TimeTracker</title><h1>Timesheet</h1><a href="/logout">Logout</a>' }))
-  closers.push(closeServer(app.server))
+  closeWithFile(closeServer(app.server))
   const gw: TestGateway = await startGateway({ APP_NAME: 'TimeTracker' }, { upstream: app.url })
-  closers.push(gw.close)
+  closeWithFile(gw.close)
   const attacker = await serve('localhost', () => attackerPages(`${gw.url}/logout`))
-  closers.push(closeServer(attacker.server))
+  closeWithFile(closeServer(attacker.server))
 
   const signIn = async (page: Page, username: string): Promise<void> => {
     await page.goto(`${gw.url}/`)
@@ -149,16 +143,16 @@ if (requireChromium(t)) {
 
   t.test('SSO: a link on another site does not reach the IdP; confirming goes on to its end-session page', async (t) => {
     const demo = await startDemo({ port: 0, logLevel: 'silent' })
-    closers.push(demo.close)
+    closeWithFile(demo.close)
     const base = demo.url.slice(0, -1) // http://localhost:<port>; the other site is 127.0.0.1
     const elsewhere = await serve('127.0.0.1', () => attackerPages(`${base}/logout`))
-    closers.push(closeServer(elsewhere.server))
+    closeWithFile(closeServer(elsewhere.server))
     const account = DEMO_ACCOUNTS[0]!
 
     const page = await browser.freshPage()
     const violations = collectCspViolations(page)
     await page.goto(`${base}/`)
-    await page.getByRole('link', { name: 'Sign in with SSO' }).click()
+    await page.getByRole('link', { name: demo.providers[0]!.buttonText }).click()
     await page.waitForURL((url) => url.origin === demo.issuer)
     await page.getByLabel('Username').fill(account.username)
     await page.getByLabel('Password').fill(account.password)
@@ -186,13 +180,13 @@ if (requireChromium(t)) {
     // Many IdPs (Keycloak with id_token_hint, Auth0, Okta) end their session and redirect at once to
     // the post-logout URI, which may be on yet another origin.
     const homepage = await serve('localhost', () => ({ '/goodbye': '<!doctype html><title>Example Corp</title><h1>Goodbye</h1>' }))
-    closers.push(closeServer(homepage.server))
+    closeWithFile(closeServer(homepage.server))
     const idp = await startHostileIdp({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET })
-    closers.push(async () => { await idp.close() })
+    closeWithFile(async () => { await idp.close() })
     const sso = await startSsoGateway(idp.issuer, { OIDC_POST_LOGOUT_REDIRECT_URI: `${homepage.url}/goodbye` }, app.url)
-    closers.push(sso.close)
+    closeWithFile(sso.close)
     const elsewhere = await serve('localhost', () => attackerPages(`${sso.url}/logout`))
-    closers.push(closeServer(elsewhere.server))
+    closeWithFile(closeServer(elsewhere.server))
 
     // Signed in through the IdP over HTTP; the browser gets that session cookie.
     const jar = new CookieJar()

@@ -108,6 +108,30 @@ export async function launchBrowser (): Promise<TestBrowser> {
   }
 }
 
+export interface BrowserFile {
+  browser: TestBrowser
+  /**
+   * Close this with the file, after the browser; what was registered last is closed first (a
+   * gateway before the upstream and the provider it talks to).
+   */
+  closeWithFile: (close: () => Promise<void> | void) => void
+}
+
+/**
+ * A Chromium for a whole test file, and the servers it drives. Closed at the file's end: the browser
+ * first (a socket it opened ahead of time and never used would hold a server's close until Node's
+ * 60 s header timeout), then each registered server in reverse order.
+ */
+export async function browserForFile (t: { teardown: (fn: () => Promise<void>) => void }, launch: () => Promise<TestBrowser> = launchBrowser): Promise<BrowserFile> {
+  const browser = await launch()
+  const closers: Array<() => Promise<void> | void> = []
+  t.teardown(async () => {
+    await browser.close()
+    for (const close of closers.reverse()) await close()
+  })
+  return { browser, closeWithFile: (close) => { closers.push(close) } }
+}
+
 /** Console reports of anything the page's Content-Security-Policy refused (should stay empty). */
 export function collectCspViolations (page: Page): string[] {
   const violations: string[] = []
