@@ -48,12 +48,12 @@ export const MAX_PROVIDERS = 16
 const PROVIDER_ID = /^[a-z0-9-]{1,32}$/
 
 /** The settings every provider may set for itself (OIDC_<ID>_<SETTING>), or inherit from OIDC_<SETTING>. */
-const PROVIDER_SETTINGS = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET', 'CLIENT_AUTH_METHOD', 'REDIRECT_URI', 'SCOPES',
+export const PROVIDER_SETTINGS = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET', 'CLIENT_AUTH_METHOD', 'REDIRECT_URI', 'SCOPES',
   'USERNAME_CLAIM', 'FULL_NAME_CLAIM', 'EMAIL_CLAIM', 'GROUPS_CLAIM', 'ADMIN_GROUP', 'ADMIN_EMAILS',
   'POST_LOGOUT_REDIRECT_URI', 'BUTTON_TEXT', 'REFRESH_INTERVAL', 'ALLOWED_EMAIL_DOMAINS', 'ALLOWED_EMAILS', 'ALLOWED_GROUPS', 'ALLOW_SELF_REGISTER'] as const
-type ProviderSetting = typeof PROVIDER_SETTINGS[number]
+export type ProviderSetting = typeof PROVIDER_SETTINGS[number]
 /** Each provider's own: one issuer cannot be two providers, and a client is registered at one IdP. */
-const OWN_SETTINGS: readonly ProviderSetting[] = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET']
+export const OWN_SETTINGS: readonly ProviderSetting[] = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET']
 
 /** The variable prefix of a provider id: upper-cased, `-` as `_` (`corp-sso` → `OIDC_CORP_SSO_`). */
 export function providerPrefix (id: string): string {
@@ -129,7 +129,8 @@ export function parseOidcProviders (r: Reader, defaults: ProviderDefaults): Oidc
   return providers.length === ids.length && r.problems.length === problemsBefore ? providers : undefined
 }
 
-function unprefixed (setting: ProviderSetting): string {
+/** The shared variable of a setting: OIDC_<SETTING>, or the gateway-wide ALLOWED_* / ALLOW_SELF_REGISTER. */
+export function unprefixed (setting: ProviderSetting): string {
   return setting.startsWith('ALLOW') ? setting : `OIDC_${setting}`
 }
 
