@@ -153,6 +153,68 @@ t.test('config check: a valid configuration, its sources, secrets masked, nothin
   t.same(readdirSync(dev), [], 'no ./data, no dev-secrets.json, no database: a check writes nothing')
 })
 
+t.test('config check with OIDC_PROVIDERS: each provider\'s settings under its own names, secrets masked', async (t) => {
+  const cwd = dir()
+  const corpSecret = 'C'.repeat(10) + 'cOrPsEcReT' + 'c'.repeat(10)
+  const partnerSecret = 'P'.repeat(10) + 'pArTnErSeC' + 'p'.repeat(10)
+  writeFileSync(join(cwd, 'partner.secret'), partnerSecret + '\n')
+  const env = {
+    AUTH_METHOD: 'both',
+    OIDC_PROVIDERS: 'corp,partner',
+    OIDC_REDIRECT_URI: 'https://tt.example.com/auth/oidc/callback',
+    OIDC_SCOPES: 'openid profile email groups',
+    OIDC_ADMIN_GROUP: 'tt-admins',
+    ALLOWED_GROUPS: 'staff',
+    OIDC_CORP_ISSUER: 'https://sso.corp.example.com/realms/staff',
+    OIDC_CORP_CLIENT_ID: 'tt-corp',
+    OIDC_CORP_CLIENT_SECRET: corpSecret,
+    OIDC_PARTNER_ISSUER: 'https://login.partner.example.org/tenant/v2.0',
+    OIDC_PARTNER_CLIENT_ID: 'tt-partner',
+    OIDC_PARTNER_CLIENT_SECRET_FILE: 'partner.secret',
+    OIDC_PARTNER_ADMIN_GROUP: '',
+    OIDC_PARTNER_ALLOWED_GROUPS: '',
+    OIDC_PARTNER_BUTTON_TEXT: 'Partner organisation'
+  }
+  const r = await cli(['config', 'check'], { cwd, env })
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /^ {2}OIDC_PROVIDERS=corp,partner +# environment$/m)
+  t.match(r.stdout, /^ {2}OIDC_CORP_ISSUER=https:\/\/sso\.corp\.example\.com\/realms\/staff +# environment$/m)
+  t.match(r.stdout, /^ {2}OIDC_CORP_CLIENT_SECRET=\[secret, 30 characters\] +# environment$/m, 'masked as OIDC_CLIENT_SECRET is')
+  t.match(r.stdout, /^ {2}OIDC_PARTNER_CLIENT_SECRET=\[secret, 30 characters\] +# OIDC_PARTNER_CLIENT_SECRET_FILE=partner\.secret$/m)
+  t.notOk(leaks(r.stdout + r.stderr, corpSecret), 'no part of the corp secret')
+  t.notOk(leaks(r.stdout + r.stderr, partnerSecret), 'no part of the partner secret')
+  // Inherited: the shared variable it came from; its own, even empty: its own; neither: the default.
+  t.match(r.stdout, /^ {2}OIDC_CORP_SCOPES="openid profile email groups" +# from OIDC_SCOPES \(environment\)$/m)
+  t.match(r.stdout, /^ {2}OIDC_CORP_ADMIN_GROUP=tt-admins +# from OIDC_ADMIN_GROUP \(environment\)$/m)
+  t.match(r.stdout, /^ {2}OIDC_PARTNER_ADMIN_GROUP= +# environment$/m, 'set to empty: no admin group for partner')
+  t.match(r.stdout, /^ {2}OIDC_CORP_ALLOWED_GROUPS=staff +# from ALLOWED_GROUPS \(environment\)$/m)
+  t.match(r.stdout, /^ {2}OIDC_PARTNER_ALLOWED_GROUPS= +# environment$/m)
+  t.match(r.stdout, /^ {2}OIDC_CORP_BUTTON_TEXT="Sign in with corp" +# default$/m)
+  t.match(r.stdout, /^ {2}OIDC_PARTNER_BUTTON_TEXT="Partner organisation" +# environment$/m)
+  t.match(r.stdout, /^ {2}OIDC_PARTNER_REDIRECT_URI=https:\/\/tt\.example\.com\/auth\/oidc\/callback +# from OIDC_REDIRECT_URI \(environment\)$/m)
+  t.match(r.stdout, /^ {2}OIDC_SCOPES="openid profile email groups" +# environment$/m, 'the shared default itself, as set')
+  t.notMatch(r.stdout, /^ {2}OIDC_(ISSUER|CLIENT_ID|CLIENT_SECRET|USERNAME_CLAIM|BUTTON_TEXT)\b/m, 'no unprefixed issuer or client, nor shared defaults that are not set')
+  t.notMatch(r.stdout, /unknown variables/, 'every provider variable is known')
+  const lines = r.stdout.split('\n').map((l) => l.trim().split('=')[0]!)
+  t.ok(lines.indexOf('OIDC_CORP_ISSUER') < lines.indexOf('OIDC_PARTNER_ISSUER'), 'providers in OIDC_PROVIDERS order')
+  t.equal(lines.filter((l) => l.startsWith('OIDC_CORP_')).length, 19, 'every setting of a provider')
+
+  const json = await cli(['config', 'check', '--json'], { cwd, env })
+  t.equal(json.code, 0)
+  const settings = (JSON.parse(json.stdout) as { settings: Array<{ name: string, value?: string, source: string }> }).settings
+  t.same(settings.find((s) => s.name === 'OIDC_PARTNER_ALLOW_SELF_REGISTER'), { name: 'OIDC_PARTNER_ALLOW_SELF_REGISTER', value: 'true', source: 'default' })
+  t.same(settings.find((s) => s.name === 'OIDC_ISSUER'), { name: 'OIDC_ISSUER', source: 'default' }, 'unused with OIDC_PROVIDERS')
+  t.notOk(leaks(json.stdout, corpSecret))
+
+  // The single provider: its unprefixed lines as always, no provider-named ones.
+  const single = await cli(['config', 'check'], { cwd, env: { AUTH_METHOD: 'both', OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'tt', OIDC_CLIENT_SECRET: corpSecret, OIDC_REDIRECT_URI: 'https://tt.example.com/auth/oidc/callback' } })
+  t.equal(single.code, 0, single.stderr)
+  t.match(single.stdout, /^ {2}OIDC_ISSUER=https:\/\/idp\.example\.com\/ +# environment$/m)
+  t.match(single.stdout, /^ {2}OIDC_CLIENT_SECRET=\[secret, 30 characters\] +# environment$/m)
+  t.match(single.stdout, /^ {2}OIDC_BUTTON_TEXT="Sign in with SSO" +# default$/m)
+  t.notMatch(single.stdout, /OIDC_PROVIDERS|OIDC_SSO_/)
+})
+
 t.test('config check refuses exactly what the server refuses, with the same message, exit 2', async (t) => {
   const cases: Array<Record<string, string>> = [
     { NODE_ENV: 'production' },

@@ -5,6 +5,7 @@ import type { Config } from './index.js'
 import type { Env } from './environment.js'
 import { maskDatabaseUrl } from './database.js'
 import { KNOWN_VARIABLES, SECRET_VARIABLES } from './variables.js'
+import { OWN_SETTINGS, PROVIDER_SETTINGS, providerPrefix, unprefixed, type OidcConfig, type ProviderSetting } from './oidc.js'
 
 export interface Setting {
   name: string
@@ -18,8 +19,35 @@ type Describe = (c: Config) => string | undefined
 
 const seconds = (ms: number): string => String(ms / 1000)
 const masked = (value: string | undefined): string | undefined => value === undefined ? undefined : `[secret, ${value.length} characters]`
-const oidc = (f: (o: NonNullable<Config['oidc']>) => string | undefined): Describe => (c) => c.oidc === undefined ? undefined : f(c.oidc) ?? ''
+/** The single provider's setting; with OIDC_PROVIDERS the unprefixed variables are defaults (describeConfig). */
+const oidc = (f: (o: OidcConfig) => string | undefined): Describe => (c) => c.oidc === undefined || c.multipleProviders ? undefined : f(c.oidc) ?? ''
 const jwt = (f: (j: NonNullable<Config['identityJwt']>) => string | undefined): Describe => (c) => c.identityJwt === undefined ? undefined : f(c.identityJwt) ?? ''
+
+/** How each setting of one SSO provider shows: the single provider's OIDC_*, or one of OIDC_PROVIDERS' OIDC_<ID>_*. */
+const PROVIDER: Record<ProviderSetting, (o: OidcConfig) => string | undefined> = {
+  ISSUER: (o) => o.issuer.href,
+  CLIENT_ID: (o) => o.clientId,
+  CLIENT_SECRET: (o) => masked(o.clientSecret),
+  CLIENT_AUTH_METHOD: (o) => o.clientAuthMethod,
+  REDIRECT_URI: (o) => o.redirectUri.href,
+  SCOPES: (o) => o.scopes,
+  USERNAME_CLAIM: (o) => o.usernameClaim,
+  FULL_NAME_CLAIM: (o) => o.fullNameClaim,
+  EMAIL_CLAIM: (o) => o.emailClaim,
+  GROUPS_CLAIM: (o) => o.groupsClaim,
+  ADMIN_GROUP: (o) => o.adminGroup,
+  ADMIN_EMAILS: (o) => o.adminEmails.join(','),
+  POST_LOGOUT_REDIRECT_URI: (o) => o.postLogoutRedirectUri?.href,
+  BUTTON_TEXT: (o) => o.buttonText,
+  REFRESH_INTERVAL: (o) => String(o.refreshInterval),
+  ALLOWED_EMAIL_DOMAINS: (o) => o.signInAllowList.emailDomains.join(','),
+  ALLOWED_EMAILS: (o) => o.signInAllowList.emails.join(','),
+  ALLOWED_GROUPS: (o) => o.signInAllowList.groups.join(','),
+  ALLOW_SELF_REGISTER: (o) => String(o.allowSelfRegister)
+}
+
+/** Settings whose shared variable counts even when set to empty (the empty list, docs/PROTOCOL.md#list-variables). */
+const LIST_SETTINGS: ReadonlySet<ProviderSetting> = new Set(['SCOPES', 'ADMIN_EMAILS', 'ALLOWED_EMAIL_DOMAINS', 'ALLOWED_EMAILS', 'ALLOWED_GROUPS'])
 
 /** How each variable shows in the effective configuration (a unit test checks every variable has one). */
 export const DESCRIBE: Record<string, Describe> = {
@@ -36,21 +64,22 @@ export const DESCRIBE: Record<string, Describe> = {
   LOCAL_AUTH: (c) => c.authMethod === 'oidc' ? undefined : c.localAuth,
   ALLOW_SELF_REGISTER: (c) => String(c.allowSelfRegister),
   ADMIN_USERNAMES: (c) => c.adminUsernames.join(','),
-  OIDC_ISSUER: oidc((o) => o.issuer.href),
-  OIDC_CLIENT_ID: oidc((o) => o.clientId),
-  OIDC_CLIENT_SECRET: oidc((o) => masked(o.clientSecret)),
-  OIDC_CLIENT_AUTH_METHOD: oidc((o) => o.clientAuthMethod),
-  OIDC_REDIRECT_URI: oidc((o) => o.redirectUri.href),
-  OIDC_SCOPES: oidc((o) => o.scopes),
-  OIDC_USERNAME_CLAIM: oidc((o) => o.usernameClaim),
-  OIDC_FULL_NAME_CLAIM: oidc((o) => o.fullNameClaim),
-  OIDC_EMAIL_CLAIM: oidc((o) => o.emailClaim),
-  OIDC_GROUPS_CLAIM: oidc((o) => o.groupsClaim),
-  OIDC_ADMIN_GROUP: oidc((o) => o.adminGroup),
-  OIDC_ADMIN_EMAILS: oidc((o) => o.adminEmails.join(',')),
-  OIDC_POST_LOGOUT_REDIRECT_URI: oidc((o) => o.postLogoutRedirectUri?.href),
-  OIDC_BUTTON_TEXT: oidc((o) => o.buttonText),
-  OIDC_REFRESH_INTERVAL: oidc((o) => String(o.refreshInterval)),
+  OIDC_PROVIDERS: (c) => c.multipleProviders ? c.oidcProviders.map((p) => p.id).join(',') : undefined,
+  OIDC_ISSUER: oidc(PROVIDER.ISSUER),
+  OIDC_CLIENT_ID: oidc(PROVIDER.CLIENT_ID),
+  OIDC_CLIENT_SECRET: oidc(PROVIDER.CLIENT_SECRET),
+  OIDC_CLIENT_AUTH_METHOD: oidc(PROVIDER.CLIENT_AUTH_METHOD),
+  OIDC_REDIRECT_URI: oidc(PROVIDER.REDIRECT_URI),
+  OIDC_SCOPES: oidc(PROVIDER.SCOPES),
+  OIDC_USERNAME_CLAIM: oidc(PROVIDER.USERNAME_CLAIM),
+  OIDC_FULL_NAME_CLAIM: oidc(PROVIDER.FULL_NAME_CLAIM),
+  OIDC_EMAIL_CLAIM: oidc(PROVIDER.EMAIL_CLAIM),
+  OIDC_GROUPS_CLAIM: oidc(PROVIDER.GROUPS_CLAIM),
+  OIDC_ADMIN_GROUP: oidc(PROVIDER.ADMIN_GROUP),
+  OIDC_ADMIN_EMAILS: oidc(PROVIDER.ADMIN_EMAILS),
+  OIDC_POST_LOGOUT_REDIRECT_URI: oidc(PROVIDER.POST_LOGOUT_REDIRECT_URI),
+  OIDC_BUTTON_TEXT: oidc(PROVIDER.BUTTON_TEXT),
+  OIDC_REFRESH_INTERVAL: oidc(PROVIDER.REFRESH_INTERVAL),
   ALLOWED_EMAIL_DOMAINS: (c) => c.signInAllowList.emailDomains.join(','),
   ALLOWED_EMAILS: (c) => c.signInAllowList.emails.join(','),
   ALLOWED_GROUPS: (c) => c.signInAllowList.groups.join(','),
@@ -100,17 +129,51 @@ export function settingNames (): string[] {
  */
 export function describeConfig (config: Config, env: Env, values: Env): Setting[] {
   const isSet = (source: Env, name: string): boolean => (source[name]?.trim() ?? '') !== ''
+  const present = (name: string): boolean => values[name] !== undefined
+  const sourceOf = (name: string, secret: boolean, set: (source: Env, name: string) => boolean): string => {
+    if (secret && isSet(values, `${name}_FILE`)) return `${name}_FILE=${values[`${name}_FILE`]!.trim()}`
+    if (set(env, name)) return 'environment'
+    if (set(values, name)) return '.env'
+    if (config.generatedSecrets.includes(name)) return `generated at the first start, stored in ${config.dataDir}`
+    if (config.loadedSecrets.includes(name)) return `generated earlier, stored in ${config.dataDir}`
+    return 'default'
+  }
+  // With OIDC_PROVIDERS the unprefixed OIDC_* are what every provider inherits: shown as set (a list
+  // set to empty included); the issuer and client are each provider's own, so unused.
+  const sharedDefaults = new Map(config.multipleProviders
+    ? PROVIDER_SETTINGS.filter((s) => !OWN_SETTINGS.includes(s)).map((s) => [unprefixed(s), s] as const).filter(([name]) => name.startsWith('OIDC_'))
+    : [])
   const names = [...Object.keys(DESCRIBE), ...settingNames().filter((name) => !(name in DESCRIBE))]
-  return names.map((name) => {
+  const settings = names.map((name): Setting => {
+    if (sharedDefaults.has(name)) return { name, value: present(name) ? values[name]!.trim() : undefined, source: sourceOf(name, false, (source, n) => source[n] !== undefined) }
     const describe = DESCRIBE[name]
     // A variable added without a description still shows what was set, never a secret's value.
     const value = describe !== undefined ? describe(config) : SECRETS.has(name) ? masked(values[name]) : values[name]?.trim()
-    let source = 'default'
-    if (SECRETS.has(name) && isSet(values, `${name}_FILE`)) source = `${name}_FILE=${values[`${name}_FILE`]!.trim()}`
-    else if (isSet(env, name)) source = 'environment'
-    else if (isSet(values, name)) source = '.env'
-    else if (config.generatedSecrets.includes(name)) source = `generated at the first start, stored in ${config.dataDir}`
-    else if (config.loadedSecrets.includes(name)) source = `generated earlier, stored in ${config.dataDir}`
-    return { name, value, source }
+    return { name, value, source: sourceOf(name, SECRETS.has(name), isSet) }
   })
+  if (!config.multipleProviders) return settings
+  // Each provider's effective settings under its own names, after the shared ones they default to.
+  const providers = config.oidcProviders.flatMap((o) => PROVIDER_SETTINGS.map((setting): Setting => {
+    const from = providerVariable(o.id, setting, values)
+    const own = providerPrefix(o.id) + setting
+    const source = from === undefined
+      ? 'default'
+      : from === own ? sourceOf(own, setting === 'CLIENT_SECRET', (source, n) => source[n] !== undefined) : `from ${from} (${sourceOf(from, false, (source, n) => source[n] !== undefined)})`
+    return { name: own, value: PROVIDER[setting](o) ?? '', source }
+  }))
+  const after = settings.findIndex((s) => s.name === 'OIDC_REFRESH_INTERVAL') + 1
+  return [...settings.slice(0, after), ...providers, ...settings.slice(after)]
+}
+
+/**
+ * The variable one provider's setting was read from (as src/config/oidc.ts reads it): its own when
+ * set, even to empty; else the shared one when set (a list even to empty); undefined: the built-in default.
+ */
+function providerVariable (id: string, setting: ProviderSetting, values: Env): string | undefined {
+  const own = providerPrefix(id) + setting
+  if (values[own] !== undefined || OWN_SETTINGS.includes(setting)) return own
+  const shared = unprefixed(setting)
+  const value = values[shared]
+  if (value === undefined || (value.trim() === '' && !LIST_SETTINGS.has(setting))) return undefined
+  return shared
 }

@@ -48,12 +48,12 @@ export const MAX_PROVIDERS = 16
 const PROVIDER_ID = /^[a-z0-9-]{1,32}$/
 
 /** The settings every provider may set for itself (OIDC_<ID>_<SETTING>), or inherit from OIDC_<SETTING>. */
-const PROVIDER_SETTINGS = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET', 'CLIENT_AUTH_METHOD', 'REDIRECT_URI', 'SCOPES',
+export const PROVIDER_SETTINGS = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET', 'CLIENT_AUTH_METHOD', 'REDIRECT_URI', 'SCOPES',
   'USERNAME_CLAIM', 'FULL_NAME_CLAIM', 'EMAIL_CLAIM', 'GROUPS_CLAIM', 'ADMIN_GROUP', 'ADMIN_EMAILS',
   'POST_LOGOUT_REDIRECT_URI', 'BUTTON_TEXT', 'REFRESH_INTERVAL', 'ALLOWED_EMAIL_DOMAINS', 'ALLOWED_EMAILS', 'ALLOWED_GROUPS', 'ALLOW_SELF_REGISTER'] as const
-type ProviderSetting = typeof PROVIDER_SETTINGS[number]
+export type ProviderSetting = typeof PROVIDER_SETTINGS[number]
 /** Each provider's own: one issuer cannot be two providers, and a client is registered at one IdP. */
-const OWN_SETTINGS: readonly ProviderSetting[] = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET']
+export const OWN_SETTINGS: readonly ProviderSetting[] = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET']
 
 /** The variable prefix of a provider id: upper-cased, `-` as `_` (`corp-sso` → `OIDC_CORP_SSO_`). */
 export function providerPrefix (id: string): string {
@@ -76,8 +76,8 @@ export interface ProviderDefaults {
 
 export function parseOidcProviders (r: Reader, defaults: ProviderDefaults): OidcConfig[] | undefined {
   const { get, getList, fail } = r
-  const listed = get('OIDC_PROVIDERS')
-  if (listed === undefined) {
+  // A list set to empty is the empty list (docs/PROTOCOL.md#list-variables): refused below, not the single provider.
+  if (!r.isSet('OIDC_PROVIDERS')) {
     const single = parseProvider(r, SINGLE_PROVIDER_ID, 'oidc', { own: (s) => unprefixed(s), shared: () => undefined }, defaults, 'is required when AUTH_METHOD is oidc or both')
     return single !== undefined ? [single] : undefined
   }
@@ -86,31 +86,28 @@ export function parseOidcProviders (r: Reader, defaults: ProviderDefaults): Oidc
   if (ids.length === 0) fail('OIDC_PROVIDERS', 'lists no provider; list provider ids such as corp,partner, or leave it unset to use OIDC_ISSUER alone')
   if (ids.length > MAX_PROVIDERS) fail('OIDC_PROVIDERS', `lists ${ids.length} providers; at most ${MAX_PROVIDERS}`)
   const seen = new Set<string>()
-  for (const id of ids) {
-    if (!PROVIDER_ID.test(id)) fail('OIDC_PROVIDERS', `"${id.slice(0, 40)}" is not a provider id: use lower-case letters, digits and "-" (at most 32), e.g. corp,partner`)
-    else if (seen.has(id)) fail('OIDC_PROVIDERS', `lists "${id}" twice; each provider once`)
-    seen.add(id)
-    // Provider post-logout's REDIRECT_URI would be the shared OIDC_POST_LOGOUT_REDIRECT_URI: an id whose variables
-    // read as another setting's name is refused rather than guessed at.
-    const clash = PROVIDER_SETTINGS.find((s) => (PROVIDER_SETTINGS as readonly string[]).includes(providerPrefix(id).slice('OIDC_'.length) + s))
-    if (clash !== undefined) fail('OIDC_PROVIDERS', `"${id}" cannot be a provider id: ${providerPrefix(id)}${clash} is the name of a setting shared by every provider; choose another id`)
-  }
-  // Likewise between providers (whether such a pair of ids exists or not, one variable, one meaning).
+  /** Each listed provider's variable names, to find two providers that would share one. */
   const owner = new Map<string, string>()
-  for (const id of new Set(ids)) {
-    for (const setting of PROVIDER_SETTINGS) {
-      const name = providerPrefix(id) + setting
-      const other = owner.get(name)
-      if (other !== undefined) fail('OIDC_PROVIDERS', `"${other}" and "${id}" cannot both be provider ids: ${name} would be a setting of both; rename one`)
-      owner.set(name, id)
-    }
+  for (const id of ids) {
+    if (!PROVIDER_ID.test(id)) { fail('OIDC_PROVIDERS', `"${id.slice(0, 40)}" is not a provider id: use lower-case letters, digits and "-" (at most 32), e.g. corp,partner`); continue }
+    if (seen.has(id)) { fail('OIDC_PROVIDERS', `lists "${id}" twice; each provider once`); continue }
+    seen.add(id)
+    // With the id `client`, the shared OIDC_CLIENT_AUTH_METHOD would read as one of its own variables
+    // (OIDC_CLIENT_ + AUTH_METHOD): an id whose prefix starts a shared setting's name is refused
+    // rather than left for the operator to misread.
+    const shared = PROVIDER_SETTINGS.map(unprefixed).find((name) => name.startsWith(providerPrefix(id)))
+    if (shared !== undefined) { fail('OIDC_PROVIDERS', `"${id}" cannot be a provider id: its variables (${providerPrefix(id)}…) would be confused with the shared setting ${shared}; choose another id`); continue }
+    // `x` and `x-post-logout`: OIDC_X_POST_LOGOUT_REDIRECT_URI would be a variable of both.
+    const twin = PROVIDER_SETTINGS.map((s) => providerPrefix(id) + s).find((name) => owner.has(name))
+    if (twin !== undefined) { fail('OIDC_PROVIDERS', `"${owner.get(twin)!}" and "${id}" cannot both be provider ids: ${twin} would be a variable of both; choose another id`); continue }
+    for (const s of PROVIDER_SETTINGS) owner.set(providerPrefix(id) + s, id)
   }
   // Each provider has its own issuer and client: the unprefixed ones would be a provider nobody listed.
   for (const setting of OWN_SETTINGS) {
     const name = unprefixed(setting)
-    if (get(name) !== undefined || get(`${name}_FILE`) !== undefined) {
-      fail(get(name) !== undefined ? name : `${name}_FILE`, `is not used when OIDC_PROVIDERS is set; set ${ids.map((id) => providerPrefix(id) + setting).join(', ')} instead`)
-    }
+    // OIDC_CLIENT_SECRET_FILE has been read into OIDC_CLIENT_SECRET already: name the one the operator set.
+    const set = get(`${name}_FILE`) !== undefined ? `${name}_FILE` : get(name) !== undefined ? name : undefined
+    if (set !== undefined) fail(set, `is not used when OIDC_PROVIDERS is set; set ${ids.map((id) => providerPrefix(id) + setting).join(', ')} instead`)
   }
   if (r.problems.length > problemsBefore) return undefined
   const providers: OidcConfig[] = []
@@ -119,6 +116,8 @@ export function parseOidcProviders (r: Reader, defaults: ProviderDefaults): Oidc
       own: (s) => providerPrefix(id) + s,
       shared: (s) => OWN_SETTINGS.includes(s) ? undefined : unprefixed(s)
     }
+    // Read by readEnvironment, not through the reader: known here, or the unknown-variable warning would call it a typo.
+    r.isSet(`${providerPrefix(id)}CLIENT_SECRET_FILE`)
     const provider = parseProvider(r, id, `oidc:${id}`, names, defaults, `is required for provider ${id} (listed in OIDC_PROVIDERS)`)
     if (provider !== undefined) providers.push(provider)
   }
@@ -130,7 +129,8 @@ export function parseOidcProviders (r: Reader, defaults: ProviderDefaults): Oidc
   return providers.length === ids.length && r.problems.length === problemsBefore ? providers : undefined
 }
 
-function unprefixed (setting: ProviderSetting): string {
+/** The shared variable of a setting: OIDC_<SETTING>, or the gateway-wide ALLOWED_* / ALLOW_SELF_REGISTER. */
+export function unprefixed (setting: ProviderSetting): string {
   return setting.startsWith('ALLOW') ? setting : `OIDC_${setting}`
 }
 
@@ -140,13 +140,16 @@ function sameIssuer (a: URL, b: URL): boolean {
 
 function parseProvider (r: Reader, id: string, readinessName: string, names: ProviderNames, defaults: ProviderDefaults, whyRequired: string): OidcConfig | undefined {
   const { fail } = r
-  /** The provider's own value, else the shared default; `name` says which variable to blame. */
+  /**
+   * The provider's own value, else the shared default; `name` says which variable to blame. Its own
+   * set even to empty is its own (then the built-in default): `OIDC_PARTNER_ADMIN_GROUP=` must mean
+   * no admin group for partner, never the staff's OIDC_ADMIN_GROUP.
+   */
   const read = (setting: ProviderSetting): { name: string, value: string | undefined } => {
     const own = names.own(setting)
-    const value = r.get(own)
     const shared = names.shared(setting)
-    if (value !== undefined || shared === undefined) return { name: own, value }
-    return { name: shared, value: r.get(shared) }
+    const name = shared === undefined || r.isSet(own) ? own : shared
+    return { name, value: r.get(name) }
   }
   const readList = (setting: ProviderSetting, whenUnset: string[] = [], separator?: RegExp): { name: string, value: string[] } => {
     const own = names.own(setting)

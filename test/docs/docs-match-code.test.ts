@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { ConfigError, loadConfig, type Config, type Env } from '../../src/config/index.js'
+import { parseEnv } from 'node:util'
+import { ConfigError, loadConfig, providerPrefix, type Config, type Env } from '../../src/config/index.js'
 import { DESCRIBE, describeConfig, settingNames, type Setting } from '../../src/config/describe.js'
 import { FAILURES, type OidcFailureCode } from '../../src/auth/oidc/errors.js'
 import { SIGNED_OUT_LOCATION } from '../../src/auth/logout.js'
@@ -78,10 +79,57 @@ t.test('README\'s configuration table lists exactly the variables the configurat
   for (const name of documented) t.ok(SETTINGS.has(name), `README.md#configuration lists ${name}, which src/config/variables.ts does not know`)
 })
 
+/** The provider ids of env.example's OIDC_PROVIDERS example, and whether a name is one of their OIDC_<ID>_* variables. */
+const exampleProviders = (): { ids: string[], isProviderVariable: (name: string) => boolean } => {
+  const ids = envExample().find((e) => e.name === 'OIDC_PROVIDERS')?.value.split(',') ?? []
+  return { ids, isProviderVariable: (name) => ids.some((id) => name.startsWith(providerPrefix(id))) }
+}
+
 t.test('env.example shows exactly the variables the configuration reads', async (t) => {
-  const shown = new Set(envExample().map((e) => SECRET_FILE_FORMS.has(e.name) ? e.name.slice(0, -'_FILE'.length) : e.name))
+  // Each provider's OIDC_<ID>_* are checked by loading them (below), not against the list.
+  const { isProviderVariable } = exampleProviders()
+  const shown = new Set(envExample().filter((e) => !isProviderVariable(e.name)).map((e) => SECRET_FILE_FORMS.has(e.name) ? e.name.slice(0, -'_FILE'.length) : e.name))
   for (const name of SETTINGS) t.ok(shown.has(name), `${name} is read by src/config but missing from env.example`)
   for (const name of shown) t.ok(SETTINGS.has(name), `env.example shows ${name}, which src/config/variables.ts does not know`)
+})
+
+/**
+ * A several-providers example as the server reads it: every secret file made to exist, and the
+ * configuration loaded, so that a misspelt or unknown name, or a value the server refuses, fails here.
+ */
+function loadProvidersExample (env: Env): Config {
+  const cwd = dir()
+  const files = Object.fromEntries(Object.keys(env).filter((n) => n.endsWith('_FILE')).map((n) => {
+    writeFileSync(join(cwd, n), 'example-secret\n')
+    return [n, n]
+  }))
+  return loadConfig({ ...secrets, ...env, ...files }, { cwd, dotenv: false })
+}
+
+t.test('env.example\'s several-providers block is a configuration the server accepts, every name known', async (t) => {
+  const { ids, isProviderVariable } = exampleProviders()
+  t.ok(ids.length >= 2, `OIDC_PROVIDERS=${ids.join(',')}`)
+  const lines = envExample().filter((e) => e.name === 'OIDC_PROVIDERS' || e.name === 'OIDC_REDIRECT_URI' || isProviderVariable(e.name))
+  const c = loadProvidersExample({ AUTH_METHOD: 'both', ...parseEnv(lines.map((e) => `${e.name}=${e.value}`).join('\n')) })
+  t.same(c.oidcProviders.map((p) => p.id), ids)
+  t.same(c.unknownVariables, [], 'no name the server does not read')
+  t.ok(lines.filter((e) => isProviderVariable(e.name)).length >= 10, `${lines.length} lines`)
+})
+
+t.test('docs/OIDC_SETUP.md\'s several-providers example is a configuration the server accepts', async (t) => {
+  const doc = read('docs/OIDC_SETUP.md')
+  const section = doc.slice(doc.indexOf('\n## Several identity providers\n'), doc.indexOf('\n## What is checked\n'))
+  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1]
+  t.ok(block, 'the section has an example')
+  const env = parseEnv(block ?? '')
+  const c = loadProvidersExample(env)
+  t.same(c.oidcProviders.map((p) => p.id), env.OIDC_PROVIDERS?.split(','))
+  t.same(c.unknownVariables, [], 'no name the server does not read')
+  t.same(c.adminUsernames, [], 'the example sets ADMIN_USERNAMES= as its text advises')
+  const partner = c.oidcProviders.find((p) => p.id === 'partner')
+  t.equal(partner?.allowSelfRegister, false)
+  t.equal(partner?.adminGroup, undefined, 'nobody is an admin through partner')
+  t.same(partner?.adminEmails, [])
 })
 
 t.test('docs/OIDC_SETUP.md lists every SSO variable, and only real ones', async (t) => {
