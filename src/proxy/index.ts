@@ -18,6 +18,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { combineWsHooks, webSocketOptions } from './websocket.js'
 import { limitClients } from './client-limits.js'
 import { abortedWhenUnfinished, UpstreamPool, withClientSignal, type ClientSignal } from './hang-up.js'
+import { UPSTREAM_HEADER_TIMEOUT_DEFAULT } from '../config/proxy.js'
 import type { OpenConnections } from './open-connections.js'
 import type { OpenWebSockets } from './open-websockets.js'
 import type { WebSocketFlow } from './websocket-flow.js'
@@ -53,14 +54,16 @@ export interface ProxyDeps {
 /** Upstream connections kept open by default (UPSTREAM_POOL_SIZE): enough for concurrent long-polls and bursts, bounded for the upstream's sake. */
 export const UPSTREAM_CONNECTIONS = 128
 
-export function createUpstreamPool (upstream: URL, connections = UPSTREAM_CONNECTIONS): UpstreamPool {
+export function createUpstreamPool (upstream: URL, connections = UPSTREAM_CONNECTIONS, headersTimeoutMs = UPSTREAM_HEADER_TIMEOUT_DEFAULT * 1000): UpstreamPool {
   return new UpstreamPool(upstream.origin, {
     connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
-    // Long-polling and streaming responses may legitimately stay open: no body timeout. Headers
-    // must arrive within 5 minutes, which covers any long-poll interval.
-    headersTimeout: 300_000,
+    // A hung application answers 504 after the header timeout, which frees its connection. Once the
+    // headers are in, nothing is timed: long-polls that answer at once and stream later, server-sent
+    // events and large downloads may legitimately stay open (undici times the headers from the end
+    // of the request body, so a slow upload is not counted against the upstream).
+    headersTimeout: headersTimeoutMs,
     bodyTimeout: 0,
     connect: { rejectUnauthorized: true }
   })
@@ -154,7 +157,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
   await app.register(httpProxy, {
     upstream: upstream.href,
     prefix: '/',
-    undici: createUpstreamPool(upstream, config.upstreamPoolSize),
+    undici: createUpstreamPool(upstream, config.upstreamPoolSize, config.upstreamHeaderTimeoutMs),
     // Closed with the gateway (once its server has closed): no idle connection to the upstream outlives it.
     destroyAgent: true,
     // eslint-disable-next-line @typescript-eslint/no-misused-promises -- typed callback-style only, but http-proxy hands it to fastify.route(), which awaits an async hook
