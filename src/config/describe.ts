@@ -89,6 +89,7 @@ export const DESCRIBE: Record<string, Describe> = {
   TRUST_PROXY: (c) => Array.isArray(c.trustProxy) ? c.trustProxy.join(',') : String(c.trustProxy),
   SKIP_AUTH_PATHS: (c) => c.skipAuthPaths.join(','),
   UPSTREAM_POOL_SIZE: (c) => String(c.upstreamPoolSize),
+  UPSTREAM_HEADER_TIMEOUT: (c) => seconds(c.upstreamHeaderTimeoutMs),
   CLIENT_HEADER_TIMEOUT: (c) => seconds(c.clientLimits.headerTimeoutMs),
   CLIENT_BODY_IDLE_TIMEOUT: (c) => seconds(c.clientLimits.bodyIdleTimeoutMs),
   CLIENT_BODY_MIN_RATE: (c) => String(c.clientLimits.bodyMinBytesPerSecond),

@@ -1,5 +1,6 @@
 // What the proxy believes and allows: forwarded client addresses, the paths that skip
-// authentication, and how much of the shared upstream pool one client may hold.
+// authentication, how much of the shared upstream pool one client may hold, and how long the
+// upstream may take to start its answer.
 import { isIP } from 'node:net'
 import type { ClientLimits } from '../proxy/client-limits.js'
 import type { Fail, Reader } from './environment.js'
@@ -17,6 +18,8 @@ export interface ProxyConfig {
   skipAuthPaths: string[]
   /** UPSTREAM_POOL_SIZE: connections to the upstream, shared by every client. */
   upstreamPoolSize: number
+  /** UPSTREAM_HEADER_TIMEOUT: how long the upstream may take to send its response headers (then 504); bodies are never timed. */
+  upstreamHeaderTimeoutMs: number
   /** How slow and how greedy one client may be toward the shared upstream pool. */
   clientLimits: ClientLimits
 }
@@ -26,8 +29,17 @@ export function parseProxy (r: Reader): Partial<ProxyConfig> {
   const trustProxy = parseTrustProxy(get('TRUST_PROXY') ?? 'false', fail)
   const skipAuthPaths = parseSkipAuthPaths(getList('SKIP_AUTH_PATHS'), fail)
   const { upstreamPoolSize, clientLimits } = parseClientLimits(get, fail)
-  return { trustProxy, skipAuthPaths: skipAuthPaths ?? [], upstreamPoolSize, clientLimits }
+  const headerTimeout = parseIntIn(get('UPSTREAM_HEADER_TIMEOUT') ?? String(UPSTREAM_HEADER_TIMEOUT_DEFAULT), 1, 3600) ??
+    fail('UPSTREAM_HEADER_TIMEOUT', 'must be a whole number of seconds from 1 to 3600 (it bounds the wait for the response headers only: streamed bodies and long-polls that answer at once are never cut)')
+  return { trustProxy, skipAuthPaths: skipAuthPaths ?? [], upstreamPoolSize, clientLimits, upstreamHeaderTimeoutMs: headerTimeout !== undefined ? headerTimeout * 1000 : undefined }
 }
+
+/**
+ * Seconds the upstream may take to send its response headers. A hung application holds a pool
+ * connection and its user's browser that long; 60 s is what nginx (proxy_read_timeout) and common
+ * load balancers already allow, so a long-poll that works behind them works here too.
+ */
+export const UPSTREAM_HEADER_TIMEOUT_DEFAULT = 60
 
 function parseTrustProxy (value: string, fail: Fail): TrustProxy | undefined {
   const v = value.toLowerCase()

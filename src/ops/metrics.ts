@@ -19,6 +19,9 @@ export type AccessDecision = typeof ACCESS_DECISIONS[number]
 
 export type LoginMethod = 'local' | 'oidc'
 
+/** How proxied requests fail at the upstream (authgate_upstream_errors_total; proxy/index.ts). */
+export const UPSTREAM_ERROR_KINDS = ['unreachable', 'reset', 'timeout', 'truncated'] as const
+
 /** The IdP's endpoints, for its call latency: which call was slow or failed. */
 export type IdpEndpoint = 'discovery' | 'token' | 'jwks' | 'userinfo' | 'other'
 /** `ok`: 2xx/3xx; `error`: the IdP answered 4xx/5xx; `failed`: no usable answer (unreachable, timeout, too large). */
@@ -57,6 +60,7 @@ export class Metrics {
   private readonly idpLogouts: PromCounter<'channel' | 'outcome'>
   private readonly idpLogoutSessions: PromCounter<'channel'>
   private openWebSockets: () => number = () => 0
+  private upstreamPool: () => { running: number, queued: number } = () => ({ running: 0, queued: 0 })
 
   constructor () {
     const registers = [this.registry]
@@ -72,7 +76,14 @@ export class Metrics {
     this.loginFailureCounter = new PromCounter({ name: 'authgate_login_failures_total', help: 'Refused sign-ins, by method and reason.', labelNames: ['method', 'reason'], registers })
     for (const method of ['local', 'oidc']) this.loginCounter.inc({ method }, 0)
     this.sessionRefusals = new PromCounter({ name: 'authgate_session_refusals_total', help: 'Requests whose session cookie was refused, by reason.', labelNames: ['reason'], registers })
-    this.upstreamErrors = oneLabel('kind', new PromCounter({ name: 'authgate_upstream_errors_total', help: 'Proxied requests that failed to reach the upstream, by kind.', labelNames: ['kind'], registers }))
+    const upstreamErrors = new PromCounter({ name: 'authgate_upstream_errors_total', help: 'Proxied requests the upstream failed, by kind: unreachable, reset (closed before its headers), timeout (no headers in time), truncated (closed during its answer).', labelNames: ['kind'], registers })
+    for (const kind of UPSTREAM_ERROR_KINDS) upstreamErrors.inc({ kind }, 0)
+    this.upstreamErrors = oneLabel('kind', upstreamErrors)
+    const upstreamPool = (): { running: number, queued: number } => this.upstreamPool()
+    // eslint-disable-next-line no-new -- registering is all it is for: `registers` keeps it, collect() reads the pool
+    new Gauge({ name: 'authgate_upstream_requests_active', help: 'Proxied requests holding an upstream connection now (at most UPSTREAM_POOL_SIZE).', registers, collect () { this.set(upstreamPool().running) } })
+    // eslint-disable-next-line no-new -- as above
+    new Gauge({ name: 'authgate_upstream_requests_queued', help: 'Proxied requests waiting for a free upstream connection now (the pool is full).', registers, collect () { this.set(upstreamPool().queued) } })
     this.clientsRefused = oneLabel('reason', new PromCounter({ name: 'authgate_client_requests_refused_total', help: 'Requests refused for holding the upstream pool too long or too much, by reason.', labelNames: ['reason'], registers }))
     const accessRefusals = new PromCounter({ name: 'authgate_access_refusals_total', help: 'Signed-in requests refused by ACCESS_RULES (403), by reason.', labelNames: ['reason'], registers })
     for (const reason of ['rule', 'ambiguous-path', 'no-reported-uri']) accessRefusals.inc({ reason }, 0)
@@ -118,6 +129,11 @@ export class Metrics {
   idpLogout (channel: 'back' | 'front', outcome: 'accepted' | 'refused', sessionsEnded = 0): void {
     this.idpLogouts.inc({ channel, outcome })
     if (sessionsEnded > 0) this.idpLogoutSessions.inc({ channel }, sessionsEnded)
+  }
+
+  /** Where the upstream pool's busy connections and waiting requests are read (at each scrape). */
+  watchUpstreamPool (stats: () => { running: number, queued: number }): void {
+    this.upstreamPool = stats
   }
 
   /** Where the open WebSockets are counted (read at each scrape). */

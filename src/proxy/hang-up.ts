@@ -9,7 +9,7 @@
 // hands it to undici, which cancels the request and frees (closes) its connection.
 import { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
 
 /** Why an upstream request was cancelled: nobody is waiting for its answer any more. */
@@ -29,12 +29,44 @@ export class ClientGoneError extends Error {
 export class ClientSignal extends EventEmitter {
   aborted = false
   reason: Error | undefined
+  /**
+   * The upstream failed this request (refused, reset, timed out, or cut its answer short), and that
+   * was logged: the response closing unfinished is then no client hang-up.
+   */
+  upstreamFailed = false
+  /** While reply-from hears of an upstream failure: the request's own logger (its current one is muted). */
+  failureLog: FastifyBaseLogger | undefined
+
+  constructor (private readonly request?: { log: FastifyBaseLogger }) {
+    super()
+  }
 
   abort (reason: Error): void {
     if (this.aborted) return
     this.aborted = true
     this.reason = reason
     this.emit('abort')
+  }
+
+  /**
+   * Runs `report` (reply-from's handling of a failed upstream request) with the request's logger
+   * muted below errors: reply-from logs every failure as a warning with the error's whole stack
+   * before it calls the proxy's onError, which logs it once, with its reason, on `failureLog`.
+   */
+  reportFailure (report: () => void): void {
+    const request = this.request
+    if (request === undefined) { report(); return }
+    const log = request.log
+    const muted = log.child({}, { level: 'error' })
+    request.log = muted
+    this.failureLog = log
+    try {
+      report()
+    } finally {
+      // Unless something muted it for good meanwhile (a client that left, a body too slow).
+      if (request.log === muted) request.log = log
+      this.failureLog = undefined
+    }
   }
 }
 
@@ -44,9 +76,10 @@ export class ClientSignal extends EventEmitter {
  * "response errored" would be a warning with a stack trace, for a cancellation made on purpose.
  */
 export function abortedWhenUnfinished (request: FastifyRequest, response: ServerResponse): ClientSignal {
-  const signal = new ClientSignal()
+  const signal = new ClientSignal(request)
   response.once('close', () => {
-    if (response.writableFinished) return
+    // An answer the upstream cut short was logged as that (proxy/index.ts), not as a hang-up.
+    if (response.writableFinished || signal.upstreamFailed) return
     request.log.info({ method: request.method, path: request.url.split('?', 1)[0], status: response.headersSent ? response.statusCode : undefined },
       'connection closed before the answer was complete: upstream request cancelled')
     request.log = request.log.child({}, { level: 'error' })
@@ -74,14 +107,48 @@ function clientSignalOf (headers: unknown): ClientSignal | undefined {
 
 type Callback<T> = (err: Error | null, data: Dispatcher.ResponseData<T>) => void
 
-/** The proxy's pool: a request that carries its client's signal is cancelled when that client leaves. */
+export interface UpstreamPoolEvents {
+  /**
+   * A request found every connection busy and waits for one (`queued`: how many wait now). Called
+   * for each such request, so throttle whatever it does.
+   */
+  queued?: (queued: number) => void
+}
+
+/**
+ * The proxy's pool: a request that carries its client's signal is cancelled when that client
+ * leaves, its failures are reported through that signal, and requests that must wait for a free
+ * connection are told.
+ */
 export class UpstreamPool extends Pool {
+  private readonly events: UpstreamPoolEvents
+
+  constructor (origin: string, options?: Pool.Options, events: UpstreamPoolEvents = {}) {
+    super(origin, options)
+    this.events = events
+  }
+
   override request<T = null> (options: Dispatcher.RequestOptions<T>, callback: Callback<T>): void
   override request<T = null> (options: Dispatcher.RequestOptions<T>): Promise<Dispatcher.ResponseData<T>>
   override request<T = null> (options: Dispatcher.RequestOptions<T>, callback?: Callback<T>): Promise<Dispatcher.ResponseData<T>> | void {
     const signal = clientSignalOf(options.headers)
     // reply-from builds these options afresh for each request: set, not copied (this is per request).
     if (signal !== undefined && options.signal == null) options.signal = signal
-    return callback === undefined ? super.request(options) : super.request(options, callback)
+    if (callback === undefined) return super.request(options)
+    if (signal === undefined) { super.request(options, callback); return }
+    super.request(options, (err, data) => {
+      if (err === null) callback(err, data)
+      else signal.reportFailure(() => { callback(err, data) })
+    })
+  }
+
+  override dispatch (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const free = super.dispatch(options, handler)
+    // false: this request took the last free connection, or found none and waits in the pool's queue.
+    if (!free && this.events.queued !== undefined) {
+      const { queued } = this.stats
+      if (queued > 0) this.events.queued(queued)
+    }
+    return free
   }
 }

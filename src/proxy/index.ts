@@ -1,6 +1,7 @@
 // Everything that is not a gateway route goes to the upstream: identified, access-checked (session,
 // SKIP_AUTH_PATHS, ACCESS_RULES), stripped of forged identity, signed, and streamed through a
 // deliberately sized connection pool.
+import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import type { Config } from '../config/index.js'
@@ -17,7 +18,8 @@ import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from 
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { combineWsHooks, webSocketOptions } from './websocket.js'
 import { limitClients } from './client-limits.js'
-import { abortedWhenUnfinished, UpstreamPool, withClientSignal, type ClientSignal } from './hang-up.js'
+import { abortedWhenUnfinished, ClientGoneError, UpstreamPool, withClientSignal, type ClientSignal, type UpstreamPoolEvents } from './hang-up.js'
+import { UPSTREAM_HEADER_TIMEOUT_DEFAULT } from '../config/proxy.js'
 import type { OpenConnections } from './open-connections.js'
 import type { OpenWebSockets } from './open-websockets.js'
 import type { WebSocketFlow } from './websocket-flow.js'
@@ -53,18 +55,57 @@ export interface ProxyDeps {
 /** Upstream connections kept open by default (UPSTREAM_POOL_SIZE): enough for concurrent long-polls and bursts, bounded for the upstream's sake. */
 export const UPSTREAM_CONNECTIONS = 128
 
-export function createUpstreamPool (upstream: URL, connections = UPSTREAM_CONNECTIONS): UpstreamPool {
+export interface UpstreamPoolOptions {
+  /** UPSTREAM_HEADER_TIMEOUT: how long the upstream may take to send its response headers. */
+  headersTimeoutMs?: number
+  events?: UpstreamPoolEvents
+}
+
+export function createUpstreamPool (upstream: URL, connections = UPSTREAM_CONNECTIONS, options: UpstreamPoolOptions = {}): UpstreamPool {
   return new UpstreamPool(upstream.origin, {
     connections,
     pipelining: 1,
     keepAliveTimeout: 30_000,
-    // Long-polling and streaming responses may legitimately stay open: no body timeout. Headers
-    // must arrive within 5 minutes, which covers any long-poll interval.
-    headersTimeout: 300_000,
+    // A hung application answers 504 after the header timeout, which frees its connection. Once the
+    // headers are in, nothing is timed: long-polls that answer at once and stream later, server-sent
+    // events and large downloads may legitimately stay open (undici times the headers from the end
+    // of the request body, so a slow upload is not counted against the upstream).
+    headersTimeout: options.headersTimeoutMs ?? UPSTREAM_HEADER_TIMEOUT_DEFAULT * 1000,
     bodyTimeout: 0,
     connect: { rejectUnauthorized: true }
-  })
+  }, options.events)
 }
+
+/** How an upstream request failed before its answer began: what the client gets and how it is counted. */
+export interface UpstreamFailure {
+  /** `unreachable`: no connection (refused, DNS, TLS); `reset`: closed before the headers; `timeout`: no headers in time (or no connection in time). */
+  kind: 'unreachable' | 'reset' | 'timeout'
+  status: 502 | 504
+  /** The failure's code (ECONNREFUSED, UND_ERR_SOCKET, UND_ERR_HEADERS_TIMEOUT, ...), for the log. */
+  reason: string
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT'])
+const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
+
+/** `error`: what reply-from hands its onError (it wraps the pool's error as its `cause`). */
+export function classifyUpstreamFailure (error: Error): UpstreamFailure {
+  const cause = (error as { cause?: unknown }).cause
+  const code = (cause instanceof Error ? (cause as { code?: unknown }).code : undefined) ?? (error as { code?: unknown }).code
+  const reason = typeof code === 'string' ? code : error.name
+  if (TIMEOUT_CODES.has(reason)) return { kind: 'timeout', status: 504, reason }
+  if (RESET_CODES.has(reason)) return { kind: 'reset', status: 502, reason }
+  return { kind: 'unreachable', status: 502, reason }
+}
+
+const FAILURE_TITLES: Record<UpstreamFailure['kind'], string> = {
+  unreachable: 'The application is not reachable',
+  reset: 'The application closed the connection',
+  timeout: 'The application is taking too long'
+}
+
+/** At most one "pool full" warning per this many milliseconds: under sustained saturation every request would log it. */
+const POOL_FULL_LOG_INTERVAL_MS = 60_000
 
 export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'protocol' | 'host' | 'id'>, config: Config): { forwardedFor: string[], proto: string, host: string, requestId: string } {
   // request.ips honours TRUST_PROXY: the socket peer plus only the trusted X-Forwarded-For hops.
@@ -151,10 +192,39 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
     request.upstreamSignal = abortedWhenUnfinished(request, reply.raw)
   }
 
+  // Requests beyond the pool wait in undici's queue for a free connection, untimed: say so, so a pool
+  // held by hung requests (each freed after UPSTREAM_HEADER_TIMEOUT) or by long streams is visible.
+  let poolFullLoggedAt = -Infinity
+  const pool = createUpstreamPool(upstream, config.upstreamPoolSize, {
+    headersTimeoutMs: config.upstreamHeaderTimeoutMs,
+    events: {
+      queued: (queued) => {
+        const now = Date.now()
+        if (now - poolFullLoggedAt < POOL_FULL_LOG_INTERVAL_MS) return
+        poolFullLoggedAt = now
+        app.log.warn({ connections: config.upstreamPoolSize, queued }, 'upstream connection pool full: requests wait for a free connection (see authgate_upstream_requests_queued)')
+      }
+    }
+  })
+  metrics.watchUpstreamPool(() => pool.stats)
+
+  /** The upstream closed its connection while the answer was streaming: the client's response is cut short (it sees an incomplete body). */
+  function watchForCutAnswer (request: Pick<FastifyRequest, 'upstreamSignal' | 'log' | 'method' | 'url'>, status: number, body: Readable): void {
+    body.once('error', (err: Error & { code?: string }) => {
+      const signal = request.upstreamSignal
+      // Cancelled by the gateway (the client left, the session ended, shutdown): not the upstream's doing.
+      if (signal === undefined || signal.aborted || err instanceof ClientGoneError) return
+      signal.upstreamFailed = true
+      metrics.upstreamErrors.inc('truncated')
+      request.log.warn({ method: request.method, path: request.url.split('?', 1)[0], status, kind: 'truncated', reason: err.code ?? err.name, err: err.message },
+        'upstream closed the connection during its answer: response cut short')
+    })
+  }
+
   await app.register(httpProxy, {
     upstream: upstream.href,
     prefix: '/',
-    undici: createUpstreamPool(upstream, config.upstreamPoolSize),
+    undici: pool,
     // Closed with the gateway (once its server has closed): no idle connection to the upstream outlives it.
     destroyAgent: true,
     // eslint-disable-next-line @typescript-eslint/no-misused-promises -- typed callback-style only, but http-proxy hands it to fastify.route(), which awaits an async hook
@@ -167,6 +237,11 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
     // lines per request besides the access line; the same two facts are logged here at debug.
     disableRequestLogging: true,
     replyOptions: {
+      // Never retried. reply-from's default repeats a GET answered 503 up to 10 times (reading
+      // Retry-After as milliseconds) and would retry on a reset with retriesCount: an overloaded
+      // application would get several requests for each one sent. Its 503 and Retry-After pass
+      // through once, and a failure is answered 502/504 at once.
+      retryDelay: () => null,
       rewriteRequestHeaders: (request, headers) => {
         request.log.debug('forwarding to the upstream')
         return withClientSignal(upstreamRequestHeaders(headers, {
@@ -178,26 +253,36 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
         request?.log.debug('upstream answered')
         return clientResponseHeaders(headers, request?.id) as typeof headers
       },
+      onResponse: (request, reply, res) => {
+        const { stream: body, statusCode } = res as unknown as { stream: Readable, statusCode: number }
+        watchForCutAnswer(request, statusCode, body)
+        void reply.send(body)
+      },
       onError: (reply, { error }) => {
+        const request = reply.request
+        const signal = request.upstreamSignal
         // A body that came too slowly was answered (408) and its upstream request aborted on purpose;
         // a request whose client left was cancelled on purpose (hang-up.ts): nobody to answer.
-        if (clientLimits.endedForSlowness(reply.request) || reply.request.upstreamSignal?.aborted === true) return
-        const timeout = /timeout/i.test((error as { code?: string }).code ?? '') || /timeout/i.test(error.name)
-        metrics.upstreamErrors.inc(timeout ? 'timeout' : 'unreachable')
-        reply.log.warn({ err: error.message, code: (error as { code?: string }).code }, 'upstream request failed')
-        const status = timeout ? 504 : 502
+        if (clientLimits.endedForSlowness(request) || signal?.aborted === true) return
+        const failure = classifyUpstreamFailure(error)
+        if (signal !== undefined) signal.upstreamFailed = true
+        metrics.upstreamErrors.inc(failure.kind)
+        // One line with the reason, no stack trace: reply-from's own warning was muted (hang-up.ts).
+        const log = signal?.failureLog ?? reply.log
+        log.warn({ method: request.method, path: request.url.split('?', 1)[0], kind: failure.kind, reason: failure.reason, err: (error.cause instanceof Error ? error.cause : error).message, status: failure.status },
+          'upstream request failed')
         if (reply.sent) return
-        if (isBrowserNavigation(reply.request.method, reply.request.headers.accept)) {
+        if (isBrowserNavigation(request.method, request.headers.accept)) {
           // Our page, not the upstream's: it gets the gateway pages' headers (CSP and the rest).
           setPageSecurityHeaders(reply, [], deps.imgSources)
-          void reply.code(status).type('text/html; charset=utf-8').send(messagePage({
+          void reply.code(failure.status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(messagePage({
             ...brandOf(config),
-            title: timeout ? 'The application is taking too long' : 'The application is not reachable',
+            title: FAILURE_TITLES[failure.kind],
             message: 'The sign-in gateway could not get an answer from the application behind it. Try again in a moment.',
-            link: { href: reply.request.url, text: 'Try again' }
+            link: { href: request.url, text: 'Try again' }
           }))
         } else {
-          void reply.code(status).send({ error: timeout ? 'upstream_timeout' : 'bad_gateway' })
+          void reply.code(failure.status).header('cache-control', 'no-store').send({ error: failure.status === 504 ? 'upstream_timeout' : 'bad_gateway' })
         }
       }
     }

@@ -204,6 +204,11 @@ t.test('slow-client limits and the upstream pool: defaults, values, and refusals
   t.same(problems({ ...secrets, CLIENT_HEADER_TIMEOUT: '0', CLIENT_BODY_IDLE_TIMEOUT: '1.5', CLIENT_BODY_MIN_RATE: '-1', UPSTREAM_POOL_SIZE: '1' }).sort(),
     ['CLIENT_BODY_IDLE_TIMEOUT', 'CLIENT_BODY_MIN_RATE', 'CLIENT_HEADER_TIMEOUT', 'UPSTREAM_POOL_SIZE'])
   t.same(problems({ ...secrets, CLIENT_MAX_CONCURRENT_REQUESTS: '128' }), ['CLIENT_MAX_CONCURRENT_REQUESTS'], 'one address may never hold the whole pool')
+  t.equal(c.upstreamHeaderTimeoutMs, 60_000, 'UPSTREAM_HEADER_TIMEOUT: 60 s by default')
+  t.equal(loadConfig({ ...secrets, UPSTREAM_HEADER_TIMEOUT: '300' }, { cwd: dir(), dotenv: false }).upstreamHeaderTimeoutMs, 300_000)
+  for (const bad of ['0', '1.5', '-1', '3601', '60s']) {
+    t.same(problems({ ...secrets, UPSTREAM_HEADER_TIMEOUT: bad }), ['UPSTREAM_HEADER_TIMEOUT'], `UPSTREAM_HEADER_TIMEOUT=${bad} refused: no "off", whole seconds`)
+  }
   t.same(problems({ ...secrets, CLIENT_MAX_CONCURRENT_REQUESTS: '0' }), ['CLIENT_MAX_CONCURRENT_REQUESTS'], 'and there is no "unlimited"')
   try {
     loadConfig({ ...secrets, CLIENT_MAX_CONCURRENT_REQUESTS: '200', UPSTREAM_POOL_SIZE: '64' }, { cwd: dir(), dotenv: false })

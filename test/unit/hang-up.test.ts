@@ -34,3 +34,49 @@ t.test('UpstreamPool cancels a request still waiting for its answer when the sig
   signal.abort(new Error('again'))
   t.equal(signal.reason?.message, 'the client closed the connection before the answer was complete', 'aborts once: the first reason stays')
 })
+
+t.test('UpstreamPool reports a failed request through its signal, with the request\'s logger muted below errors meanwhile', async (t) => {
+  const server = createServer((req) => { req.socket.destroy() })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const pool = new UpstreamPool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  t.teardown(async () => { await pool.destroy(); server.close() })
+  const levels: string[] = []
+  const logger = { level: 'info', child: (_b: object, options: { level: string }) => ({ ...logger, level: options.level }) }
+  const request = { log: logger as unknown as import('fastify').FastifyBaseLogger }
+  const signal = new ClientSignal(request)
+  const failed = await new Promise<Error | null>((resolve) => {
+    pool.request({ method: 'GET', path: '/', headers: withClientSignal({}, signal) }, (err) => {
+      levels.push(request.log.level, signal.failureLog?.level ?? 'none')
+      resolve(err)
+    })
+  })
+  t.match(failed, { code: 'UND_ERR_SOCKET' })
+  t.same(levels, ['error', 'info'], 'muted while the proxy library hears of it; the request\'s own logger kept aside')
+  t.equal(request.log, logger, 'and restored afterwards')
+  t.equal(signal.failureLog, undefined)
+})
+
+t.test('UpstreamPool tells when a request has to wait for a free connection', async (t) => {
+  const held: Array<import('node:http').ServerResponse> = []
+  const server = createServer((_req, res) => { held.push(res) })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const queued: number[] = []
+  const pool = new UpstreamPool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { connections: 1, pipelining: 1 }, { queued: (n) => { queued.push(n) } })
+  t.teardown(async () => { await pool.destroy(); server.closeAllConnections(); server.close() })
+  const first = pool.request({ method: 'GET', path: '/a' })
+  t.same(queued, [], 'the first takes the only connection')
+  const second = pool.request({ method: 'GET', path: '/b' })
+  const third = pool.request({ method: 'GET', path: '/c' })
+  t.same(queued, [1, 2], 'the next ones wait, and say how many wait')
+  while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  held.shift()!.end('a')
+  await (await first).body.text()
+  while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  held.shift()!.end('b')
+  await (await second).body.text()
+  while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  held.shift()!.end('c')
+  t.equal(await (await third).body.text(), 'c', 'each in turn')
+})
