@@ -51,6 +51,7 @@ export const DESCRIBE: Record<string, Describe> = {
   OIDC_POST_LOGOUT_REDIRECT_URI: oidc((o) => o.postLogoutRedirectUri?.href),
   OIDC_BUTTON_TEXT: oidc((o) => o.buttonText),
   OIDC_REFRESH_INTERVAL: oidc((o) => String(o.refreshInterval)),
+  OIDC_TIMEOUT: oidc((o) => String(o.timeout)),
   ALLOWED_EMAIL_DOMAINS: (c) => c.signInAllowList.emailDomains.join(','),
   ALLOWED_EMAILS: (c) => c.signInAllowList.emails.join(','),
   ALLOWED_GROUPS: (c) => c.signInAllowList.groups.join(','),

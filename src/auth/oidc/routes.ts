@@ -17,7 +17,7 @@ import { brandOf, messagePage } from '../../pages/layout.js'
 import { MESSAGES } from '../../pages/login.js'
 import { loginRenderer } from '../../pages/login-renderer.js'
 import { safeNextPath } from '../next-url.js'
-import { IdpResponseTooLargeError } from './client.js'
+import { IdpResponseTooLargeError, IdpUnreachableError } from './client.js'
 import type { OidcProvider, OidcProviders } from './providers.js'
 import { groupsTooLargeMessage, mapClaims } from './claims.js'
 import { upsertOidcUser } from './linking.js'
@@ -211,6 +211,7 @@ export function classify (err: unknown): OidcFailure {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     if (e instanceof IdpResponseTooLargeError) return new OidcFailure('provider-error', reason)
   }
+  if (err instanceof IdpUnreachableError) return new OidcFailure('provider-unavailable', reason)
   if (err instanceof AuthorizationResponseError) return new OidcFailure(err.error === 'access_denied' ? 'access-denied' : 'provider-error', reason)
   // A 401 challenge: the token endpoint refused the client's credentials, or userinfo the access token.
   if (err instanceof ResponseBodyError || err instanceof WWWAuthenticateChallengeError || err instanceof IdpRefusalError) return new OidcFailure('provider-error', reason)
