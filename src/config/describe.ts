@@ -52,6 +52,7 @@ export const DESCRIBE: Record<string, Describe> = {
   OIDC_BUTTON_TEXT: oidc((o) => o.buttonText),
   OIDC_REFRESH_INTERVAL: oidc((o) => String(o.refreshInterval)),
   OIDC_TIMEOUT: oidc((o) => String(o.timeout)),
+  OIDC_RATE_LIMIT: (c) => c.oidc === undefined ? undefined : String(c.oidcRateLimit),
   ALLOWED_EMAIL_DOMAINS: (c) => c.signInAllowList.emailDomains.join(','),
   ALLOWED_EMAILS: (c) => c.signInAllowList.emails.join(','),
   ALLOWED_GROUPS: (c) => c.signInAllowList.groups.join(','),

@@ -48,6 +48,8 @@ export const MAX_REFRESH_INTERVAL = 86400
 /** OIDC_TIMEOUT's default and bounds, in seconds: longer than a minute, a person has given up anyway. */
 export const OIDC_TIMEOUT_DEFAULT = 10
 export const MAX_OIDC_TIMEOUT = 60
+/** OIDC_RATE_LIMIT's default: flows per minute from one client address (a person needs one or two). */
+export const OIDC_RATE_LIMIT_DEFAULT = 30
 /** The id of the one provider the unprefixed OIDC_* variables configure (OIDC_PROVIDERS unset). */
 export const SINGLE_PROVIDER_ID = 'sso'
 /** More buttons than this is not a login page any more; more flows than this are not one deployment's. */
@@ -235,4 +237,13 @@ function parseProvider (r: Reader, id: string, readinessName: string, names: Pro
     allowSelfRegister,
     timeout
   }
+}
+
+/**
+ * OIDC_RATE_LIMIT: sign-in flows per minute one client address may start (and complete) through
+ * the gateway, so that /login/oidc and the callback cannot be used to hammer the IdP; 0: no limit.
+ */
+export function parseOidcRateLimit (r: Reader): number | undefined {
+  return parseIntIn(r.get('OIDC_RATE_LIMIT') ?? String(OIDC_RATE_LIMIT_DEFAULT), 0, 100_000) ??
+    r.fail('OIDC_RATE_LIMIT', `must be a whole number of sign-ins per minute per client address (0 turns the limit off), e.g. ${OIDC_RATE_LIMIT_DEFAULT}`)
 }
