@@ -57,6 +57,8 @@ export interface AppOptions {
    * cleanup read the time. Default: the system clock; tests pass one they can move (test/support/clock.ts).
    */
   clock?: Clock
+  /** Client addresses OIDC_RATE_LIMIT tracks per route at most (default 10,000). Tests lower it to show the bound. */
+  oidcRateLimitAddresses?: number
 }
 
 declare module 'fastify' {
@@ -228,7 +230,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     await gateway.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock, providers })
-    await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, providers })
+    await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, providers, clock, ...(options.oidcRateLimitAddresses !== undefined ? { rateLimitAddresses: options.oidcRateLimitAddresses } : {}) })
     await gateway.register(idpLogoutRoutes, { providers, users, sessions, metrics })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
     await gateway.register(logoutRoutes, { sessions, endSessionRedirect: oidcEndSession(providers), gate })

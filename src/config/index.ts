@@ -12,7 +12,7 @@ import { parseProxy, type ProxyConfig } from './proxy.js'
 import { parseLogging, type LoggingConfig } from './logging.js'
 import { parseDatabase } from './database.js'
 import { parseSecrets, type SecretsConfig } from './secrets.js'
-import { parseOidcProviders, type OidcConfig } from './oidc.js'
+import { parseOidcProviders, parseOidcRateLimit, type OidcConfig } from './oidc.js'
 import { parsePages, type PagesConfig } from './pages.js'
 import { parseIdentityJwt, type IdentityJwtConfig } from './identity-jwt.js'
 import { parseOperations, type OperationsConfig } from './operations.js'
@@ -36,6 +36,8 @@ export interface Config extends ListenerConfig, SecretsConfig, SignInConfig, Acc
   oidcProviders: OidcConfig[]
   /** OIDC_PROVIDERS is set: providers are named in URLs, cookies and readiness. */
   multipleProviders: boolean
+  /** OIDC_RATE_LIMIT: SSO flows per minute per client address (/login/oidc, and the callback apart); 0: unlimited. */
+  oidcRateLimit: number
   identityJwt: IdentityJwtConfig | undefined
   dataDir: string
   /** Names of development secrets generated (and stored in dataDir) by this start, logged as a warning. */
@@ -70,6 +72,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
   const oidcProviders = signIn.authMethod === 'oidc' || signIn.authMethod === 'both'
     ? parseOidcProviders(r, { signInAllowList: access.signInAllowList, allowSelfRegister: signIn.allowSelfRegister }) ?? []
     : []
+  const oidcRateLimit = oidcProviders.length > 0 ? parseOidcRateLimit(r) : 0
   const pages = parsePages(r, cwd)
   const identityJwt = parseIdentityJwt(r, { ...devSecrets, publicUrl: listener.publicUrl, canGenerate: problems.length === 0 })
 
@@ -86,6 +89,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     oidc: oidcProviders[0],
     oidcProviders,
     multipleProviders: oidcProviders.length > 0 && r.get('OIDC_PROVIDERS') !== undefined,
+    oidcRateLimit: oidcRateLimit!,
     ...session as SessionConfig,
     ...proxy as ProxyConfig,
     identityJwt,

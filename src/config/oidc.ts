@@ -36,10 +36,20 @@ export interface OidcConfig {
   signInAllowList: SignInAllowList
   /** Whether a person this provider vouches for gets an account created (ALLOW_SELF_REGISTER, or OIDC_<ID>_ALLOW_SELF_REGISTER). */
   allowSelfRegister: boolean
+  /**
+   * Seconds each request to this IdP may take, answer read (discovery, token, userinfo, JWKS, refresh):
+   * past it the request is abandoned, and a sign-in answers "provider unavailable".
+   */
+  timeout: number
 }
 
 /** Longest OIDC_REFRESH_INTERVAL: a day (SESSION_MAX_AGE is usually no longer). */
 export const MAX_REFRESH_INTERVAL = 86400
+/** OIDC_TIMEOUT's default and bounds, in seconds: longer than a minute, a person has given up anyway. */
+export const OIDC_TIMEOUT_DEFAULT = 10
+export const MAX_OIDC_TIMEOUT = 60
+/** OIDC_RATE_LIMIT's default: flows per minute from one client address (a person needs one or two). */
+export const OIDC_RATE_LIMIT_DEFAULT = 30
 /** The id of the one provider the unprefixed OIDC_* variables configure (OIDC_PROVIDERS unset). */
 export const SINGLE_PROVIDER_ID = 'sso'
 /** More buttons than this is not a login page any more; more flows than this are not one deployment's. */
@@ -50,7 +60,7 @@ const PROVIDER_ID = /^[a-z0-9-]{1,32}$/
 /** The settings every provider may set for itself (OIDC_<ID>_<SETTING>), or inherit from OIDC_<SETTING>. */
 export const PROVIDER_SETTINGS = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET', 'CLIENT_AUTH_METHOD', 'REDIRECT_URI', 'SCOPES',
   'USERNAME_CLAIM', 'FULL_NAME_CLAIM', 'EMAIL_CLAIM', 'GROUPS_CLAIM', 'ADMIN_GROUP', 'ADMIN_EMAILS',
-  'POST_LOGOUT_REDIRECT_URI', 'BUTTON_TEXT', 'REFRESH_INTERVAL', 'ALLOWED_EMAIL_DOMAINS', 'ALLOWED_EMAILS', 'ALLOWED_GROUPS', 'ALLOW_SELF_REGISTER'] as const
+  'POST_LOGOUT_REDIRECT_URI', 'BUTTON_TEXT', 'REFRESH_INTERVAL', 'ALLOWED_EMAIL_DOMAINS', 'ALLOWED_EMAILS', 'ALLOWED_GROUPS', 'ALLOW_SELF_REGISTER', 'TIMEOUT'] as const
 export type ProviderSetting = typeof PROVIDER_SETTINGS[number]
 /** Each provider's own: one issuer cannot be two providers, and a client is registered at one IdP. */
 export const OWN_SETTINGS: readonly ProviderSetting[] = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET']
@@ -202,8 +212,11 @@ function parseProvider (r: Reader, id: string, readinessName: string, names: Pro
         emails: emailsVar !== undefined ? parseEmails(r, emailsVar) : shared.emails,
         groups: groupsVar !== undefined ? r.getList(groupsVar) : shared.groups
       }
+  const timeoutVar = read('TIMEOUT')
+  const timeout = parseIntIn(timeoutVar.value ?? String(OIDC_TIMEOUT_DEFAULT), 1, MAX_OIDC_TIMEOUT) ??
+    fail(timeoutVar.name, `must be a whole number of seconds from 1 to ${MAX_OIDC_TIMEOUT}, e.g. ${OIDC_TIMEOUT_DEFAULT}`)
   const buttonText = read('BUTTON_TEXT').value ?? (id === SINGLE_PROVIDER_ID ? 'Sign in with SSO' : `Sign in with ${id}`)
-  if (missing || refreshInterval === undefined || issuer === undefined || redirectUri === undefined || clientAuthMethod === undefined ||
+  if (missing || refreshInterval === undefined || timeout === undefined || issuer === undefined || redirectUri === undefined || clientAuthMethod === undefined ||
     allowSelfRegister === undefined || signInAllowList === undefined) return undefined
   return {
     id,
@@ -224,6 +237,16 @@ function parseProvider (r: Reader, id: string, readinessName: string, names: Pro
     buttonText,
     refreshInterval,
     signInAllowList,
-    allowSelfRegister
+    allowSelfRegister,
+    timeout
   }
+}
+
+/**
+ * OIDC_RATE_LIMIT: sign-in flows per minute one client address may start (and complete) through
+ * the gateway, so that /login/oidc and the callback cannot be used to hammer the IdP; 0: no limit.
+ */
+export function parseOidcRateLimit (r: Reader): number | undefined {
+  return parseIntIn(r.get('OIDC_RATE_LIMIT') ?? String(OIDC_RATE_LIMIT_DEFAULT), 0, 100_000) ??
+    r.fail('OIDC_RATE_LIMIT', `must be a whole number of sign-ins per minute per client address (0 turns the limit off), e.g. ${OIDC_RATE_LIMIT_DEFAULT}`)
 }

@@ -35,6 +35,10 @@ export type IdpOutcome = 'ok' | 'error' | 'failed'
 export const REVALIDATION_OUTCOMES = ['unchanged', 'changed', 'ended', 'unavailable', 'error'] as const
 export type RevalidationOutcome = typeof REVALIDATION_OUTCOMES[number]
 
+/** The OIDC routes OIDC_RATE_LIMIT applies to: /login/oidc (`start`) and /auth/oidc/callback (`callback`). */
+export const OIDC_RATE_LIMITED_ROUTES = ['start', 'callback'] as const
+export type OidcRateLimitedRoute = typeof OIDC_RATE_LIMITED_ROUTES[number]
+
 /** A counter with one label, counted by label value: what the callers of the earlier hand-written counters use. */
 export interface Counter {
   inc: (labelValue: string) => void
@@ -61,6 +65,8 @@ export class Metrics {
   private readonly idpLogoutSessions: PromCounter<'channel'>
   private openWebSockets: () => number = () => 0
   private upstreamPool: () => { running: number, queued: number } = () => ({ running: 0, queued: 0 })
+  private readonly oidcRateLimitedCounter: PromCounter<'route'>
+  private oidcRateLimitTracked: (route: OidcRateLimitedRoute) => number = () => 0
 
   constructor () {
     const registers = [this.registry]
@@ -100,6 +106,17 @@ export class Metrics {
       for (const outcome of ['accepted', 'refused']) this.idpLogouts.inc({ channel, outcome }, 0)
       this.idpLogoutSessions.inc({ channel }, 0)
     }
+    this.oidcRateLimitedCounter = new PromCounter({ name: 'authgate_oidc_rate_limited_total', help: 'SSO requests refused with 429 by OIDC_RATE_LIMIT, by route (start: /login/oidc, callback: /auth/oidc/callback).', labelNames: ['route'], registers })
+    for (const route of OIDC_RATE_LIMITED_ROUTES) this.oidcRateLimitedCounter.inc({ route }, 0)
+    const tracked = (route: OidcRateLimitedRoute): number => this.oidcRateLimitTracked(route)
+    // eslint-disable-next-line no-new -- registering is all it is for: collect() reads the sizes
+    new Gauge({
+      name: 'authgate_oidc_rate_limit_addresses',
+      help: 'Client addresses OIDC_RATE_LIMIT tracks now, by route (bounded: the oldest give way past the cap).',
+      labelNames: ['route'],
+      registers,
+      collect () { for (const route of OIDC_RATE_LIMITED_ROUTES) this.set({ route }, tracked(route)) }
+    })
     this.idpDuration = new Histogram({ name: 'authgate_idp_request_duration_seconds', help: 'Requests to the OpenID Provider, by endpoint and outcome (and provider, with OIDC_PROVIDERS); seconds until the answer was read.', labelNames: ['endpoint', 'outcome', 'provider'], buckets: IDP_BUCKETS, registers })
   }
 
@@ -134,6 +151,16 @@ export class Metrics {
   /** Where the upstream pool's busy connections and waiting requests are read (at each scrape). */
   watchUpstreamPool (stats: () => { running: number, queued: number }): void {
     this.upstreamPool = stats
+  }
+
+  /** An SSO request refused by OIDC_RATE_LIMIT. */
+  oidcRateLimited (route: OidcRateLimitedRoute): void {
+    this.oidcRateLimitedCounter.inc({ route })
+  }
+
+  /** How many addresses each OIDC rate limiter tracks (read at each scrape). */
+  countOidcRateLimitAddresses (tracked: (route: OidcRateLimitedRoute) => number): void {
+    this.oidcRateLimitTracked = tracked
   }
 
   /** Where the open WebSockets are counted (read at each scrape). */

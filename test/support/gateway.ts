@@ -35,6 +35,8 @@ export interface StartOptions {
   logger?: FastifyBaseLogger
   /** The gateway's clock (default: the system clock); test/support/clock.ts has one to move by hand. */
   clock?: Clock
+  /** AppOptions.oidcRateLimitAddresses: the cap on addresses OIDC_RATE_LIMIT tracks (default 10,000). */
+  oidcRateLimitAddresses?: number
 }
 
 export async function startGateway (env: Env = {}, options: StartOptions = {}): Promise<TestGateway> {
@@ -52,7 +54,7 @@ export async function startGateway (env: Env = {}, options: StartOptions = {}): 
   }, { cwd: dir, dotenv: false })
   const db = options.db ?? openDatabase(config.databaseUrl, { cwd: dir })
   await migrateToLatest(db)
-  const gateway = await buildApp({ config, db, upstream: config.upstreamUrl!, revocationRefreshMs: options.revocationRefreshMs, ...(options.logger !== undefined ? { logger: options.logger } : {}), ...(options.clock !== undefined ? { clock: options.clock } : {}) })
+  const gateway = await buildApp({ config, db, upstream: config.upstreamUrl!, revocationRefreshMs: options.revocationRefreshMs, ...(options.logger !== undefined ? { logger: options.logger } : {}), ...(options.clock !== undefined ? { clock: options.clock } : {}), ...(options.oidcRateLimitAddresses !== undefined ? { oidcRateLimitAddresses: options.oidcRateLimitAddresses } : {}) })
   await gateway.app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = gateway.app.server.address() as AddressInfo
   await gateway.metricsApp?.listen({ port: 0, host: '127.0.0.1' })

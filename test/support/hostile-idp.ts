@@ -99,6 +99,19 @@ export interface HugeResponseRecord {
   completed: boolean
 }
 
+/**
+ * How a hanging endpoint hangs: `no-answer` reads the request and never answers; `mid-body` sends
+ * 200, the headers and the start of a JSON body, then nothing more. Either way until the client gives up.
+ */
+export type HangMode = 'no-answer' | 'mid-body'
+
+/** A request left hanging (setHang); `open` turns false when the client closed the connection. */
+export interface HungRequest {
+  path: string
+  mode: HangMode
+  open: boolean
+}
+
 /** End-user claims released in the ID Token and at userinfo. Any JSON shape is allowed. */
 export type HostileClaims = Record<string, unknown>
 
@@ -192,6 +205,14 @@ export interface HostileIdpFixture {
   setClaims: (c: HostileClaims) => void
   /** Replaces the authorization response overrides (`{}` to clear). */
   setAuthorizeResponse: (o: AuthorizeResponseOverrides) => void
+  /** From now on, requests to `path` (e.g. '/token') hang this way; undefined: answered again. Hung ones stay hung. */
+  setHang: (path: string, mode: HangMode | undefined) => void
+  /** Every request left hanging, in arrival order. */
+  hungRequests: HungRequest[]
+  /** The IdP goes down: it stops listening and drops every connection (state and keys are kept). */
+  goDown: () => Promise<void>
+  /** Back up on the same port, with the same state and keys. */
+  comeBack: () => Promise<void>
   close: () => Promise<void>
 }
 
@@ -258,9 +279,28 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
   }
   await Promise.all([keyFor('RS256', 'a'), keyFor('ES256', 'a')])
 
+  const hangs = new Map<string, HangMode>()
+  const hungRequests: HungRequest[] = []
+  function hang (req: IncomingMessage, res: ServerResponse, path: string, mode: HangMode): void {
+    const record: HungRequest = { path, mode, open: true }
+    hungRequests.push(record)
+    // Without an answer 'close' comes only when the connection does: the client gave up (or close()).
+    res.on('close', () => { record.open = false })
+    req.resume()
+    if (mode === 'mid-body') {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      res.write('{"hanging":"')
+    }
+  }
+
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', issuer)
     calls.push({ method: req.method ?? 'GET', path: url.pathname, time: Date.now() })
+    const hangMode = hangs.get(url.pathname)
+    if (hangMode !== undefined) {
+      hang(req, res, url.pathname, hangMode)
+      return
+    }
     route(req, res, url).catch((error: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: String(error) })
       else res.destroy()
@@ -610,8 +650,25 @@ export async function startHostileIdp (opts: StartHostileIdpOptions = {}): Promi
     setAuthorizeResponse (o: AuthorizeResponseOverrides) {
       authorizeOverrides = { ...o }
     },
+    setHang (path: string, mode: HangMode | undefined) {
+      if (mode === undefined) hangs.delete(path)
+      else hangs.set(path, mode)
+    },
+    hungRequests,
+    goDown: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()))
+        server.closeAllConnections()
+      }),
+    comeBack: () =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, '127.0.0.1', () => { server.off('error', reject); resolve() })
+      }),
     close: () =>
       new Promise<void>((resolve, reject) => {
+        // Already down (goDown without comeBack): nothing left to close.
+        if (!server.listening) { resolve(); return }
         server.close((error) => (error ? reject(error) : resolve()))
         // fetch (undici) keeps connections alive; do not wait for them to time out.
         server.closeAllConnections()

@@ -16,8 +16,6 @@ export interface OidcClientOptions {
   log: FastifyBaseLogger
   /** Discovery retry backoff: first delay and cap, in ms. */
   retry?: { initialMs: number, maxMs: number }
-  /** Per request to the IdP, in seconds. */
-  timeoutSeconds?: number
   /** Told how long each request to the IdP took, and how it ended (for the metrics). */
   observe?: (endpoint: IdpEndpoint, outcome: IdpOutcome, seconds: number) => void
 }
@@ -57,6 +55,31 @@ export const MAX_RESPONSE_BYTES = 1024 * 1024
 const FORCED_JWKS_REFRESH_INTERVAL = 10_000
 /** /login/oidc retries discovery on demand at most this often (ms), on top of the backoff. */
 const ON_DEMAND_INTERVAL = 1_000
+
+/**
+ * A request to the IdP got no usable answer: the connection refused or reset, the answer cut off, or
+ * nothing within OIDC_TIMEOUT. The message names the endpoint; the cause is what openid-client threw.
+ */
+export class IdpUnreachableError extends Error {
+  constructor (readonly endpoint: IdpEndpoint, readonly timedOut: boolean, detail: string, options: { cause: unknown }) {
+    super(`${endpoint} request to the IdP: ${detail}`, options)
+    this.name = 'IdpUnreachableError'
+  }
+}
+
+/** The request of a sign-in that failed without an answer, noted by its fetch. */
+interface FailedRequest { endpoint?: IdpEndpoint, error?: unknown }
+
+/** `err` as an IdpUnreachableError when it is (or wraps) the failure of the noted request; else unchanged. */
+function unreachable (err: unknown, failed: FailedRequest, timeoutSeconds: number): unknown {
+  if (failed.endpoint === undefined) return err
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 4; e = e instanceof Error ? e.cause : undefined, depth++) {
+    if (e !== failed.error) continue
+    const timedOut = e instanceof DOMException && e.name === 'TimeoutError'
+    return new IdpUnreachableError(failed.endpoint, timedOut, timedOut ? `no answer within ${timeoutSeconds} s (OIDC_TIMEOUT)` : 'no usable answer', { cause: err })
+  }
+  return err
+}
 
 export class IdpResponseTooLargeError extends Error {
   constructor (url: string, what: string) {
@@ -159,7 +182,9 @@ export class OidcClient {
     // http:// only for a loopback issuer (the config refuses any other); openid-client needs telling.
     this.insecure = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname)
     this.retry = options.retry ?? { initialMs: 1000, maxMs: 60_000 }
-    this.timeoutSeconds = options.timeoutSeconds ?? 10
+    // OIDC_TIMEOUT: openid-client aborts each request (discovery, token, userinfo, JWKS, refresh)
+    // past it, body included (boundedFetch reads the body under the same signal).
+    this.timeoutSeconds = options.config.timeout
     const observe = options.observe
     this.fetch = observe === undefined
       ? boundedFetch
@@ -307,6 +332,24 @@ export class OidcClient {
    * first failure, after which nothing more is sent to the IdP.
    */
   async signIn (callbackParams: URLSearchParams, tx: OidcTransaction): Promise<SignInResult> {
+    const failed: FailedRequest = {}
+    try {
+      return await this.exchange(callbackParams, tx, failed)
+    } catch (err) {
+      throw unreachable(err, failed, this.timeoutSeconds)
+    }
+  }
+
+  private async exchange (callbackParams: URLSearchParams, tx: OidcTransaction, failed: FailedRequest): Promise<SignInResult> {
+    // Notes the request that got no usable answer (refused, reset, cut off, OIDC_TIMEOUT), for the log.
+    const noting = (fetchImpl: client.CustomFetch): client.CustomFetch => async (url, options) => {
+      try {
+        return await fetchImpl(url, options)
+      } catch (err) {
+        if (!(err instanceof IdpResponseTooLargeError)) Object.assign(failed, { endpoint: this.endpointOf(url), error: err })
+        throw err
+      }
+    }
     // openid-client derives the token request's redirect_uri from this URL: it must be the
     // configured one, whatever Host the request came in with.
     const currentUrl = new URL(this.options.config.redirectUri.href)
@@ -315,11 +358,11 @@ export class OidcClient {
     const tokenEndpoint = new URL(this.metadata!.token_endpoint!).href
 
     let tokenResponse: Response | undefined
-    const capturing: client.CustomFetch = async (url, options) => {
+    const capturing: client.CustomFetch = noting(async (url, options) => {
       const response = await this.fetch(url, options)
       if (new URL(url).href === tokenEndpoint) tokenResponse = response.clone()
       return response
-    }
+    })
     let config = this.configuration(capturing, this.jwksCache)
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>
     try {
@@ -337,7 +380,7 @@ export class OidcClient {
         Date.now() - this.lastForcedJwksRefresh < FORCED_JWKS_REFRESH_INTERVAL) throw err
       this.lastForcedJwksRefresh = Date.now()
       this.options.log.info({ issuer: this.metadata!.issuer }, 'ID token signed with a key missing from the cached JWKS: fetching the JWKS again')
-      config = this.configuration(async (url, options) => new URL(url).href === tokenEndpoint ? replayable.clone() : await this.fetch(url, options), undefined)
+      config = this.configuration(noting(async (url, options) => new URL(url).href === tokenEndpoint ? replayable.clone() : await this.fetch(url, options)), undefined)
       tokens = await client.authorizationCodeGrant(config, currentUrl, checks)
     }
     this.jwksCache = client.getJwksCache(config) ?? this.jwksCache

@@ -70,7 +70,7 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
   const keysFor = (idp: Idp): JWTVerifyGetKey => {
     let keys = keysOf.get(idp.provider.config.id)
     if (keys?.uri !== idp.jwksUri) {
-      keys = { uri: idp.jwksUri, get: remoteKeys(idp.jwksUri) }
+      keys = { uri: idp.jwksUri, get: remoteKeys(idp.jwksUri, idp.provider.config.timeout * 1000) }
       keysOf.set(idp.provider.config.id, keys)
     }
     return keys.get

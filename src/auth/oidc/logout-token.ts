@@ -11,8 +11,6 @@ import { CLOCK_SKEW_SECONDS } from '../../session/session.js'
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 /** A logout token older than this (by its `iat`, beyond clock skew) is refused. */
 export const LOGOUT_TOKEN_MAX_AGE_SECONDS = 10 * 60
-/** Keys are fetched from the IdP's jwks_uri within this time, else the token is refused (the IdP may send it again). */
-const JWKS_TIMEOUT_MS = 5000
 /** Signature algorithms a logout token may use: public-key ones only. */
 const ASYMMETRIC = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'])
 
@@ -38,9 +36,13 @@ export interface LogoutToken {
 
 export type LogoutTokenCheck = { ok: true, token: LogoutToken } | { ok: false, reason: string }
 
-/** The IdP's JWKS, fetched when needed and cached by jose (an unknown `kid` refetches, at most every 30 s). */
-export function remoteKeys (jwksUri: string): JWTVerifyGetKey {
-  return createRemoteJWKSet(new URL(jwksUri), { timeoutDuration: JWKS_TIMEOUT_MS, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 })
+/**
+ * The IdP's JWKS, fetched when needed and cached by jose (an unknown `kid` refetches, at most every
+ * 30 s). A fetch that takes longer than `timeoutMs` (the provider's OIDC_TIMEOUT) is abandoned and the
+ * token refused: the IdP may send it again.
+ */
+export function remoteKeys (jwksUri: string, timeoutMs: number): JWTVerifyGetKey {
+  return createRemoteJWKSet(new URL(jwksUri), { timeoutDuration: timeoutMs, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 })
 }
 
 /** The algorithms accepted: the IdP's advertised asymmetric ones, else RS256 (the ID token default). */

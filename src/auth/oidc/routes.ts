@@ -10,14 +10,17 @@ import type { Sessions } from '../../session/index.js'
 import type { SessionPayload } from '../../session/session.js'
 import { deriveKeys } from '../../session/keys.js'
 import { identityFitsSession, SessionTooLargeError } from '../../session/budget.js'
-import type { Metrics } from '../../ops/metrics.js'
+import type { Metrics, OidcRateLimitedRoute } from '../../ops/metrics.js'
+import type { Clock } from '../../clock.js'
+import { clientAddressKey } from '../../net/client-address.js'
+import { RateLimiter } from '../../net/rate-limit.js'
 import { auditRequest } from '../../ops/audit.js'
 import { adminRuleFor } from './admin.js'
 import { brandOf, messagePage } from '../../pages/layout.js'
 import { MESSAGES } from '../../pages/login.js'
 import { loginRenderer } from '../../pages/login-renderer.js'
 import { safeNextPath } from '../next-url.js'
-import { IdpResponseTooLargeError } from './client.js'
+import { IdpResponseTooLargeError, IdpUnreachableError } from './client.js'
 import type { OidcProvider, OidcProviders } from './providers.js'
 import { groupsTooLargeMessage, mapClaims } from './claims.js'
 import { upsertOidcUser } from './linking.js'
@@ -37,7 +40,18 @@ export interface OidcRouteDeps {
   deploymentId: string
   /** undefined when AUTH_METHOD=local: the routes then say SSO is not enabled. */
   providers: OidcProviders | undefined
+  /** What OIDC_RATE_LIMIT's windows are timed by. */
+  clock: Clock
+  /** Client addresses each rate limiter tracks at most (default OIDC_RATE_LIMIT_ADDRESSES). */
+  rateLimitAddresses?: number
 }
+
+/**
+ * Client addresses each of the two OIDC rate limiters (start, callback) tracks at most: well under
+ * 2 MB each, whatever a flood from many addresses sends. Past it the oldest windows give way.
+ */
+export const OIDC_RATE_LIMIT_ADDRESSES = 10_000
+const RATE_LIMIT_WINDOW_MS = 60_000
 
 const now = (): number => Math.floor(Date.now() / 1000)
 
@@ -49,6 +63,34 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
   const cookieAttributes = { path: '/', httpOnly: true, secure: config.sessionCookieSecure, sameSite: 'lax' as const }
 
   const renderLogin = loginRenderer(config, sessions, deps.providers)
+
+  // OIDC_RATE_LIMIT, per client address as the gateway sees it (TRUST_PROXY; IPv6 by /64): starts and
+  // callbacks each on their own budget, so one sign-in spends one of each. In this process's memory:
+  // each replica limits on its own, which bounds what reaches the IdP just as well.
+  const limitOptions = { limit: config.oidcRateLimit, windowMs: RATE_LIMIT_WINDOW_MS, maxKeys: deps.rateLimitAddresses ?? OIDC_RATE_LIMIT_ADDRESSES }
+  const limiters = config.oidcRateLimit > 0 ? { start: new RateLimiter(limitOptions), callback: new RateLimiter(limitOptions) } : undefined
+  metrics.countOidcRateLimitAddresses((route) => limiters?.[route].size ?? 0)
+
+  /** An onRequest hook: past the limit, 429 with Retry-After (a page for a browser, JSON otherwise). */
+  const rateLimited = (route: OidcRateLimitedRoute) => async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    if (limiters === undefined) return undefined
+    const decision = limiters[route].hit(clientAddressKey(request.ip), deps.clock.now())
+    if (decision.allowed) return undefined
+    metrics.oidcRateLimited(route)
+    // Once per address and window: a flood is one line, not one per request.
+    if (decision.firstRefusal) {
+      request.log.info({ ip: request.ip, route: request.url.split('?', 1)[0], limit: config.oidcRateLimit, retryAfter: decision.retryAfter },
+        'OIDC_RATE_LIMIT reached by a client address: its SSO requests are refused (429) until its minute ends')
+    }
+    const message = `Too many single sign-on attempts came from your network address in the last minute. Try again in ${decision.retryAfter} second${decision.retryAfter === 1 ? '' : 's'}.`
+    void reply.code(429).header('retry-after', String(decision.retryAfter)).header('cache-control', 'no-store')
+    if (request.headers.accept?.includes('text/html') === true) {
+      // The callback's own URL carries the authorization code: the way back is the login page.
+      const link = route === 'start' ? { href: request.url, text: 'Try again' } : { href: '/login', text: 'Back to sign-in' }
+      return await reply.type('text/html; charset=utf-8').send(messagePage({ ...brandOf(config), title: 'Too many sign-in attempts', message, link }))
+    }
+    return await reply.send({ error: 'too_many_requests', message })
+  }
 
   const failurePage = (request: FastifyRequest, reply: FastifyReply, failure: OidcFailure, next: string, provider?: OidcProvider): FastifyReply => {
     const page = FAILURES[failure.code]
@@ -83,7 +125,7 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
   const tooLargeForSession = (err: SessionTooLargeError, provider: OidcProvider): OidcFailure =>
     new OidcFailure('groups-too-large', err.message, groupsTooLargeMessage(provider.config.groupsClaim))
 
-  app.get<{ Querystring: { next?: string, provider?: unknown } }>('/login/oidc', async (request, reply) => {
+  app.get<{ Querystring: { next?: string, provider?: unknown } }>('/login/oidc', { onRequest: rateLimited('start') }, async (request, reply) => {
     const next = safeNextPath(request.query.next)
     if (providers === undefined || providers.first === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), next)
     const requested = request.query.provider
@@ -127,7 +169,7 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
     throw new OidcFailure('verification-failed', `mix-up refused: the authorization response names provider ${other.config.id} as its issuer (iss), but the flow was started at provider ${provider.config.id}; its code was sent nowhere`)
   }
 
-  app.get('/auth/oidc/callback', async (request, reply) => {
+  app.get('/auth/oidc/callback', { onRequest: rateLimited('callback') }, async (request, reply) => {
     const params = new URLSearchParams(request.url.split('?')[1] ?? '')
     if (providers === undefined || providers.first === undefined) return failurePage(request, reply, new OidcFailure('sso-disabled', 'AUTH_METHOD=local'), '/')
     const state = params.get('state')
@@ -211,6 +253,7 @@ export function classify (err: unknown): OidcFailure {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     if (e instanceof IdpResponseTooLargeError) return new OidcFailure('provider-error', reason)
   }
+  if (err instanceof IdpUnreachableError) return new OidcFailure('provider-unavailable', reason)
   if (err instanceof AuthorizationResponseError) return new OidcFailure(err.error === 'access_denied' ? 'access-denied' : 'provider-error', reason)
   // A 401 challenge: the token endpoint refused the client's credentials, or userinfo the access token.
   if (err instanceof ResponseBodyError || err instanceof WWWAuthenticateChallengeError || err instanceof IdpRefusalError) return new OidcFailure('provider-error', reason)
