@@ -48,8 +48,8 @@ export const MAX_REFRESH_INTERVAL = 86400
 /** OIDC_TIMEOUT's default and bounds, in seconds: longer than a minute, a person has given up anyway. */
 export const OIDC_TIMEOUT_DEFAULT = 10
 export const MAX_OIDC_TIMEOUT = 60
-/** OIDC_RATE_LIMIT's default: flows per minute from one client address (a person needs one or two). */
-export const OIDC_RATE_LIMIT_DEFAULT = 30
+/** OIDC_RATE_LIMIT's default: flows per minute from one client address. A person needs one or two; an office behind one NAT address, or a front proxy not named in TRUST_PROXY, counts as one address. */
+export const OIDC_RATE_LIMIT_DEFAULT = 120
 /** The id of the one provider the unprefixed OIDC_* variables configure (OIDC_PROVIDERS unset). */
 export const SINGLE_PROVIDER_ID = 'sso'
 /** More buttons than this is not a login page any more; more flows than this are not one deployment's. */

@@ -41,13 +41,13 @@ const problems = (env: Env): Array<{ name: string, message: string }> => {
   }
 }
 
-t.test('defaults: 10 s per IdP request, 30 flows a minute per address', async (t) => {
+t.test('defaults: 10 s per IdP request, 120 flows a minute per address', async (t) => {
   const c = load(base)
   t.equal(c.oidc?.timeout, 10)
-  t.equal(c.oidcRateLimit, 30)
+  t.equal(c.oidcRateLimit, 120)
   const settings = new Map(describeConfig(c, base, base).map((s) => [s.name, s]))
   t.same(settings.get('OIDC_TIMEOUT'), { name: 'OIDC_TIMEOUT', value: '10', source: 'default' })
-  t.same(settings.get('OIDC_RATE_LIMIT'), { name: 'OIDC_RATE_LIMIT', value: '30', source: 'default' })
+  t.same(settings.get('OIDC_RATE_LIMIT'), { name: 'OIDC_RATE_LIMIT', value: '120', source: 'default' })
 })
 
 t.test('set values are used, and config check says so', async (t) => {
