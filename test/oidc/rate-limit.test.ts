@@ -129,7 +129,7 @@ t.test('a sign-in through the limit: a person is never near it', async (t) => {
   const jar = new CookieJar()
   const { response } = await hostileLogin(gw, jar, '/after')
   t.equal(response.status, 302, 'signed in with the default limit')
-  t.equal(gw.config.oidcRateLimit, 30, 'the default: 30 a minute')
+  t.equal(gw.config.oidcRateLimit, 120, 'the default: 120 a minute')
 })
 
 t.test('10,000 flow starts from 10,000 addresses: no server-side state per flow, the limiter capped', async (t) => {
