@@ -35,6 +35,8 @@ import { headerTimeoutServerOptions, logHeaderTimeouts } from './proxy/client-li
 import { closeConnectionsOnShutdown } from './net/shutdown.js'
 import { requestIdGenerator } from './net/request-id.js'
 import { systemClock, type Clock } from './clock.js'
+import { isDatabaseUnavailable } from './db/unavailable.js'
+import { DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS } from './pages/unavailable.js'
 
 /**
  * What {@link buildApp} builds a gateway from. The configuration and the database are the caller's:
@@ -153,7 +155,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const deploymentId = await readDeploymentId(db)
   // SSO identities changed by a re-validation with the IdP, read with the revocations (identities.ts).
   const identities = new SessionIdentities(sessionRecords, clock)
-  const revocations = new RevocationList(users, sessionRecords, app.log, options.revocationRefreshMs, clock, identities)
+  const revocations = new RevocationList(users, sessionRecords, app.log, options.revocationRefreshMs, clock, identities, config.revocationMaxStaleness * 1000)
   await revocations.start()
   const sessionCleanup = startSessionCleanup(sessionRecords, app.log, SESSION_CLEANUP_INTERVAL_MS, clock)
   const jwt = config.identityJwt
@@ -202,6 +204,16 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   })
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    // The database failing (unreachable, locked, full) is a moment, not a bug: 503 with Retry-After.
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: error.message }, 'request failed: the database is unavailable')
+      void reply.header('retry-after', String(RETRY_AFTER_SECONDS))
+      if (request.headers.accept?.includes('text/html') === true) {
+        setPageSecurityHeaders(reply, [], imgSources)
+        return reply.code(503).type('text/html; charset=utf-8').send(messagePage({ ...brand, ...DATABASE_UNAVAILABLE, link: { href: '/', text: 'Back' } }))
+      }
+      return reply.code(503).send({ error: 'database_unavailable', message: DATABASE_UNAVAILABLE.message })
+    }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
     // A client that hung up mid-answer (a proxied body is then aborted) is not the gateway's fault.
     const clientGone = reply.raw.destroyed || request.raw.destroyed

@@ -2,7 +2,7 @@
 import { isIP, type AddressInfo } from 'node:net'
 import { ConfigError, loadConfig } from './config/index.js'
 import { configErrorReport, configWarnings } from './config/warnings.js'
-import { describeDatabaseUrl, openDatabase } from './db/index.js'
+import { describeDatabaseUrl, openDatabase, SqliteFileError, type Db } from './db/index.js'
 import { migrateToLatest } from './db/migrate.js'
 import { buildApp } from './app.js'
 import { startDemoUpstream, type DemoUpstream } from './demo/upstream.js'
@@ -30,8 +30,17 @@ async function main (): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat)
   for (const warning of configWarnings(config)) log.warn(warning.fields ?? {}, warning.message)
 
-  const db = openDatabase(config.databaseUrl)
-  const applied = await migrateToLatest(db)
+  let db: Db | undefined
+  let applied: string[]
+  try {
+    db = openDatabase(config.databaseUrl, { log })
+    applied = await migrateToLatest(db)
+  } catch (err) {
+    // Named with the variable that chose it: the operator's fix starts there.
+    process.stderr.write(`authgate: cannot start: DATABASE_URL (${describeDatabaseUrl(config.databaseUrl)}): ${databaseProblem(err as Error)}\n`)
+    await db?.close().catch(() => {})
+    process.exit(1)
+  }
   log.info({ database: describeDatabaseUrl(config.databaseUrl), applied }, 'database ready')
 
   let demo: DemoUpstream | undefined
@@ -83,6 +92,13 @@ async function main (): Promise<void> {
   }
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
+}
+
+function databaseProblem (err: Error): string {
+  if (err instanceof SqliteFileError) {
+    return `${err.message}. Nothing was written to it. Restore it from a backup, or move it away to start with an empty database (users and sessions are then lost).`
+  }
+  return err.message
 }
 
 /** After the grace period, how long closing the rest may take before the process gives up (exit 1). */

@@ -23,7 +23,8 @@ export const logoutRoutes: FastifyPluginAsync<LogoutDeps> = async (app, deps) =>
     if (!deps.gate.allows(request)) return deps.gate.ask(request, reply)
 
     const checked = deps.sessions.check(request)
-    const session = checked.ok ? checked.session : undefined
+    // A session that cannot be vouched for now (the database failing) is still ended.
+    const session = 'session' in checked ? checked.session : undefined
     // The cookie is deleted all the same; the log says why there was no session to end.
     if (!checked.ok && checked.reason !== 'absent') request.log.info({ reason: checked.reason }, 'session cookie refused')
     await deps.sessions.end(request, session)

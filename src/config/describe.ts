@@ -89,6 +89,7 @@ export const DESCRIBE: Record<string, Describe> = {
   ACCESS_RULES: (c) => c.accessRules.map((rule) => `${rule.path}=${rule.requirements.map(describeRequirement).join(',')}`).join(';'),
   SESSION_COOKIE_SECURE: (c) => String(c.sessionCookieSecure),
   SESSION_MAX_AGE: (c) => String(c.sessionMaxAge),
+  REVOCATION_MAX_STALENESS: (c) => String(c.revocationMaxStaleness),
   TRUST_PROXY: (c) => Array.isArray(c.trustProxy) ? c.trustProxy.join(',') : String(c.trustProxy),
   SKIP_AUTH_PATHS: (c) => c.skipAuthPaths.join(','),
   UPSTREAM_POOL_SIZE: (c) => String(c.upstreamPoolSize),

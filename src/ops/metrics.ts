@@ -11,10 +11,12 @@ import type { SessionRefusal } from '../session/session.js'
  * - `login-redirect`: no session, a browser navigation sent to /login; `refused`: no session, 401;
  * - `forbidden`: signed in, but ACCESS_RULES refuse the path (403);
  * - `client-limit`: refused for holding the upstream pool too long or too much (408, 429);
+ * - `unavailable`: a session that cannot be checked now (the revocation list is older than
+ *   REVOCATION_MAX_STALENESS: the database is failing), 503, proxy and forward-auth alike;
  * - `forward-auth`, `forward-auth-refused`: answers of /_authgate/auth;
  * - `gateway`: the gateway's own pages and routes (login, logout, health, static files, 404s).
  */
-export const ACCESS_DECISIONS = ['proxied', 'skipped', 'login-redirect', 'refused', 'forbidden', 'client-limit', 'forward-auth', 'forward-auth-refused', 'gateway'] as const
+export const ACCESS_DECISIONS = ['proxied', 'skipped', 'login-redirect', 'refused', 'forbidden', 'client-limit', 'forward-auth', 'forward-auth-refused', 'unavailable', 'gateway'] as const
 export type AccessDecision = typeof ACCESS_DECISIONS[number]
 
 export type LoginMethod = 'local' | 'oidc'

@@ -2,6 +2,12 @@
 // orchestrators, and /_authgate/metrics unless METRICS_PORT is set. With METRICS_PORT, a listener of
 // its own serves /metrics, /readyz and /healthz, and the public readyz says ready or not without the
 // reasons (they name the database's and the IdP's addresses and errors).
+//
+// The database failing makes the `database` check fail with the reason, but not the gateway unready
+// by itself: signed-in users are still served on the cached revocation list, and taking every replica
+// out of its load balancer at once would turn a database restart into an outage for all of them.
+// Once the list is older than REVOCATION_MAX_STALENESS sessions are refused, and the `revocations`
+// check makes the gateway not ready.
 import { sql } from 'kysely'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify'
 import type { Db } from '../db/index.js'
@@ -12,8 +18,11 @@ import { untilAborted } from '../net/until-aborted.js'
 export interface ReadinessCheck {
   name: string
   check: () => Promise<string | undefined>
-  /** false: a problem is reported but the gateway stays ready (it can still serve without it). */
-  required?: boolean
+  /**
+   * false: a problem is reported but the gateway stays ready (it can still serve without it); a
+   * function: asked when there is a problem.
+   */
+  required?: boolean | (() => boolean)
 }
 
 export interface OpsDeps {
@@ -66,11 +75,20 @@ async function readiness (deps: OpsDeps): Promise<{ ready: boolean, checks: Reco
       check: async () => {
         await sql`select 1`.execute(deps.db.kysely)
         return undefined
-      }
+      },
+      required: false
     },
     {
       name: 'revocations',
-      check: async () => deps.revocations.ageMs > 60_000 ? `revocation list not refreshed for ${Math.round(deps.revocations.ageMs / 1000)}s` : undefined
+      check: async () => {
+        const { revocations } = deps
+        const age = Math.round(revocations.ageMs / 1000)
+        const max = revocations.maxStalenessSeconds
+        if (revocations.stale) return `revocation list not refreshed for ${age}s, more than REVOCATION_MAX_STALENESS (${max}s): signed-in users are refused (503) until the database answers`
+        if (revocations.refreshFailing || revocations.ageMs > 60_000) return `revocation list not refreshed for ${age}s: signed-in users are served on it until it is ${max}s old`
+        return undefined
+      },
+      required: () => deps.revocations.stale
     },
     ...(deps.readinessChecks ?? [])
   ]
@@ -80,14 +98,16 @@ async function readiness (deps: OpsDeps): Promise<{ ready: boolean, checks: Reco
     try {
       const problem = await withTimeout(check(), 2000)
       results[name] = problem ?? 'ok'
-      if (problem !== undefined && required !== false) ready = false
+      if (problem !== undefined && isRequired(required)) ready = false
     } catch (err) {
       results[name] = `failed: ${(err as Error).message}`
-      if (required !== false) ready = false
+      if (isRequired(required)) ready = false
     }
   }
   return { ready, checks: results }
 }
+
+const isRequired = (required: ReadinessCheck['required']): boolean => typeof required === 'function' ? required() : required !== false
 
 /** A check that has not answered within `ms` fails as such; the check itself (a query) runs on. */
 async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {

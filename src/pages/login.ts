@@ -14,6 +14,7 @@ export const MESSAGES = {
   localDisabled: 'Sign-in with a username is not enabled here; use single sign-on.',
   throttled: (seconds: number) => `Too many failed sign-in attempts. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`,
   providerUnavailable: 'The single sign-on provider cannot be reached right now. Try again in a moment.',
+  databaseUnavailable: 'Signing in is not possible right now: the sign-in gateway cannot reach its database. Try again in a moment.',
   buttonUnavailable: 'Cannot be reached right now; try again in a moment.',
   signedOut: 'You have signed out.'
 }

@@ -12,6 +12,7 @@ import { isBrowserNavigation, normalizeRequestTarget } from './access.js'
 import { checkAccess, type AccessRule, type Subject } from '../policy/access-rules.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { SessionRevalidator } from '../auth/oidc/revalidation.js'
+import { RETRY_AFTER_SECONDS, SESSIONS_UNAVAILABLE } from '../pages/unavailable.js'
 
 export interface ForwardAuthDeps {
   sessions: Sessions
@@ -137,6 +138,11 @@ export const forwardAuthRoutes: FastifyPluginAsync<ForwardAuthDeps> = async (app
       }
       request.accessDecision = 'forward-auth'
       return await reply.code(200).headers(await deps.issuer.headersFor(sessionIdentity(session), session)).send()
+    }
+    if (checked.reason === 'unverifiable') {
+      // Neither 401 (the front proxy would send the user to sign in, which cannot work now) nor 200.
+      request.accessDecision = 'unavailable'
+      return await reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send({ error: 'sessions_unavailable', message: SESSIONS_UNAVAILABLE.message })
     }
     request.accessDecision = 'forward-auth-refused'
     if (checked.reason !== 'absent') request.log.info({ reason: checked.reason }, 'session cookie refused')

@@ -24,6 +24,7 @@ import type { OpenConnections } from './open-connections.js'
 import type { OpenWebSockets } from './open-websockets.js'
 import type { WebSocketFlow } from './websocket-flow.js'
 import type { SessionRevalidator } from '../auth/oidc/revalidation.js'
+import { RETRY_AFTER_SECONDS, SESSIONS_UNAVAILABLE } from '../pages/unavailable.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -154,6 +155,10 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
       forward(request, reply, session)
       return
     }
+    if (checked.reason === 'unverifiable') {
+      await refuseUnverifiable(request, reply)
+      return
+    }
     // Why a cookie did not get the user in (expired, revoked, ...): the access line only says 401 or 302.
     if (checked.reason !== 'absent') request.log.info({ reason: checked.reason }, 'session cookie refused')
     // Browsers fetch /favicon.ico by themselves: before sign-in it is the gateway pages' icon, not a 401.
@@ -168,6 +173,22 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
     }
     request.accessDecision = 'refused'
     await reply.code(401).header('cache-control', 'no-store').send({ error: 'unauthenticated' })
+  }
+
+  /**
+   * 503: the session may be fine, but the revocation list is too old to say (the database is
+   * failing): refused without sending the user to sign in (which could not work now either), and the
+   * cookie is kept, so the same session goes on once the list is refreshed.
+   */
+  async function refuseUnverifiable (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    request.accessDecision = 'unavailable'
+    void reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).header('cache-control', 'no-store')
+    if (isBrowserNavigation(request.method, request.headers.accept)) {
+      setPageSecurityHeaders(reply, [], deps.imgSources)
+      await reply.type('text/html; charset=utf-8').send(messagePage({ ...brandOf(config), ...SESSIONS_UNAVAILABLE, link: { href: request.url, text: 'Try again' } }))
+      return
+    }
+    await reply.send({ error: 'sessions_unavailable', message: SESSIONS_UNAVAILABLE.message })
   }
 
   /** 403: a page for navigations, JSON otherwise; counted, and logged with the rule (never the query). */

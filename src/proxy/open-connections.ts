@@ -14,6 +14,9 @@
 // src/session/identities.ts): the upstream holds the identity of the handshake, so the WebSocket is
 // closed (1008, reason "identity changed") and the client's reconnection carries the new one. An
 // HTTP response under way is not cut for that: it answers the request it was, for that identity.
+// Past REVOCATION_MAX_STALENESS without a revocation-list refresh (the database failing), sessions
+// cannot be vouched for: WebSockets are closed with 1013 "try again later" (the client may reconnect
+// once the gateway answers again), responses cut off, as for an ended session.
 import type { Socket } from 'node:net'
 import type { ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
@@ -25,6 +28,9 @@ import type { SessionRecheck } from '../session/index.js'
 export const SESSION_ENDED_CODE = 1008
 export const SESSION_ENDED_REASON = 'session ended'
 export const IDENTITY_CHANGED_REASON = 'identity changed'
+/** Try Again Later: the session cannot be checked now (RFC 6455's registry, 1013). */
+export const UNVERIFIABLE_CODE = 1013
+export const UNVERIFIABLE_REASON = 'sessions cannot be checked now'
 
 type EndReason = SessionRefusal | 'identity-changed'
 
@@ -129,7 +135,7 @@ export class OpenConnections {
         // A changed identity does not cut a response: its request was answered for the identity it
         // was sent with (and most responses are in flight for milliseconds); only an ended session does.
         if (checked.ok || checked.reason === 'identity-changed') continue
-        this.log.info({ uid: session.uid, reason: checked.reason }, 'proxied response cut off: its session ended')
+        this.log.info({ uid: session.uid, reason: checked.reason }, checked.reason === 'unverifiable' ? 'proxied response cut off: its session cannot be checked now' : 'proxied response cut off: its session ended')
         // Half a response must not look complete: destroying the connection (not ending the
         // response) makes the client see an error, and aborts the upstream request.
         response.destroy()
@@ -141,6 +147,11 @@ export class OpenConnections {
     const tracked = this.sockets.get(source)
     if (tracked === undefined) return
     this.sockets.delete(source)
+    if (reason === 'unverifiable') {
+      this.log.info({ uid: tracked.session.uid, reason }, 'WebSocket closed: its session cannot be checked now')
+      this.closeSocket(source, tracked.target, UNVERIFIABLE_CODE, UNVERIFIABLE_REASON)
+      return
+    }
     const changed = reason === 'identity-changed'
     this.log.info({ uid: tracked.session.uid, reason }, changed ? 'WebSocket closed: its session\'s identity changed' : 'WebSocket closed: its session ended')
     this.closeSocket(source, tracked.target, SESSION_ENDED_CODE, changed ? IDENTITY_CHANGED_REASON : SESSION_ENDED_REASON)

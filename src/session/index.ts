@@ -12,6 +12,7 @@ import { fitSessionPayload, SessionTooLargeError } from './budget.js'
 import { systemClock, unixSeconds, type Clock } from '../clock.js'
 import type { SessionIdentities } from './identities.js'
 import type { RefreshTokenCipher } from './refresh-token-cipher.js'
+import { isDatabaseUnavailable } from '../db/unavailable.js'
 
 declare module '@fastify/secure-session' {
   interface SessionData { s: SessionPayload }
@@ -44,12 +45,15 @@ export function isGatewayCookie (name: string): boolean {
  */
 export type SessionRecheck = { ok: true, session: SessionPayload } | { ok: false, reason: SessionRefusal | 'identity-changed' }
 
-/** A request's session, or why it has none (`absent`: no session cookie came with the request). */
-export type SessionCheck = { ok: true, session: SessionPayload } | { ok: false, reason: SessionRefusal | 'absent' }
+/**
+ * A request's session, or why it has none (`absent`: no session cookie came with the request).
+ * `unverifiable` carries the session: it is not over, only not to be trusted now (logout still ends it).
+ */
+export type SessionCheck = { ok: true, session: SessionPayload } | { ok: false, reason: Exclude<SessionRefusal, 'unverifiable'> | 'absent' } | { ok: false, reason: 'unverifiable', session: SessionPayload }
 
 export interface SessionDeps {
   /** Revoked users and ended sessions, kept current in the background. */
-  revocations: Pick<RevocationList, 'cutoffFor' | 'isEnded' | 'endSession'>
+  revocations: Pick<RevocationList, 'cutoffFor' | 'isEnded' | 'endSession' | 'endLater' | 'stale'>
   /** The server-side records that logout ends. */
   records: SessionRepository
   /** Told why a cookie that came with a request was not a session (for the metrics). */
@@ -101,7 +105,8 @@ export class Sessions {
   /**
    * This request's session, or why it has none: `absent` when no session cookie came with it, else
    * the refusal (undecryptable, malformed, expired, ended, revoked, a disabled user, ...), which is
-   * also counted (the `refused` callback). Never throws: anything unexpected is a refusal.
+   * also counted (the `refused` callback). `unverifiable` (the revocation list is too old, see
+   * session.ts) only for a session that would otherwise be one. Never throws: anything unexpected is a refusal.
    */
   check (request: FastifyRequest): SessionCheck {
     const value = request.session?.get('s')
@@ -112,6 +117,10 @@ export class Sessions {
       return this.refuse(value === undefined ? 'unreadable' : 'malformed')
     }
     const problem = this.problem(payload)
+    if (problem === 'unverifiable') {
+      this.refused(problem)
+      return { ok: false, reason: problem, session: payload }
+    }
     if (problem !== undefined) return this.refuse(problem)
     return { ok: true, session: this.identities?.apply(payload) ?? payload }
   }
@@ -128,17 +137,20 @@ export class Sessions {
     return { ok: true, session: payload }
   }
 
-  private refuse (reason: SessionRefusal): { ok: false, reason: SessionRefusal } {
+  private refuse (reason: Exclude<SessionRefusal, 'unverifiable'>): { ok: false, reason: Exclude<SessionRefusal, 'unverifiable'> } {
     this.refused(reason)
     return { ok: false, reason }
   }
 
   private problem (payload: SessionPayload): SessionRefusal | undefined {
-    return sessionProblem(payload, unixSeconds(this.clock), this.settings.maxAge, {
+    const problem = sessionProblem(payload, unixSeconds(this.clock), this.settings.maxAge, {
       revokedBefore: this.revocations.cutoffFor(payload.uid),
       ended: this.revocations.isEnded(payload.sid),
       providers: this.settings.providers
     })
+    // What the list already says stands (an ended session stays ended); the rest cannot be vouched for.
+    if (problem === undefined && this.revocations.stale === true) return 'unverifiable'
+    return problem
   }
 
   /**
@@ -167,7 +179,7 @@ export class Sessions {
       idpSessionId: extra.idpSession?.sid ?? null,
       ...(sealedRefreshToken !== undefined ? { sealedRefreshToken } : {})
     })
-    if (replaced.ok) await this.endRecord(replaced.session.sid)
+    if (replaced.ok) await this.endRecord(replaced.session.sid, request.log)
     request.session.regenerate()
     request.session.set('s', payload)
     return payload
@@ -179,7 +191,7 @@ export class Sessions {
    */
   async end (request: FastifyRequest, session: SessionPayload | undefined): Promise<void> {
     request.session.delete()
-    if (session !== undefined) await this.endRecord(session.sid)
+    if (session !== undefined) await this.endRecord(session.sid, request.log)
   }
 
   /**
@@ -200,13 +212,24 @@ export class Sessions {
     return result
   }
 
-  private async endRecord (sessionId: string): Promise<void> {
+  /**
+   * End a session's record. The database failing does not fail a logout: the session is refused
+   * here at once and its record ended when the database answers again (RevocationList.endLater).
+   */
+  private async endRecord (sessionId: string, log?: FastifyRequest['log']): Promise<void> {
     try {
       await this.records.end(sessionId)
-    } finally {
-      // Even when the database failed (the error goes on to the caller), this instance refuses it.
-      this.revocations.endSession(sessionId)
+    } catch (err) {
+      if (!isDatabaseUnavailable(err)) {
+        // Even when the database failed (the error goes on to the caller), this instance refuses it.
+        this.revocations.endSession(sessionId)
+        throw err
+      }
+      this.revocations.endLater(sessionId)
+      log?.warn({ err: (err as Error).message }, 'logout: the database is unavailable; the session is refused here now, and its record is ended when the database answers (other instances refuse it from then)')
+      return
     }
+    this.revocations.endSession(sessionId)
   }
 
   /** The sessions (ended or not) that this IdP session opened. */

@@ -113,9 +113,12 @@ export interface SessionRevocation {
  * Why a session read from a cookie is refused. `unreadable` folds what @fastify/secure-session does
  * not tell apart: a cookie altered or forged, encrypted with a key no longer configured (or another
  * deployment's), or past the cookie's own expiry. `malformed`: it decrypted, but is not a current
- * payload (a version 1 cookie from before server-side sessions, say).
+ * payload (a version 1 cookie from before server-side sessions, say). `unverifiable`: nothing wrong
+ * with the session that the gateway knows of, but its revocation list is older than
+ * REVOCATION_MAX_STALENESS (the database is failing), so it cannot know: refused for now (503), not
+ * ended (the same cookie works again once the list is refreshed).
  */
-export type SessionRefusal = 'unreadable' | 'malformed' | 'expired' | 'issued-in-future' | 'too-long' | 'ended' | 'revoked' | 'disabled' | 'provider-removed'
+export type SessionRefusal = 'unreadable' | 'malformed' | 'expired' | 'issued-in-future' | 'too-long' | 'ended' | 'revoked' | 'disabled' | 'provider-removed' | 'unverifiable'
 
 /**
  * Why a well-formed payload is not a session at `now` (undefined: it is one): expired, issued in the

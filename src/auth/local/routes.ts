@@ -18,6 +18,8 @@ import type { Metrics } from '../../ops/metrics.js'
 import { auditRequest } from '../../ops/audit.js'
 import type { Clock } from '../../clock.js'
 import type { OidcProviders } from '../oidc/providers.js'
+import { isDatabaseUnavailable } from '../../db/unavailable.js'
+import { RETRY_AFTER_SECONDS } from '../../pages/unavailable.js'
 
 export interface LocalLoginDeps {
   config: Config
@@ -84,43 +86,58 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
     }
     const username = checked.username
 
-    const attempt: Attempt = {
-      address: clientAddressKey(request.ip),
-      username,
-      deviceId: deviceIdFor(deviceKeys, request.cookies[sessions.names.device], username, clock.now() / 1000)
-    }
-    // Counted now, before the password check, so concurrent guesses cannot all slip under the limit.
-    const wait = await throttle.begin(attempt)
-    if (wait > 0) {
-      reply.header('retry-after', String(wait))
-      return refuse(429, 'throttled', MESSAGES.throttled(wait), username)
-    }
-
-    let user = await users.findByUsername(username)
-    if (config.localAuth === 'password') {
-      const password = typeof form.password === 'string' ? form.password : ''
-      // verifyPassword spends the same work for unknown users, so timing does not reveal who exists.
-      if (!(await verifyPassword(password, user?.passwordHash)) || user === undefined) return refuse(401, 'invalid-credentials', MESSAGES.invalidCredentials, username)
-    } else if (user === undefined) {
-      if (!config.allowSelfRegister) return refuse(403, 'not-registered', MESSAGES.registrationClosed, username)
-      const created = await users.create({ username, isAdmin: config.adminUsernames.includes(username) })
-      user = created.user
-      if (created.created) {
-        auditRequest(request, { audit: 'user-created', user: username, by: 'user', method: 'local', admin: user.isAdmin })
-        if (user.isAdmin) auditRequest(request, { audit: 'admin-granted', user: username, by: 'admin-usernames' })
+    /** The sign-in proper: every step that reads or writes the database. */
+    const signIn = async (): Promise<FastifyReply> => {
+      const attempt: Attempt = {
+        address: clientAddressKey(request.ip),
+        username,
+        deviceId: deviceIdFor(deviceKeys, request.cookies[sessions.names.device], username, clock.now() / 1000)
       }
-    }
-    if (!user.isActive) return refuse(403, 'disabled', MESSAGES.disabled, username)
+      // Counted now, before the password check, so concurrent guesses cannot all slip under the limit.
+      const wait = await throttle.begin(attempt)
+      if (wait > 0) {
+        reply.header('retry-after', String(wait))
+        return refuse(429, 'throttled', MESSAGES.throttled(wait), username)
+      }
 
-    // ADMIN_USERNAMES promotes at sign-in (as TimeTracker); removing a name does not demote, the CLI does.
-    const promote = config.adminUsernames.includes(user.username) && !user.isAdmin
-    user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
-    if (promote) auditRequest(request, { audit: 'admin-granted', user: user.username, by: 'admin-usernames' })
-    await throttle.succeeded(attempt)
-    if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username, clock.now() / 1000), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
-    await sessions.start(request, user, 'local')
-    metrics.login('local')
-    auditRequest(request, { audit: 'sign-in', user: user.username, by: 'user', method: 'local', admin: user.isAdmin })
-    return await reply.redirect(next, 303)
+      let user = await users.findByUsername(username)
+      if (config.localAuth === 'password') {
+        const password = typeof form.password === 'string' ? form.password : ''
+        // verifyPassword spends the same work for unknown users, so timing does not reveal who exists.
+        if (!(await verifyPassword(password, user?.passwordHash)) || user === undefined) return refuse(401, 'invalid-credentials', MESSAGES.invalidCredentials, username)
+      } else if (user === undefined) {
+        if (!config.allowSelfRegister) return refuse(403, 'not-registered', MESSAGES.registrationClosed, username)
+        const created = await users.create({ username, isAdmin: config.adminUsernames.includes(username) })
+        user = created.user
+        if (created.created) {
+          auditRequest(request, { audit: 'user-created', user: username, by: 'user', method: 'local', admin: user.isAdmin })
+          if (user.isAdmin) auditRequest(request, { audit: 'admin-granted', user: username, by: 'admin-usernames' })
+        }
+      }
+      if (!user.isActive) return refuse(403, 'disabled', MESSAGES.disabled, username)
+
+      // ADMIN_USERNAMES promotes at sign-in (as TimeTracker); removing a name does not demote, the CLI does.
+      const promote = config.adminUsernames.includes(user.username) && !user.isAdmin
+      user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
+      if (promote) auditRequest(request, { audit: 'admin-granted', user: user.username, by: 'admin-usernames' })
+      await throttle.succeeded(attempt)
+      if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username, clock.now() / 1000), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
+      await sessions.start(request, user, 'local')
+      metrics.login('local')
+      auditRequest(request, { audit: 'sign-in', user: user.username, by: 'user', method: 'local', admin: user.isAdmin })
+      return await reply.redirect(next, 303)
+    }
+    try {
+      return await signIn()
+    } catch (err) {
+      if (!isDatabaseUnavailable(err)) throw err
+      // The database failing is a moment, not the user's mistake: the login page, saying so (503).
+      // Nothing was granted: the session cookie is set only once its record is written.
+      metrics.loginFailure('local', 'database-unavailable')
+      auditRequest(request, { audit: 'sign-in-failed', user: username, by: 'user', method: 'local', reason: 'database-unavailable' })
+      request.log.warn({ err: (err as Error).message }, 'sign-in failed: the database is unavailable')
+      reply.header('retry-after', String(RETRY_AFTER_SECONDS))
+      return render(request, reply, 503, next, { error: MESSAGES.databaseUnavailable, username })
+    }
   })
 }

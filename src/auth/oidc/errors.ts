@@ -7,6 +7,7 @@ export type OidcFailureCode =
   | 'sso-disabled'
   | 'unknown-provider'
   | 'provider-unavailable'
+  | 'database-unavailable'
   | 'transaction-missing'
   | 'provider-error'
   | 'access-denied'
@@ -30,6 +31,7 @@ export const FAILURES: Record<OidcFailureCode, FailurePage> = {
   'sso-disabled': { status: 404, title: 'Single sign-on is not enabled', message: 'Single sign-on is not enabled on this gateway.' },
   'unknown-provider': { status: 400, title: 'Unknown sign-in provider', message: 'This sign-in link names a sign-in provider that is not configured here.' },
   'provider-unavailable': { status: 503, title: 'Sign-in provider unavailable', message: 'The single sign-on provider cannot be reached right now. Try again in a moment.' },
+  'database-unavailable': { status: 503, title: 'Sign-in unavailable', message: 'Signing in is not possible right now: the sign-in gateway cannot reach its database. Try again in a moment.' },
   'transaction-missing': { status: 400, title: 'Sign-in expired', message: 'This sign-in was not started in this browser, took more than 10 minutes, or was already completed. ' + TRY_AGAIN },
   'provider-error': { status: 400, title: 'Sign-in failed', message: 'The sign-in provider reported an error and did not sign you in. ' + TRY_AGAIN },
   'access-denied': { status: 403, title: 'Sign-in cancelled', message: 'The sign-in was cancelled or refused at the sign-in provider.' },

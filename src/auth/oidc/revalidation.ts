@@ -32,11 +32,14 @@ import { mapClaims } from './claims.js'
 import { IdpNotReadyError, IdpResponseTooLargeError, type OidcClient } from './client.js'
 import { describeError } from './errors.js'
 import { systemClock, type Clock } from '../../clock.js'
+import { isDatabaseUnavailable } from '../../db/unavailable.js'
 
 /** How long a replica's claim on a refresh lasts: past it, another replica may take over. */
 export const REFRESH_CLAIM_MS = 30_000
 /** A session that was not due (another replica validated it) is looked at again no sooner than this. */
 const MIN_RECHECK_MS = 1000
+/** The database failing: a session's re-validation is tried again this long after, at the soonest. */
+const DATABASE_RETRY_MS = 10_000
 
 export interface RevalidatorDeps {
   config: Pick<Config, 'adminUsernames'>
@@ -87,7 +90,17 @@ export class SessionRevalidator {
     if ((due !== undefined && due.at > now) || this.inFlight.has(session.sid)) return
     this.prune(now)
     const run = this.revalidate(session, now)
-      .catch((err: unknown) => { this.deps.log.error({ err: describeError(err), sid: session.sid }, 'SSO session re-validation failed unexpectedly') })
+      .catch((err: unknown) => {
+        if (isDatabaseUnavailable(err)) {
+          // The database failing is no news about this session: it goes on (within REVOCATION_MAX_STALENESS),
+          // tried again an interval later (10 s at least) rather than at each of its requests meanwhile.
+          const retryMs = Math.max(this.intervalMs, DATABASE_RETRY_MS)
+          this.due.set(session.sid, { at: this.clock.now() + retryMs, expiresAt: session.exp * 1000 })
+          this.deps.log.warn({ err: describeError(err), sid: session.sid, retryInSeconds: retryMs / 1000 }, 'SSO session re-validation: the database is unavailable; session kept, retrying later')
+          return
+        }
+        this.deps.log.error({ err: describeError(err), sid: session.sid }, 'SSO session re-validation failed unexpectedly')
+      })
       .finally(() => { this.inFlight.delete(session.sid) })
     this.inFlight.set(session.sid, run)
   }
@@ -160,6 +173,7 @@ export class SessionRevalidator {
         await this.end(session, end)
         return 'ended'
       }
+      if (isDatabaseUnavailable(err)) throw err
       // Unreachable, slow, 5xx, or anything else: the session goes on; no replica tries before one interval.
       const unavailable = isUnavailable(err)
       log[unavailable ? 'warn' : 'error']({ sid, err: describeError(err), retryInSeconds: this.intervalMs / 1000 },

@@ -26,6 +26,8 @@ import { groupsTooLargeMessage, mapClaims } from './claims.js'
 import { upsertOidcUser } from './linking.js'
 import { checkSignInAllowed } from '../../policy/sign-in-allow-list.js'
 import { describeError, FAILURES, IdpRefusalError, OidcFailure } from './errors.js'
+import { isDatabaseUnavailable } from '../../db/unavailable.js'
+import { RETRY_AFTER_SECONDS } from '../../pages/unavailable.js'
 import {
   flowsToEvict, isWellFormedState, newTransaction, openTransaction, sealTransaction, stateOfCookie,
   transactionCookieName, TRANSACTION_MAX_AGE, type PendingFlow
@@ -96,11 +98,16 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
     const page = FAILURES[failure.code]
     metrics.loginFailure('oidc', failure.code)
     auditRequest(request, { audit: 'sign-in-failed', user: failure.username, by: 'user', method: 'oidc', reason: failure.code, ...providerField(provider) })
-    const level = failure.code === 'provider-unavailable' || failure.code === 'verification-failed' ? 'warn' : 'info'
+    const level = failure.code === 'provider-unavailable' || failure.code === 'database-unavailable' || failure.code === 'verification-failed' ? 'warn' : 'info'
     request.log[level]({ code: failure.code, reason: failure.reason, ...providerField(provider) }, 'OIDC sign-in failed')
     // The provider being down is a moment, not a dead end: the login page itself, saying so, with
     // the SSO button to try again and (AUTH_METHOD=both) the local form to get in meanwhile.
     if (failure.code === 'provider-unavailable') return renderLogin(request, reply, page.status, next, { error: MESSAGES.providerUnavailable })
+    // So is the gateway's database failing (after the IdP signed the user in: the flow starts over).
+    if (failure.code === 'database-unavailable') {
+      reply.header('retry-after', String(RETRY_AFTER_SECONDS))
+      return renderLogin(request, reply, page.status, next, { error: MESSAGES.databaseUnavailable })
+    }
     return reply.code(page.status).type('text/html; charset=utf-8').send(messagePage({
       ...brandOf(config),
       title: page.title,
@@ -232,6 +239,7 @@ export const oidcRoutes: FastifyPluginAsync<OidcRouteDeps> = async (app, deps) =
       return await reply.redirect(tx.next, 302)
     } catch (err) {
       if (err instanceof OidcFailure) return failurePage(request, reply, err, tx.next, provider)
+      if (isDatabaseUnavailable(err)) return failurePage(request, reply, new OidcFailure('database-unavailable', (err as Error).message), tx.next, provider)
       throw err
     }
   })

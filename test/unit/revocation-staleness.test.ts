@@ -1,0 +1,89 @@
+// REVOCATION_MAX_STALENESS as loadConfig reads it, and what a revocation list older than it does to
+// a session: one the list says is over stays over; one it would accept is `unverifiable` (refused
+// for now, not ended: logout still gets it, to end it). The bound is measured on a monotonic clock.
+import t from 'tap'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify from 'fastify'
+import { pino } from 'pino'
+import { loadConfig, type Env } from '../../src/config/index.js'
+import { describeConfig } from '../../src/config/describe.js'
+import { openDatabase } from '../../src/db/index.js'
+import { migrateToLatest } from '../../src/db/migrate.js'
+import { UserRepository } from '../../src/db/users.js'
+import { SessionRepository } from '../../src/db/sessions.js'
+import { RevocationList } from '../../src/session/revocations.js'
+import { Sessions, type SessionCheck } from '../../src/session/index.js'
+import { configProblems } from '../support/config.js'
+import { TestClock } from '../support/clock.js'
+
+const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
+const cwd = mkdtempSync(join(tmpdir(), 'authgate-staleness-'))
+const load = (env: Env): ReturnType<typeof loadConfig> => loadConfig(env, { cwd, dotenv: false })
+
+t.test('REVOCATION_MAX_STALENESS: seconds, 300 by default, 15 to a day', async (t) => {
+  t.equal(load(secrets).revocationMaxStaleness, 300)
+  t.equal(load({ ...secrets, REVOCATION_MAX_STALENESS: '15' }).revocationMaxStaleness, 15, 'three missed refreshes at least')
+  t.equal(load({ ...secrets, REVOCATION_MAX_STALENESS: '86400' }).revocationMaxStaleness, 86400)
+  for (const bad of ['0', '14', '86401', '-1', '1.5', '5m', '']) {
+    t.same(configProblems({ ...secrets, REVOCATION_MAX_STALENESS: bad }, cwd), bad === '' ? [] : ['REVOCATION_MAX_STALENESS'], JSON.stringify(bad))
+  }
+  t.same(load({ ...secrets, REVOCATION_MAX_STALNESS: '60' }).unknownVariables, [{ name: 'REVOCATION_MAX_STALNESS', didYouMean: 'REVOCATION_MAX_STALENESS' }], 'a typo is caught')
+  const env = { ...secrets, REVOCATION_MAX_STALENESS: '120' }
+  const line = describeConfig(load(env), env, env).find((s) => s.name === 'REVOCATION_MAX_STALENESS')
+  t.match(line, { value: '120', source: 'environment' }, 'authgate config check shows it')
+})
+
+t.test('a stale list: sessions it would accept are unverifiable, those it refuses stay refused', async (t) => {
+  const db = openDatabase('sqlite::memory:')
+  t.teardown(db.close)
+  await migrateToLatest(db)
+  const users = new UserRepository(db)
+  const records = new SessionRepository(db)
+  const clock = TestClock.atWholeSecond()
+  const log = pino({ level: 'silent' })
+  // Refreshed by hand (the timer is never started); one stale after 50 ms, one not for a minute.
+  const fresh = new RevocationList(users, records, log, 60_000, clock, undefined, 60_000)
+  const soonStale = new RevocationList(users, records, log, 60_000, clock, undefined, 50)
+  await fresh.refresh()
+  await soonStale.refresh()
+  await sleep(100)
+  t.notOk(fresh.stale, 'within its bound')
+  t.ok(soonStale.stale, 'past its bound')
+  t.ok(soonStale.ageMs > 50, 'the age is real time since the read, whatever the test clock says')
+
+  const gateways = await Promise.all([fresh, soonStale].map(async (revocations) => {
+    const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: 'd'.repeat(43), secure: false, maxAge: 3600 }, { revocations, records, clock })
+    const app = Fastify()
+    t.teardown(async () => { await app.close() })
+    await sessions.register(app)
+    app.post<{ Params: { username: string } }>('/start/:username', async (request) => {
+      const { user } = await users.create({ username: request.params.username })
+      await sessions.start(request, user, 'local')
+      return 'started'
+    })
+    app.post('/logout', async (request) => {
+      const checked = sessions.check(request)
+      await sessions.end(request, 'session' in checked ? checked.session : undefined)
+      return 'ended'
+    })
+    app.get('/check', async (request) => sessions.check(request))
+    await app.ready()
+    return app
+  }))
+  const [a, b] = gateways as [typeof gateways[0], typeof gateways[0]]
+  const cookie = (await a.inject({ method: 'POST', url: '/start/alice' })).cookies.find((c) => c.name === 'authgate')!.value
+  const check = async (app: typeof a): Promise<SessionCheck> => (await app.inject({ url: '/check', cookies: { authgate: cookie } })).json()
+
+  t.match(await check(a), { ok: true }, 'a fresh list accepts the session')
+  const stale = await check(b)
+  t.match(stale, { ok: false, reason: 'unverifiable', session: { u: 'alice' } }, 'a stale one cannot vouch for it, and says whose it is')
+
+  // Logout through the stale one still ends it, for everyone reading the database.
+  await b.inject({ method: 'POST', url: '/logout', cookies: { authgate: cookie } })
+  t.match(await check(b), { ok: false, reason: 'ended' }, 'ended beats unverifiable: what the list knows stands')
+  await fresh.refresh()
+  t.match(await check(a), { ok: false, reason: 'ended' }, 'and the record was ended: the other list learns it')
+})
