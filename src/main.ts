@@ -2,7 +2,7 @@
 import { isIP, type AddressInfo } from 'node:net'
 import { ConfigError, loadConfig } from './config/index.js'
 import { configErrorReport, configWarnings } from './config/warnings.js'
-import { describeDatabaseUrl, openDatabase } from './db/index.js'
+import { describeDatabaseError, describeDatabaseUrl, openDatabase } from './db/index.js'
 import { migrateToLatest } from './db/migrate.js'
 import { buildApp } from './app.js'
 import { startDemoUpstream, type DemoUpstream } from './demo/upstream.js'
@@ -30,8 +30,14 @@ async function main (): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat)
   for (const warning of configWarnings(config)) log.warn(warning.fields ?? {}, warning.message)
 
-  const db = openDatabase(config.databaseUrl)
-  const applied = await migrateToLatest(db)
+  const db = openDatabase(config.databaseUrl, { postgres: config.postgres })
+  let applied
+  try {
+    applied = await migrateToLatest(db)
+  } catch (err) {
+    await db.close().catch(() => {})
+    throw new Error(describeDatabaseError(err, config.databaseUrl, config.postgres))
+  }
   log.info({ database: describeDatabaseUrl(config.databaseUrl), applied }, 'database ready')
 
   let demo: DemoUpstream | undefined

@@ -19,6 +19,7 @@ type Describe = (c: Config) => string | undefined
 const seconds = (ms: number): string => String(ms / 1000)
 const masked = (value: string | undefined): string | undefined => value === undefined ? undefined : `[secret, ${value.length} characters]`
 const oidc = (f: (o: NonNullable<Config['oidc']>) => string | undefined): Describe => (c) => c.oidc === undefined ? undefined : f(c.oidc) ?? ''
+const pg = (f: (p: NonNullable<Config['postgres']>) => string | undefined): Describe => (c) => c.postgres === undefined ? undefined : f(c.postgres) ?? ''
 const jwt = (f: (j: NonNullable<Config['identityJwt']>) => string | undefined): Describe => (c) => c.identityJwt === undefined ? undefined : f(c.identityJwt) ?? ''
 
 /** How each variable shows in the effective configuration (a unit test checks every variable has one). */
@@ -29,6 +30,10 @@ export const DESCRIBE: Record<string, Describe> = {
   PUBLIC_URL: (c) => c.publicUrl?.origin ?? '',
   UPSTREAM_URL: (c) => c.upstreamUrl?.href ?? '',
   DATABASE_URL: (c) => maskDatabaseUrl(c.databaseUrl),
+  DATABASE_POOL_SIZE: pg((p) => String(p.poolSize)),
+  DATABASE_CONNECT_TIMEOUT: pg((p) => seconds(p.connectTimeoutMs)),
+  DATABASE_STATEMENT_TIMEOUT: pg((p) => seconds(p.statementTimeoutMs)),
+  DATABASE_CA_FILE: pg((p) => p.caFrom === 'DATABASE_CA_FILE' ? p.caFile : ''),
   SECRET_KEY: (c) => masked(c.secretKeys[0]),
   SECRET_KEY_PREVIOUS: (c) => c.secretKeys.length > 1 ? `[${c.secretKeys.length - 1} secret(s)]` : '',
   HEADER_SIGNING_SECRET: (c) => masked(c.headerSigningSecret),

@@ -4,7 +4,10 @@ import type { Db } from './index.js'
 
 /**
  * Apply pending migrations; safe when several instances start at once. On PostgreSQL Kysely's
- * migrator takes an advisory lock. On SQLite its lock is a no-op (it assumes one process), so the
+ * migrator takes an advisory lock (pg_advisory_lock, on a connection of its own, waiting up to an
+ * hour) and the others wait for it, then find nothing left to do; the migrations run on a pool of
+ * their own without DATABASE_STATEMENT_TIMEOUT, which would cut that wait, or a long migration, short.
+ * On SQLite its lock is a no-op (it assumes one process), so the
  * whole run happens inside one BEGIN IMMEDIATE transaction: a second process waits for the first
  * (busy_timeout) and then finds nothing left to do.
  */
@@ -22,7 +25,12 @@ export async function migrateToLatest (db: Db): Promise<string[]> {
       throw err
     }
   } else {
-    result = await new Migrator({ db: db.kysely, provider, ...await migrationTableSchema(db) }).migrateToLatest()
+    const unbounded = db.forMigrations?.() ?? db
+    try {
+      result = await new Migrator({ db: unbounded.kysely, provider, ...await migrationTableSchema(unbounded) }).migrateToLatest()
+    } finally {
+      if (unbounded !== db) await unbounded.close()
+    }
   }
   if (result.error !== undefined) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown'
