@@ -5,11 +5,11 @@ import type { Db } from './index.js'
 /**
  * Apply pending migrations; safe when several instances start at once. On PostgreSQL Kysely's
  * migrator takes an advisory lock (pg_advisory_lock, on a connection of its own, waiting up to an
- * hour) and the others wait for it, then find nothing left to do; the migrations run on a pool of
- * their own without DATABASE_STATEMENT_TIMEOUT, which would cut that wait, or a long migration, short.
- * On SQLite its lock is a no-op (it assumes one process), so the
- * whole run happens inside one BEGIN IMMEDIATE transaction: a second process waits for the first
- * (busy_timeout) and then finds nothing left to do.
+ * hour): the others wait for it, then find nothing left to do. The migrations run on a pool of their
+ * own without DATABASE_STATEMENT_TIMEOUT, which would cut that wait, or a long migration, short. On
+ * SQLite its lock is a no-op (it assumes one process), so the whole run happens inside one BEGIN
+ * IMMEDIATE transaction: a second process waits for the first (busy_timeout) and then finds nothing
+ * left to do.
  */
 export async function migrateToLatest (db: Db): Promise<string[]> {
   const provider = { getMigrations: async () => migrations }
@@ -33,7 +33,10 @@ export async function migrateToLatest (db: Db): Promise<string[]> {
     }
   }
   if (result.error !== undefined) {
-    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown'
+    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName
+    // Before any migration ran (the database unreachable, TLS refused, the lock's wait cancelled):
+    // the error itself, with its code, for the caller to explain.
+    if (failed === undefined) throw result.error
     throw new Error(`migration ${failed} failed: ${(result.error as Error).message}`)
   }
   return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)

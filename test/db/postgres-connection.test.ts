@@ -238,6 +238,10 @@ async function suite (base: string): Promise<void> {
         t.match(cliRefused.stderr, /authgate: error: the database at \S+ refused TLS/)
       }
 
+      const impostor = await runNode(MAIN, [], { env: gatewayEnv({ DATABASE_URL: urlWith('sslmode=verify-full', wrongName.port), DATABASE_CA_FILE: pki.caFile }), cwd })
+      t.equal(impostor.code, 1, 'a certificate for another name: no start')
+      t.match(impostor.stderr, /authgate: failed to start: the database at \S+: its certificate does not name the host of DATABASE_URL/)
+
       const schema = await createPostgresSchema()
       t.teardown(schema.drop)
       const before = right.handshakes
