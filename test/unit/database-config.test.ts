@@ -10,7 +10,7 @@ import { ConfigError, loadConfig, type Config } from '../../src/config/index.js'
 import { describeConfig } from '../../src/config/describe.js'
 import { configWarnings } from '../../src/config/warnings.js'
 import { postgresSettingsFor } from '../../src/config/database.js'
-import { postgresPoolConfig, postgresSsl } from '../../src/db/index.js'
+import { describeDatabaseError, postgresPoolConfig, postgresSsl } from '../../src/db/index.js'
 
 const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
 const PG = 'postgres://authgate:hunter2-secret@db.internal:5432/authgate'
@@ -171,4 +171,14 @@ t.test('a misspelt DATABASE_ variable is reported with the name it most likely m
     { name: 'DATABASE_POOLSIZE', didYouMean: 'DATABASE_POOL_SIZE' },
     { name: 'DATABASE_STATEMENT_TIMEOUTS', didYouMean: 'DATABASE_STATEMENT_TIMEOUT' }
   ])
+})
+
+t.test('a parameter that is not valid percent-encoding is read as written', async (t) => {
+  t.same(refusal({ DATABASE_URL: `${PG}?sslrootcert=%E0%A4%A` }), ['DATABASE_URL: sslrootcert=%E0%A4%A cannot be read (ENOENT); point it at a readable PEM file'])
+})
+
+t.test('a database error described for the operator: the database named, its password masked', async (t) => {
+  t.equal(describeDatabaseError(Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' }), PG),
+    'the database at postgres://authgate:***@db.internal:5432/authgate: connect ECONNREFUSED 10.0.0.5:5432')
+  t.equal(describeDatabaseError('not an Error', 'sqlite:./x.db'), 'the database at sqlite:./x.db: not an Error')
 })
