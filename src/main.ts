@@ -2,7 +2,7 @@
 import { isIP, type AddressInfo } from 'node:net'
 import { ConfigError, loadConfig } from './config/index.js'
 import { configErrorReport, configWarnings } from './config/warnings.js'
-import { describeDatabaseUrl, openDatabase, SqliteFileError, type Db } from './db/index.js'
+import { describeDatabaseError, describeDatabaseUrl, openDatabase, SqliteFileError, type Db } from './db/index.js'
 import { migrateToLatest } from './db/migrate.js'
 import { buildApp } from './app.js'
 import { startDemoUpstream, type DemoUpstream } from './demo/upstream.js'
@@ -33,13 +33,18 @@ async function main (): Promise<void> {
   let db: Db | undefined
   let applied: string[]
   try {
-    db = openDatabase(config.databaseUrl, { log })
+    db = openDatabase(config.databaseUrl, { log, postgres: config.postgres })
     applied = await migrateToLatest(db)
   } catch (err) {
-    // Named with the variable that chose it: the operator's fix starts there.
-    process.stderr.write(`authgate: cannot start: DATABASE_URL (${describeDatabaseUrl(config.databaseUrl)}): ${databaseProblem(err as Error)}\n`)
     await db?.close().catch(() => {})
-    process.exit(1)
+    // A damaged SQLite file, named with the variable that chose it: the operator's fix starts there.
+    if (err instanceof SqliteFileError) {
+      process.stderr.write(`authgate: cannot start: DATABASE_URL (${describeDatabaseUrl(config.databaseUrl)}): ${err.message}. Nothing was written to it. ` +
+        'Restore it from a backup, or move it away to start with an empty database (users and sessions are then lost).\n')
+      process.exit(1)
+    }
+    // PostgreSQL unreachable, silent, or refusing TLS: in the operator's terms (db/index.ts).
+    throw new Error(describeDatabaseError(err, config.databaseUrl, config.postgres))
   }
   log.info({ database: describeDatabaseUrl(config.databaseUrl), applied }, 'database ready')
 
@@ -92,13 +97,6 @@ async function main (): Promise<void> {
   }
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
-}
-
-function databaseProblem (err: Error): string {
-  if (err instanceof SqliteFileError) {
-    return `${err.message}. Nothing was written to it. Restore it from a backup, or move it away to start with an empty database (users and sessions are then lost).`
-  }
-  return err.message
 }
 
 /** After the grace period, how long closing the rest may take before the process gives up (exit 1). */

@@ -3,16 +3,18 @@ import t from 'tap'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { openDatabase } from '../src/db/index.js'
 import { UserRepository } from '../src/db/users.js'
 import { verifyPassword } from '../src/auth/local/password.js'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startGateway } from './support/gateway.js'
+import { createTestDatabase, startGateway } from './support/gateway.js'
 import { runNode, type ProcessResult } from './support/process.js'
 import { cookieHeader, http, loginLocal } from './support/http.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'authgate-cli-'))
-const DATABASE_URL = `sqlite:${join(dir, 'cli.db')}`
+// A SQLite file, or with TEST_DATABASE=postgres a PostgreSQL schema (named in the URL, for the CLI).
+const database = await createTestDatabase(dir)
+t.teardown(database.drop)
+const DATABASE_URL = database.url
 
 async function cli (args: string[], stdin = ''): Promise<ProcessResult> {
   return await runNode('src/cli/bin.ts', args, { env: { ...process.env, DATABASE_URL, CI: 'true' }, stdin })
@@ -48,7 +50,7 @@ t.test('migrate, add, list, passwords, admin, disable, enable, revoke', async (t
   t.equal((await cli(['users', 'enable', 'bob'])).code, 0)
   t.equal((await cli(['sessions', 'revoke', 'alice'])).code, 0)
 
-  const db = openDatabase(DATABASE_URL)
+  const db = database.open()
   t.teardown(async () => { await db.close() })
   const repo = new UserRepository(db)
   const bob = await repo.findByUsername('bob')
@@ -59,7 +61,7 @@ t.test('migrate, add, list, passwords, admin, disable, enable, revoke', async (t
 })
 
 t.test('a demotion or a new password ends the user\'s sessions at a running gateway', async (t) => {
-  const db = openDatabase(DATABASE_URL)
+  const db = database.open()
   const gw = await startGateway({ LOCAL_AUTH: 'password' }, { db, revocationRefreshMs: 100 })
   t.teardown(async () => { await gw.close(); await db.close() })
   t.equal((await cli(['users', 'add', 'carol', '--admin', '--password'], 'carol password\n')).code, 0)

@@ -2,9 +2,9 @@
 // pending migrations first (as a starting gateway would); `users list` only reads, and refuses a
 // database that does not exist or is not migrated rather than creating one at a mistyped path.
 import { createInterface } from 'node:readline'
-import { readEnvironment } from '../config/environment.js'
-import { DEFAULT_DATABASE_URL, databaseUrlProblem, maskDatabaseUrl } from '../config/database.js'
-import { DatabaseMissingError, openDatabase, type Db } from '../db/index.js'
+import { createReader, readEnvironment } from '../config/environment.js'
+import { maskDatabaseUrl, parseDatabase, type DatabaseConfig } from '../config/database.js'
+import { DatabaseMissingError, describeDatabaseError, openDatabase, type Db } from '../db/index.js'
 import { migrateToLatest, pendingMigrations } from '../db/migrate.js'
 import { UserRepository, type User } from '../db/users.js'
 import { checkUsername, usernameProblemMessage } from '../db/username.js'
@@ -43,32 +43,32 @@ function describe (user: User): string {
   return `${user.username}${flags.length > 0 ? ` (${flags.join(', ')})` : ''}${user.lastLoginAt !== null ? `  last sign-in ${user.lastLoginAt.toISOString()}` : ''}`
 }
 
-/** DATABASE_URL as the server reads it (environment over ./.env, or DATABASE_URL_FILE), checked as the server checks it. */
-function databaseUrl (): string {
+/**
+ * DATABASE_URL and the DATABASE_* settings as the server reads them (environment over ./.env, or
+ * DATABASE_URL_FILE), checked as the server checks them: the same pool, timeouts and TLS.
+ */
+function databaseConfig (): DatabaseConfig {
   const { values, problems } = readEnvironment(process.env)
-  const given = values.DATABASE_URL?.trim() ?? ''
-  const url = given === '' ? DEFAULT_DATABASE_URL : given
-  const problem = databaseUrlProblem(url)
-  if (problem !== undefined) problems.push({ name: 'DATABASE_URL', message: problem })
+  const database = parseDatabase(createReader(values, problems), process.cwd())
   if (problems.length > 0) throw new UsageError(problems.map((p) => `${p.name}: ${p.message}`).join('\n'))
-  return url
+  return database as DatabaseConfig
 }
 
 /** Open for a command: a writing one migrates (creating the database if need be), a reading one touches nothing. */
 async function open (command: string): Promise<{ db: Db, applied: string[] }> {
-  const url = databaseUrl()
+  const { databaseUrl: url, postgres } = databaseConfig()
   if (!READ_ONLY.has(command)) {
-    const db = openDatabase(url)
+    const db = openDatabase(url, { postgres })
     try {
       return { db, applied: await migrateToLatest(db) }
     } catch (err) {
       await db.close()
-      throw err
+      throw new Error(describeDatabaseError(err, url, postgres))
     }
   }
   let db: Db
   try {
-    db = openDatabase(url, { readOnly: true })
+    db = openDatabase(url, { readOnly: true, postgres })
   } catch (err) {
     if (err instanceof DatabaseMissingError) {
       throw new UsageError(`${err.message} (DATABASE_URL=${url}); check DATABASE_URL, or create the database with: authgate migrate`)
@@ -86,7 +86,7 @@ async function open (command: string): Promise<{ db: Db, applied: string[] }> {
     }
   } catch (err) {
     await db.close()
-    throw err
+    throw err instanceof UsageError ? err : new Error(describeDatabaseError(err, url, postgres))
   }
   return { db, applied: [] }
 }

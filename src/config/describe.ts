@@ -21,6 +21,7 @@ const seconds = (ms: number): string => String(ms / 1000)
 const masked = (value: string | undefined): string | undefined => value === undefined ? undefined : `[secret, ${value.length} characters]`
 /** The single provider's setting; with OIDC_PROVIDERS the unprefixed variables are defaults (describeConfig). */
 const oidc = (f: (o: OidcConfig) => string | undefined): Describe => (c) => c.oidc === undefined || c.multipleProviders ? undefined : f(c.oidc) ?? ''
+const pg = (f: (p: NonNullable<Config['postgres']>) => string | undefined): Describe => (c) => c.postgres === undefined ? undefined : f(c.postgres) ?? ''
 const jwt = (f: (j: NonNullable<Config['identityJwt']>) => string | undefined): Describe => (c) => c.identityJwt === undefined ? undefined : f(c.identityJwt) ?? ''
 
 /** How each setting of one SSO provider shows: the single provider's OIDC_*, or one of OIDC_PROVIDERS' OIDC_<ID>_*. */
@@ -58,6 +59,10 @@ export const DESCRIBE: Record<string, Describe> = {
   PUBLIC_URL: (c) => c.publicUrl?.origin ?? '',
   UPSTREAM_URL: (c) => c.upstreamUrl?.href ?? '',
   DATABASE_URL: (c) => maskDatabaseUrl(c.databaseUrl),
+  DATABASE_POOL_SIZE: pg((p) => String(p.poolSize)),
+  DATABASE_CONNECT_TIMEOUT: pg((p) => seconds(p.connectTimeoutMs)),
+  DATABASE_STATEMENT_TIMEOUT: pg((p) => seconds(p.statementTimeoutMs)),
+  DATABASE_CA_FILE: pg((p) => p.caFrom === 'DATABASE_CA_FILE' ? p.caFile : ''),
   SECRET_KEY: (c) => masked(c.secretKeys[0]),
   SECRET_KEY_PREVIOUS: (c) => c.secretKeys.length > 1 ? `[${c.secretKeys.length - 1} secret(s)]` : '',
   HEADER_SIGNING_SECRET: (c) => masked(c.headerSigningSecret),

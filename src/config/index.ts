@@ -10,7 +10,7 @@ import { parseSignIn, type SignInConfig } from './sign-in.js'
 import { parseSession, type SessionConfig } from './session.js'
 import { parseProxy, type ProxyConfig } from './proxy.js'
 import { parseLogging, type LoggingConfig } from './logging.js'
-import { parseDatabase } from './database.js'
+import { parseDatabase, type DatabaseConfig } from './database.js'
 import { parseSecrets, type SecretsConfig } from './secrets.js'
 import { parseOidcProviders, parseOidcRateLimit, type OidcConfig } from './oidc.js'
 import { parsePages, type PagesConfig } from './pages.js'
@@ -26,10 +26,10 @@ export { type OidcConfig, SINGLE_PROVIDER_ID, providerPrefix } from './oidc.js'
 export { LOGO_TYPES, type LogoConfig } from './pages.js'
 export type { IdentityJwtConfig } from './identity-jwt.js'
 export { SHUTDOWN_GRACE_DEFAULT } from './operations.js'
+export { DATABASE_DEFAULTS, type PostgresSettings, type SslMode } from './database.js'
 
-export interface Config extends ListenerConfig, SecretsConfig, SignInConfig, AccessConfig, SessionConfig, ProxyConfig, LoggingConfig, OperationsConfig, PagesConfig {
+export interface Config extends ListenerConfig, SecretsConfig, DatabaseConfig, SignInConfig, AccessConfig, SessionConfig, ProxyConfig, LoggingConfig, OperationsConfig, PagesConfig {
   production: boolean
-  databaseUrl: string
   /** The first (or only) SSO provider; undefined when AUTH_METHOD=local. */
   oidc: OidcConfig | undefined
   /** Every SSO provider, in OIDC_PROVIDERS order (one without it); empty when AUTH_METHOD=local. */
@@ -61,7 +61,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
   const access = parseAccess(r, proxy.skipAuthPaths)
   const logging = parseLogging(r)
   const operations = parseOperations(r, listener)
-  const database = parseDatabase(r)
+  const database = parseDatabase(r, cwd)
 
   const dataDir = resolve(cwd, 'data')
   const generatedSecrets: string[] = []
@@ -83,7 +83,7 @@ export function loadConfig (env: Env = process.env, options: LoadOptions = {}): 
     production,
     ...listener as ListenerConfig,
     ...secrets as SecretsConfig,
-    ...database,
+    ...database as DatabaseConfig,
     ...signIn as SignInConfig,
     ...access as AccessConfig,
     oidc: oidcProviders[0],

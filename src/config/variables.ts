@@ -10,6 +10,7 @@ export const SECRET_VARIABLES = ['SECRET_KEY', 'SECRET_KEY_PREVIOUS', 'HEADER_SI
 /** Every other variable the configuration reads. Add new ones here (test/unit/config-variables.test.ts checks). */
 const SETTINGS = [
   'NODE_ENV', 'PORT', 'HOST', 'PUBLIC_URL', 'UPSTREAM_URL',
+  'DATABASE_POOL_SIZE', 'DATABASE_CONNECT_TIMEOUT', 'DATABASE_STATEMENT_TIMEOUT', 'DATABASE_CA_FILE',
   'AUTH_METHOD', 'LOCAL_AUTH', 'ALLOW_SELF_REGISTER', 'ADMIN_USERNAMES',
   'OIDC_PROVIDERS', 'OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_AUTH_METHOD', 'OIDC_REDIRECT_URI', 'OIDC_SCOPES',
   'OIDC_USERNAME_CLAIM', 'OIDC_FULL_NAME_CLAIM', 'OIDC_EMAIL_CLAIM', 'OIDC_GROUPS_CLAIM',
@@ -28,7 +29,7 @@ export const KNOWN_VARIABLES: ReadonlySet<string> = new Set<string>([
 ])
 
 /** Names that look like the gateway's own settings: an unknown one among them is most likely a typo. */
-const GATEWAY_PREFIXES = ['AUTH', 'OIDC_', 'UPSTREAM', 'SESSION_', 'SECRET', 'HEADER_', 'ADMIN_', 'ALLOW', 'CLIENT_', 'METRICS_', 'SHUTDOWN_', 'REVOCATION_']
+const GATEWAY_PREFIXES = ['AUTH', 'DATABASE_', 'OIDC_', 'UPSTREAM', 'SESSION_', 'SECRET', 'HEADER_', 'ADMIN_', 'ALLOW', 'CLIENT_', 'METRICS_', 'SHUTDOWN_', 'REVOCATION_']
 
 // Kubernetes adds <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_8080_TCP_ADDR and so on for every Service
 // in the namespace; a Service named "authgate" or "upstream" must not look like a typo.

@@ -37,6 +37,9 @@ export function configWarnings (config: Config, { check = false } = {}): ConfigW
   if (config.authMethod !== 'oidc' && config.localAuth === 'username' && config.accessRules.some((rule) => rule.requirements.some((r) => r.kind === 'user'))) {
     warnings.push({ message: 'ACCESS_RULES name users, and LOCAL_AUTH=username lets anyone sign in as any name: the user: requirements protect nothing beyond a trusted network' })
   }
+  if (config.postgres?.sslmode === 'require' && config.postgres.ca === undefined) {
+    warnings.push({ message: 'DATABASE_URL: sslmode=require encrypts the connection to PostgreSQL but does not check who answers: anyone on the path can pose as the database; use sslmode=verify-full (with sslrootcert or DATABASE_CA_FILE for a private CA)' })
+  }
   if (config.trustProxy === true) {
     warnings.push({ message: 'TRUST_PROXY=true: every peer\'s X-Forwarded-For is believed, so a client that reaches this port directly chooses its own address (for the sign-in throttle and the logs); list your proxies\' addresses instead, e.g. TRUST_PROXY=127.0.0.1' })
   }

@@ -4,9 +4,12 @@ import type { Db } from './index.js'
 
 /**
  * Apply pending migrations; safe when several instances start at once. On PostgreSQL Kysely's
- * migrator takes an advisory lock. On SQLite its lock is a no-op (it assumes one process), so the
- * whole run happens inside one BEGIN IMMEDIATE transaction: a second process waits for the first
- * (busy_timeout) and then finds nothing left to do.
+ * migrator takes an advisory lock (pg_advisory_lock, on a connection of its own, waiting up to an
+ * hour): the others wait for it, then find nothing left to do. The migrations run on a pool of their
+ * own without DATABASE_STATEMENT_TIMEOUT, which would cut that wait, or a long migration, short. On
+ * SQLite its lock is a no-op (it assumes one process), so the whole run happens inside one BEGIN
+ * IMMEDIATE transaction: a second process waits for the first (busy_timeout) and then finds nothing
+ * left to do.
  */
 export async function migrateToLatest (db: Db): Promise<string[]> {
   const provider = { getMigrations: async () => migrations }
@@ -22,10 +25,18 @@ export async function migrateToLatest (db: Db): Promise<string[]> {
       throw err
     }
   } else {
-    result = await new Migrator({ db: db.kysely, provider, ...await migrationTableSchema(db) }).migrateToLatest()
+    const unbounded = db.forMigrations?.() ?? db
+    try {
+      result = await new Migrator({ db: unbounded.kysely, provider, ...await migrationTableSchema(unbounded) }).migrateToLatest()
+    } finally {
+      if (unbounded !== db) await unbounded.close()
+    }
   }
   if (result.error !== undefined) {
-    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown'
+    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName
+    // Before any migration ran (the database unreachable, TLS refused, the lock's wait cancelled):
+    // the error itself, with its code, for the caller to explain.
+    if (failed === undefined) throw result.error
     throw new Error(`migration ${failed} failed: ${(result.error as Error).message}`)
   }
   return (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)

@@ -6,8 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createPostgresSchema, startGateway, SECRET_KEY, TEST_DATABASE_URL } from '../support/gateway.js'
-import { openDatabase } from '../../src/db/index.js'
+import { createPostgresSchema, createTestDatabase, startGateway, SECRET_KEY, TEST_DATABASE_URL } from '../support/gateway.js'
 import { startUpstream } from '../support/upstream.js'
 import { cookieHeader, csrfTokenFrom, http, loginLocal, setCookies } from '../support/http.js'
 import { newSessionId, newSessionPayload } from '../../src/session/session.js'
@@ -173,8 +172,9 @@ if (TEST_DATABASE_URL !== undefined) {
 t.test('SECRET_KEY rotation keeps sessions, then retires the old key', async (t) => {
   // Rotation happens within one deployment: every instance below uses the same database.
   const dir = mkdtempSync(join(tmpdir(), 'authgate-rotation-'))
-  const db = openDatabase(`sqlite:${join(dir, 'authgate.db')}`)
-  t.teardown(async () => { await db.close(); rmSync(dir, { recursive: true, force: true }) })
+  const database = await createTestDatabase(dir)
+  const db = database.open()
+  t.teardown(async () => { await db.close(); await database.drop(); rmSync(dir, { recursive: true, force: true }) })
   const before = await startGateway({ SECRET_KEY: OLD_KEY }, { upstream: upstream.url, db })
   const { cookies } = await loginLocal(before.url, 'rotating')
   await before.close()

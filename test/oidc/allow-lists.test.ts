@@ -9,11 +9,11 @@ import t, { type Test } from 'tap'
 import { CookieJar, fetchWithJar, followEndSession } from '../support/browserless.js'
 import { startOidcProvider, type AccountClaims, type OidcProviderFixture } from '../support/oidc-provider.js'
 import { startUpstream } from '../support/upstream.js'
-import type { TestGateway } from '../support/gateway.js'
+import { createTestDatabase, type TestGateway } from '../support/gateway.js'
 import { CLIENT_ID, CLIENT_SECRET, POST_LOGOUT_URI, REDIRECT_URI, identityAtUpstream, ssoLogin, startSsoGateway } from '../support/sso.js'
 import { logCapture } from '../support/log-capture.js'
 import { scrape } from '../support/metrics.js'
-import { openDatabase } from '../../src/db/index.js'
+import type { Db } from '../../src/db/index.js'
 import type { User } from '../../src/db/users.js'
 
 const upstream = await startUpstream()
@@ -49,7 +49,7 @@ t.teardown(() => op.close())
 interface Watched { gw: TestGateway, lines: () => Array<Record<string, unknown>> }
 
 /** A gateway whose log lines are kept, so that the audit trail can be read. */
-async function gateway (env: Record<string, string>, provider = op, options: { db?: ReturnType<typeof openDatabase> } = {}): Promise<Watched> {
+async function gateway (env: Record<string, string>, provider = op, options: { db?: Db } = {}): Promise<Watched> {
   const capture = logCapture('info')
   const gw = await startSsoGateway(provider.issuer, { OIDC_POST_LOGOUT_REDIRECT_URI: POST_LOGOUT_URI, ...env }, upstream.url, { logger: capture.logger, ...options })
   return { gw, lines: capture.lines }
@@ -232,8 +232,9 @@ t.test('an existing user refused later keeps their row exactly as it was', async
 
   await t.test('the operator changes the lists: the same database, a gateway with other lists', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'authgate-allow-lists-'))
-    const db = openDatabase('sqlite:./authgate.db', { cwd: dir })
-    t.teardown(async () => { await db.close(); rmSync(dir, { recursive: true, force: true }) })
+    const database = await createTestDatabase(dir)
+    const db = database.open()
+    t.teardown(async () => { await db.close(); await database.drop(); rmSync(dir, { recursive: true, force: true }) })
 
     const first = await gateway({ ALLOWED_GROUPS: 'ops', OIDC_ADMIN_GROUP: 'ops', ADMIN_USERNAMES: '' }, op, { db })
     await signedIn(first, 'oscar')
