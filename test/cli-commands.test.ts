@@ -2,6 +2,7 @@
 // verdict, secrets masked, nothing written), `secrets generate`, and commands that only read never
 // creating or migrating a database. Every command runs as a real process, in its own directory.
 import t from 'tap'
+import { PROVIDER_SETTINGS } from '../src/config/oidc.js'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -197,7 +198,7 @@ t.test('config check with OIDC_PROVIDERS: each provider\'s settings under its ow
   t.notMatch(r.stdout, /unknown variables/, 'every provider variable is known')
   const lines = r.stdout.split('\n').map((l) => l.trim().split('=')[0]!)
   t.ok(lines.indexOf('OIDC_CORP_ISSUER') < lines.indexOf('OIDC_PARTNER_ISSUER'), 'providers in OIDC_PROVIDERS order')
-  t.equal(lines.filter((l) => l.startsWith('OIDC_CORP_')).length, 19, 'every setting of a provider')
+  t.equal(lines.filter((l) => l.startsWith('OIDC_CORP_')).length, PROVIDER_SETTINGS.length, 'every setting of a provider')
 
   const json = await cli(['config', 'check', '--json'], { cwd, env })
   t.equal(json.code, 0)

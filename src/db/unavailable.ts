@@ -7,9 +7,14 @@ import type { DatabaseConnection, Dialect, Driver, QueryCompiler, QueryResult, T
 
 /** The database cannot serve this now; `reason` is one line for logs and readiness (no data, no password). */
 export class DatabaseUnavailableError extends Error {
+  /** The driver's code of the error it wraps (`57014`, `SQLITE_BUSY`, `ECONNREFUSED`…), for logs and callers that look. */
+  readonly code: string | undefined
+
   constructor (readonly reason: string, options?: ErrorOptions) {
     super(`database unavailable: ${reason}`, options)
     this.name = 'DatabaseUnavailableError'
+    const code = (options?.cause as { code?: unknown } | undefined)?.code
+    this.code = typeof code === 'string' ? code : undefined
   }
 }
 
