@@ -27,6 +27,9 @@ import { ensureBuilt, ROOT, signIn, startGateway, type RunningGateway } from './
 import { formatSummary, summarize } from './profile.js'
 import { findBinary, startCaddy, startNginx, type ReverseProxy } from './reverse-proxies.js'
 
+// By URL: the children run wherever the benchmark was started from, where a bare `tsx` may not resolve.
+const TSX = import.meta.resolve('tsx')
+
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
@@ -155,7 +158,7 @@ const usesRules = needed.has('authgate-rules')
 const logErrors: string[] = []
 
 async function forkNode (script: string, env: Record<string, string>): Promise<{ child: ChildProcess, url: string }> {
-  const child = fork(join(ROOT, 'bench', script), [], { env: { PATH: process.env.PATH ?? '', ...env }, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const child = fork(join(ROOT, 'bench', script), [], { env: { PATH: process.env.PATH ?? '', ...env }, execArgv: ['--import', TSX], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   stops.push(async () => { await stopProcess(child) })
   const url = await new Promise<string>((resolve, reject) => {
     child.once('message', (m: { url: string }) => { resolve(m.url) })
@@ -293,7 +296,7 @@ function parseWrk (text: string): LoadResult {
 
 async function runLoad (t: TargetSpec, seconds: number): Promise<LoadResult> {
   const { url, headers } = request(t)
-  const script = (name: string): string[] => [...process.execArgv, join(ROOT, 'bench', name), url, String(connections), String(seconds), JSON.stringify(headers)]
+  const script = (name: string): string[] => ['--import', TSX, join(ROOT, 'bench', name), url, String(connections), String(seconds), JSON.stringify(headers)]
   const [cmd, argv] = t.kind === 'ws'
     ? [process.execPath, script('ws-loadgen.ts')]
     : hasWrk
