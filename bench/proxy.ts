@@ -2,7 +2,7 @@
 // level, SQLite, the revocation refresh), side by side with the origin served directly, nginx, Caddy
 // and stock @fastify/http-proxy in front of the same origin. See docs/PERFORMANCE.md, "Method".
 //
-//   npm run bench -- [--duration 10] [--reps 3] [--warmup 3] [--connections 50] [--threads 1]
+//   npm run bench -- [--duration 10] [--reps 3] [--warmup 3] [--settle 2] [--connections 50] [--threads 1]
 //                    [--targets origin,nginx,...] [--gateway-env NAME=value]... [--build auto|always|never]
 //                    [--entry dist|tsx] [--profile] [--results bench/results]
 //
