@@ -2,7 +2,7 @@
 // stime) and resident memory, summed over a process and its descendants (nginx's master and worker,
 // the gateway's primary and its WORKERS), plus a free loopback port and a wait for a server to answer.
 import { execFileSync, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -98,6 +98,26 @@ export async function waitForHttp (url: string, child: ChildProcess, what: strin
       await sleep(100)
     }
   }
+}
+
+const running = new Map<ChildProcess, string>()
+/**
+ * `child` is terminated (SIGTERM) and its temp directory `dir` removed if the benchmark exits without
+ * stopping it, on an error say: a server spawned without an IPC channel (the gateway, nginx, Caddy)
+ * would otherwise outlive it.
+ */
+export function endWithBenchmark (child: ChildProcess, dir: string): ChildProcess {
+  if (running.size === 0) {
+    process.on('exit', () => {
+      for (const [c, d] of running) {
+        c.kill('SIGTERM')
+        rmSync(d, { recursive: true, force: true })
+      }
+    })
+  }
+  running.set(child, dir)
+  child.once('exit', () => { running.delete(child) })
+  return child
 }
 
 /** Sends `signal` and waits for the exit; SIGKILL after `graceMs`. */

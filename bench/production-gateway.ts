@@ -8,10 +8,12 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { stopProcess, waitForHttp } from './processes.js'
+import { endWithBenchmark, stopProcess, waitForHttp } from './processes.js'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const MAIN_JS = join(ROOT, 'dist', 'src', 'main.js')
+/** The build's last step copies the pages' assets: without them a build failed half-way. */
+const BUILD_OUTPUTS = [MAIN_JS, join(ROOT, 'dist', 'src', 'pages', 'assets', 'authgate.css')]
 
 /** The newest modification time under `path` (a file or a directory tree), in ms. */
 function newestMtime (path: string): number {
@@ -27,12 +29,12 @@ function newestMtime (path: string): number {
  */
 export function ensureBuilt (mode: 'auto' | 'always' | 'never'): string {
   if (mode === 'never') {
-    if (!existsSync(MAIN_JS)) throw new Error('dist/src/main.js is missing and --build never was given: run `npm run build`')
+    if (!BUILD_OUTPUTS.every(existsSync)) throw new Error('dist/ is missing or incomplete and --build never was given: run `npm run build`')
     return 'not rebuilt (--build never)'
   }
-  if (mode === 'auto' && existsSync(MAIN_JS)) {
+  if (mode === 'auto' && BUILD_OUTPUTS.every(existsSync)) {
     const sources = ['src', join('packages', 'verify', 'src'), 'tsconfig.json', 'tsconfig.build.json', 'package.json'].map((p) => join(ROOT, p)).filter((p) => existsSync(p))
-    if (Math.max(...sources.map(newestMtime)) <= statSync(MAIN_JS).mtimeMs) return 'dist/ up to date with src/, not rebuilt'
+    if (Math.max(...sources.map(newestMtime)) <= Math.min(...BUILD_OUTPUTS.map((p) => statSync(p).mtimeMs))) return 'dist/ up to date with src/, not rebuilt'
   }
   process.stdout.write('building: npm run build\n')
   const built = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
@@ -43,7 +45,7 @@ export function ensureBuilt (mode: 'auto' | 'always' | 'never'): string {
 export interface GatewayOptions {
   port: number
   upstreamUrl: string
-  /** Variables added to (or replacing) the defaults below, the benchmark's own last. */
+  /** Variables added to the defaults below, or replacing them. */
   env?: Record<string, string>
   /** Node flags before main.js (e.g. --cpu-prof). */
   nodeArgs?: string[]
@@ -95,7 +97,7 @@ export async function startGateway (options: GatewayOptions): Promise<RunningGat
     : [MAIN_JS]
   // 'a': O_APPEND, so that emptying the file (takeLog) makes the next line start at offset 0.
   const logFd = openSync(logFile, 'a')
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry], { cwd: dir, env, stdio: ['ignore', logFd, 'pipe'] })
+  const child = endWithBenchmark(spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry], { cwd: dir, env, stdio: ['ignore', logFd, 'pipe'] }), dir)
   closeSync(logFd)
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })

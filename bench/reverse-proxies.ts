@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { stopProcess, waitForHttp } from './processes.js'
+import { endWithBenchmark, stopProcess, waitForHttp } from './processes.js'
 
 export interface ReverseProxy {
   url: string
@@ -28,7 +28,7 @@ export function findBinary (name: string, debianPath: string): string | undefine
 async function startServer (what: string, command: string, args: string[], env: Record<string, string>, dir: string, url: string): Promise<{ child: ChildProcess, output: string }> {
   const output = join(dir, 'output.log')
   const fd = openSync(output, 'a')
-  const child = spawn(command, args, { cwd: dir, env, stdio: ['ignore', fd, fd] })
+  const child = endWithBenchmark(spawn(command, args, { cwd: dir, env, stdio: ['ignore', fd, fd] }), dir)
   closeSync(fd)
   await waitForHttp(url, child, what, () => readFileSync(output, 'utf8').slice(-2000), 30_000).catch(async (err: unknown) => {
     await stopProcess(child)
