@@ -1,149 +1,279 @@
-// The proxy benchmark: how many requests per second, at what latency, the gateway passes to an
-// upstream compared with the upstream served directly. See docs/PERFORMANCE.md.
+// npm run bench: the gateway as production runs it (node dist/src/main.js, its logger at the default
+// level, SQLite, the revocation refresh), side by side with the origin served directly, nginx, Caddy
+// and stock @fastify/http-proxy in front of the same origin. See docs/PERFORMANCE.md, "Method".
 //
-//   npm run bench -- [--duration 10] [--reps 3] [--conc 16,64,256] [--targets list] [--pool json]...
-//                    [--profile] [--json out.json]
+//   npm run bench -- [--duration 10] [--reps 3] [--warmup 3] [--settle 2] [--connections 50] [--threads 1]
+//                    [--targets origin,nginx,...] [--gateway-env NAME=value]... [--build auto|always|never]
+//                    [--entry dist|tsx] [--profile] [--results bench/results]
 //
-// Every process gets its own CPU time: the upstream (bench/upstream.ts), each gateway
-// (bench/gateway.ts) and the load generator (`wrk` when installed, else bench/loadgen.ts). Runs are
-// interleaved (repetition → concurrency → target) so that a change in the machine's background
-// load hits every target alike; the median of the repetitions is reported, with the ratio to the
-// direct upstream at the same concurrency. On a shared machine prefer the ratios and the CPU time
-// per request (read from /proc) to the absolute requests per second. `real-rules` is the real gateway
-// with ten ACCESS_RULES; the report gives its ratio to `real` (and to `real-same-path`, the same
-// request without rules, when that target is listed) round by round: what the rule check costs.
-import { fork, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, tmpdir, uptime } from 'node:os'
-import { join, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+// Every server runs in its own process(es); the load generator (`wrk`, else bench/loadgen.ts) and the
+// WebSocket client (bench/ws-loadgen.ts) in theirs. Rounds are interleaved (repetition → target) so
+// that a change in the machine's load hits every target alike; the gateway's ratio to each target is
+// taken within a round and the median of the rounds reported. CPU time per request comes from
+// /proc/<pid>/stat, summed over each server's process tree. Results: bench/results/<date>-bench.{json,md}.
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
+import WebSocket from 'ws'
+import { PATH_UNDER_RULE, TEN_RULES, BENCH_USER } from './access-rules-fixture.js'
+import { evaluateGoals, fmt, markdownTables, summarise, type LoadResult, type Run, type TargetInfo } from './bench-report.js'
+import type { OriginStats } from './origin.js'
+import { cpuMs, freePort, processTree, rssBytes, stopProcess } from './processes.js'
+import { ensureBuilt, ROOT, signIn, startGateway, type RunningGateway } from './production-gateway.js'
 import { formatSummary, summarize } from './profile.js'
-import { PATH_UNDER_RULE } from './access-rules-fixture.js'
+import { findBinary, startCaddy, startNginx, type ReverseProxy } from './reverse-proxies.js'
 
-const here = dirname(fileURLToPath(import.meta.url))
+// By URL: the children run wherever the benchmark was started from, where a bare `tsx` may not resolve.
+const TSX = import.meta.resolve('tsx')
 
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
     reps: { type: 'string', default: '3' },
-    conc: { type: 'string', default: '16,64,256' },
-    targets: { type: 'string', default: 'direct,stock,tuned,real,real-rules,real-log,unauth,skip' },
-    pool: { type: 'string', multiple: true, default: [] },
     warmup: { type: 'string', default: '3' },
+    settle: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '50' },
+    threads: { type: 'string', default: '1' },
+    targets: { type: 'string' },
+    'gateway-env': { type: 'string', multiple: true, default: [] },
+    build: { type: 'string', default: 'auto' },
+    entry: { type: 'string', default: 'dist' },
     profile: { type: 'boolean', default: false },
-    'profile-conc': { type: 'string', default: '64' },
-    json: { type: 'string' }
+    results: { type: 'string', default: join(ROOT, 'bench', 'results') },
+    help: { type: 'boolean', default: false }
   }
 })
-const duration = Number(args.duration)
-const reps = Number(args.reps)
-const concurrencies = args.conc.split(',').map(Number)
-const warmup = Number(args.warmup)
 
-interface LoadResult { requests: number, rps: number, latencyMs: { p50: number, p75: number, p90: number, p99: number }, non2xx: number, errors: number }
-interface Target {
+// ---- targets ------------------------------------------------------------------------------------
+
+/** The processes the targets are served by. */
+type ServerName = 'origin' | 'nginx' | 'caddy' | 'stock' | 'authgate' | 'authgate-rules' | 'authgate-jwt'
+interface TargetSpec {
   name: string
+  kind: 'http' | 'ws'
+  label: string
   description: string
-  gateway: string | undefined
+  server: ServerName
   path: string
   cookie: boolean
-  expectStatus: number
+  /** What the origin must see: a signed identity (X-Auth-Signature), an X-Identity-Assertion. */
+  signed: boolean
+  asserted: boolean
+}
+const TARGETS: TargetSpec[] = [
+  { name: 'origin', kind: 'http', label: 'origin directly', description: 'GET / on the origin (Fastify hello world, bench/origin.ts)', server: 'origin', path: '/', cookie: false, signed: false, asserted: false },
+  { name: 'nginx', kind: 'http', label: 'nginx, 1 worker, keep-alive upstream', description: 'nginx as a plain reverse proxy: worker_processes 1, upstream keepalive 64, its default access log to a file', server: 'nginx', path: '/', cookie: false, signed: false, asserted: false },
+  { name: 'caddy', kind: 'http', label: 'Caddy, GOMAXPROCS=1', description: 'caddy run, reverse_proxy, GOMAXPROCS=1, admin off, no access log (its default)', server: 'caddy', path: '/', cookie: false, signed: false, asserted: false },
+  { name: 'stock', kind: 'http', label: 'stock @fastify/http-proxy, no auth', description: '@fastify/http-proxy with default options, no authentication, no logger (bench/stock-proxy.ts)', server: 'stock', path: '/', cookie: false, signed: false, asserted: false },
+  { name: 'authgate', kind: 'http', label: 'authgate, authenticated', description: 'the gateway (main.js), session cookie, GET /', server: 'authgate', path: '/', cookie: true, signed: true, asserted: false },
+  { name: 'authgate-skip', kind: 'http', label: 'authgate, SKIP_AUTH_PATHS path', description: 'the same gateway, GET /public/hello without a cookie (SKIP_AUTH_PATHS=/public/)', server: 'authgate', path: '/public/hello', cookie: false, signed: false, asserted: false },
+  { name: 'authgate-rules', kind: 'http', label: 'authgate, 10 ACCESS_RULES', description: `a gateway with the ten ACCESS_RULES of bench/access-rules-fixture.ts, session cookie, GET ${PATH_UNDER_RULE} (the user passes the /reports rule)`, server: 'authgate-rules', path: PATH_UNDER_RULE, cookie: true, signed: true, asserted: false },
+  { name: 'authgate-jwt', kind: 'http', label: 'authgate, IDENTITY_JWT=true', description: 'a gateway with the ES256 identity assertion (X-Identity-Assertion) on, session cookie, GET /', server: 'authgate-jwt', path: '/', cookie: true, signed: true, asserted: true },
+  { name: 'ws-origin', kind: 'ws', label: 'WebSocket, origin directly', description: 'echo round trips on the origin\'s WebSocket', server: 'origin', path: '/ws', cookie: false, signed: false, asserted: false },
+  { name: 'ws-authgate', kind: 'ws', label: 'WebSocket through authgate', description: 'echo round trips through the gateway (session cookie on the handshake)', server: 'authgate', path: '/ws', cookie: true, signed: true, asserted: false }
+]
+
+if (args.help) {
+  process.stdout.write(readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).slice(0, 8).map((l) => l.slice(3)).join('\n') + '\n\ntargets:\n' + TARGETS.map((t) => `  ${t.name.padEnd(15)} ${t.description}`).join('\n') + '\n')
+  process.exit(0)
 }
 
-const TARGETS: Record<string, Omit<Target, 'name'>> = {
-  direct: { description: 'upstream directly', gateway: undefined, path: '/', cookie: false, expectStatus: 200 },
-  stock: { description: 'comparison app, stock @fastify/http-proxy dispatcher (no `undici` option)', gateway: 'stock', path: '/', cookie: true, expectStatus: 200 },
-  tuned: { description: 'comparison app, createUpstreamPool (checks the comparison app tracks the real one)', gateway: 'tuned', path: '/', cookie: true, expectStatus: 200 },
-  real: { description: 'real gateway (buildApp), session cookie, no logger', gateway: 'real', path: '/', cookie: true, expectStatus: 200 },
-  'real-rules': { description: `real gateway with ACCESS_RULES (10 rules), session cookie, GET ${PATH_UNDER_RULE}: the user passes the /reports rule, then is proxied`, gateway: 'real-rules', path: PATH_UNDER_RULE, cookie: true, expectStatus: 200 },
-  'real-same-path': { description: `real gateway without rules, GET ${PATH_UNDER_RULE}: real-rules's request without the check (not in the default list)`, gateway: 'real', path: PATH_UNDER_RULE, cookie: true, expectStatus: 200 },
-  'real-log': { description: 'real gateway, LOG_LEVEL=info (pino to /dev/null)', gateway: 'real-log', path: '/', cookie: true, expectStatus: 200 },
-  unauth: { description: 'real gateway, no cookie: 401 JSON, nothing proxied', gateway: 'real', path: '/', cookie: false, expectStatus: 401 },
-  skip: { description: 'real gateway, SKIP_AUTH_PATHS (/public/), no cookie', gateway: 'real', path: '/public/x', cookie: false, expectStatus: 200 }
+const number = (name: string, value: string, min: number): number => {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}`)
+  return n
 }
+const duration = number('duration', args.duration, 1)
+const reps = Math.floor(number('reps', args.reps, 1))
+const warmup = number('warmup', args.warmup, 0)
+const settle = number('settle', args.settle, 0)
+const connections = Math.floor(number('connections', args.connections, 1))
+const threads = Math.floor(number('threads', args.threads, 1))
+if (!['auto', 'always', 'never'].includes(args.build)) throw new Error('--build is auto, always or never')
+if (args.entry !== 'dist' && args.entry !== 'tsx') throw new Error('--entry is dist or tsx')
+const gatewayEnv: Record<string, string> = Object.fromEntries(args['gateway-env'].map((pair) => {
+  const eq = pair.indexOf('=')
+  if (eq <= 0) throw new Error(`--gateway-env ${pair}: expected NAME=value`)
+  return [pair.slice(0, eq), pair.slice(eq + 1)]
+}))
+const requested = args.targets === undefined ? TARGETS.map((t) => t.name) : args.targets.split(',').filter((t) => t !== '')
+for (const name of requested) if (!TARGETS.some((t) => t.name === name)) throw new Error(`unknown target ${name}; known: ${TARGETS.map((t) => t.name).join(', ')}`)
 
-function targetsFromArgs (): Target[] {
-  const list: Target[] = args.targets.split(',').filter((t) => t !== '').map((name) => {
-    const t = TARGETS[name]
-    if (t === undefined) throw new Error(`unknown target ${name}; known: ${Object.keys(TARGETS).join(', ')}`)
-    return { name, ...t }
-  })
-  for (const json of args.pool) {
-    JSON.parse(json)
-    list.push({ name: `pool ${json}`, description: `comparison app, new Pool(upstream, ${json})`, gateway: `pool:${json}`, path: '/', cookie: true, expectStatus: 200 })
-  }
-  return list
+// ---- what is installed ----------------------------------------------------------------------------
+
+/** Targets left out, and why: said in the output and in the results. */
+const skipped = new Map<string, string>()
+const wrkVersion = spawnSync('wrk', ['-v'], { encoding: 'utf8' })
+const hasWrk = wrkVersion.error === undefined && process.env.BENCH_LOADGEN !== 'node'
+const binaries: Partial<Record<'nginx' | 'caddy', string>> = {}
+for (const [name, debianPath, pkg] of [['nginx', '/usr/sbin/nginx', 'nginx-light (or nginx)'], ['caddy', '/usr/bin/caddy', 'caddy']] as const) {
+  if (!requested.includes(name)) continue
+  const binary = findBinary(name, debianPath)
+  if (binary === undefined) skipped.set(name, `${name} is not installed: apt install ${pkg}`)
+  else binaries[name] = binary
 }
+const targets = TARGETS.filter((t) => requested.includes(t.name) && !skipped.has(t.name))
 
-// ---- processes ------------------------------------------------------------------------------
+const loadNow = (): string => loadavg().map((l) => l.toFixed(2)).join(' ')
+const date = new Date().toISOString()
+const machine = {
+  date,
+  node: process.version,
+  cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
+  loadavgAtStart: loadNow(),
+  uptime: spawnSync('uptime', { encoding: 'utf8' }).stdout?.trim() ?? '',
+  loadGenerator: hasWrk
+    ? `${wrkVersion.stdout.split('\n')[0]?.trim() ?? 'wrk'}: wrk -t${threads} -c${connections} --latency`
+    : `bench/loadgen.ts (undici, ${connections} connections): ${process.env.BENCH_LOADGEN === 'node' ? 'BENCH_LOADGEN=node' : 'wrk is not installed (apt install wrk); this JavaScript client costs more CPU than wrk, so absolute figures are lower: compare ratios'}`,
+  build: ensureBuilt(args.build as 'auto' | 'always' | 'never'),
+  versions: {} as Record<string, string>
+}
+if (args.entry === 'tsx') machine.build = 'src/main.ts through tsx (--entry tsx): not the production build'
 
-const children: ChildProcess[] = []
-process.on('exit', () => { for (const c of children) if (c.exitCode === null) c.kill('SIGTERM') })
-process.on('SIGINT', () => { process.exit(130) })
+const out: string[] = []
+const say = (line = ''): void => { process.stdout.write(line + '\n'); out.push(line) }
+say('# authgate proxy benchmark\n')
+say(`${date}; node ${machine.node}; ${machine.cpus}`)
+say(`uptime: ${machine.uptime}`)
+say(`load generator: ${machine.loadGenerator}; ${duration} s per run, ${reps} rounds (median), warm-up ${warmup} s per target`)
+say(`gateway: ${args.entry === 'dist' ? 'node dist/src/main.js' : 'src/main.ts (tsx)'}, NODE_ENV=production, LOG_FORMAT=json, LOG_LEVEL ${gatewayEnv.LOG_LEVEL ?? 'default (info)'}, log to a file; ${machine.build}` +
+  (Object.keys(gatewayEnv).length > 0 ? `; --gateway-env ${Object.entries(gatewayEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''))
+for (const [name, why] of skipped) say(`SKIPPED ${name}: ${why}`)
+if (!hasWrk && process.env.BENCH_LOADGEN !== 'node') say('MISSING wrk (apt install wrk): using bench/loadgen.ts instead')
+say()
 
-async function forkReady (script: string, env: Record<string, string>, execArgv: string[] = process.execArgv): Promise<{ child: ChildProcess, url: string }> {
-  const child = fork(join(here, script), [], { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
-  children.push(child)
+// ---- servers ------------------------------------------------------------------------------------
+
+const stops: Array<() => Promise<unknown>> = []
+process.on('SIGINT', () => { void Promise.allSettled(stops.map(async (s) => await s())).then(() => process.exit(130)) })
+
+interface Server { url: string, pid: number, takeLog: () => { bytes: number, errors: string[] } }
+const servers = new Map<ServerName, Server>()
+const needed = new Set(targets.map((t) => t.server))
+const usesRules = needed.has('authgate-rules')
+const logErrors: string[] = []
+
+async function forkNode (script: string, env: Record<string, string>): Promise<{ child: ChildProcess, url: string }> {
+  const child = fork(join(ROOT, 'bench', script), [], { env: { PATH: process.env.PATH ?? '', ...env }, execArgv: ['--import', TSX], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  stops.push(async () => { await stopProcess(child) })
   const url = await new Promise<string>((resolve, reject) => {
-    child.once('message', (m: { url?: string }) => { if (m.url !== undefined) resolve(m.url) })
-    child.once('exit', (code) => { reject(new Error(`${script} ${JSON.stringify(env)} exited with ${code}`)) })
+    child.once('message', (m: { url: string }) => { resolve(m.url) })
+    child.once('exit', (code) => { reject(new Error(`${script} exited with ${code}`)) })
   })
   return { child, url }
 }
+const noLog = (): { bytes: number, errors: string[] } => ({ bytes: 0, errors: [] })
 
-async function stopChild (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.send({ stop: true })
-  await exited
-}
-
-/** utime + stime of a process, in ms (Linux /proc; undefined elsewhere). */
-function cpuMs (pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * 1000 / clockTicks
-  } catch { return undefined }
-}
-const clockTicks = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) } catch { return 100 } })()
-
-// ---- sessions ---------------------------------------------------------------------------------
-
-function setCookies (response: Response): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const line of response.headers.getSetCookie()) {
-    const pair = line.split(';', 1)[0]!
-    const eq = pair.indexOf('=')
-    out[pair.slice(0, eq)] = pair.slice(eq + 1)
-  }
-  return out
-}
-
-/** Signs in through GET + POST /login, as a browser does; returns the session Cookie header. */
-async function login (base: string, username: string): Promise<string> {
-  const page = await fetch(`${base}/login`)
-  const csrfCookies = setCookies(page)
-  const token = /name="csrf_token" value="([^"]+)"/.exec(await page.text())?.[1]
-  if (token === undefined) throw new Error(`no csrf_token on ${base}/login`)
-  const response = await fetch(`${base}/login`, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: Object.entries(csrfCookies).map(([k, v]) => `${k}=${v}`).join('; ') },
-    body: new URLSearchParams({ username, csrf_token: token, next: '/' })
+const origin = await forkNode('origin.ts', {})
+servers.set('origin', { url: origin.url, pid: origin.child.pid!, takeLog: noLog })
+async function originStats (): Promise<OriginStats> {
+  return await new Promise((resolve) => {
+    const on = (m: { stats?: OriginStats }): void => { if (m.stats !== undefined) { origin.child.off('message', on); resolve(m.stats) } }
+    origin.child.on('message', on)
+    origin.child.send({ stats: true })
   })
-  const session = Object.entries(setCookies(response)).find(([name]) => name === 'authgate' || name === '__Host-authgate')
-  if (response.status < 300 || response.status >= 400 || session === undefined) throw new Error(`login at ${base} failed: ${response.status}`)
-  return `${session[0]}=${session[1]}`
 }
 
-// ---- load -------------------------------------------------------------------------------------
+function fromProxy (p: ReverseProxy): Server {
+  stops.push(p.stop)
+  return { url: p.url, pid: p.pid, takeLog: () => { p.takeLog(); return noLog() } }
+}
+if (binaries.nginx !== undefined) {
+  const nginx = await startNginx(binaries.nginx, await freePort(), origin.url)
+  machine.versions.nginx = nginx.version
+  servers.set('nginx', fromProxy(nginx))
+}
+if (binaries.caddy !== undefined) {
+  const caddy = await startCaddy(binaries.caddy, await freePort(), origin.url)
+  machine.versions.caddy = caddy.version
+  servers.set('caddy', fromProxy(caddy))
+}
+if (needed.has('stock')) {
+  const port = await freePort()
+  const stock = await forkNode('stock-proxy.ts', { BENCH_UPSTREAM: origin.url, PORT: String(port) })
+  servers.set('stock', { url: stock.url, pid: stock.child.pid!, takeLog: noLog })
+}
 
-// `wrk -v` prints its version and exits 1; only a missing binary is an error here.
-const wrkVersion = spawnSync('wrk', ['-v'], { encoding: 'utf8' })
-const hasWrk = wrkVersion.error === undefined && process.env.BENCH_LOADGEN !== 'node'
+const gatewayExits = new Map<string, number | null>()
+async function gatewayServer (name: ServerName, env: (port: number) => Record<string, string>, nodeArgs: string[] = []): Promise<RunningGateway> {
+  const port = await freePort()
+  const gateway = await startGateway({ port, upstreamUrl: origin.url, env: { ...env(port), ...gatewayEnv }, nodeArgs, entry: args.entry as 'dist' | 'tsx' })
+  stops.push(async () => { gatewayExits.set(name, await gateway.stop()) })
+  return gateway
+}
+const gateways = new Map<ServerName, RunningGateway>()
+const jwtKey = (): string => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+const GATEWAY_ENV: Partial<Record<ServerName, (port: number) => Record<string, string>>> = {
+  authgate: () => ({}),
+  'authgate-rules': () => ({ ACCESS_RULES: TEN_RULES }),
+  'authgate-jwt': (port) => ({ IDENTITY_JWT: 'true', PUBLIC_URL: `http://127.0.0.1:${port}`, IDENTITY_JWT_KEY: jwtKey() })
+}
+for (const [name, env] of Object.entries(GATEWAY_ENV) as Array<[ServerName, (port: number) => Record<string, string>]>) {
+  if (!needed.has(name)) continue
+  const gateway = await gatewayServer(name, env)
+  gateways.set(name, gateway)
+  servers.set(name, { url: gateway.url, pid: gateway.pid, takeLog: gateway.takeLog })
+}
+
+// Resident memory after start-up and a settle, before any request (but the health check).
+await sleep(settle * 1000)
+const rssIdle = new Map<ServerName, number | undefined>()
+for (const [name, s] of servers) rssIdle.set(name, rssBytes(processTree(s.pid)))
+
+const cookies = new Map<ServerName, string>()
+for (const [name, g] of gateways) cookies.set(name, await signIn(g.url, BENCH_USER))
+
+// ---- sanity: every target answers, and forwards what it should ---------------------------------------
+
+function request (t: TargetSpec): { url: string, headers: Record<string, string> } {
+  const s = servers.get(t.server)!
+  const base = t.kind === 'ws' ? s.url.replace(/^http/, 'ws') : s.url
+  return { url: base + t.path, headers: t.cookie ? { cookie: cookies.get(t.server)! } : {} }
+}
+
+async function webSocketEcho (url: string, headers: Record<string, string>): Promise<boolean> {
+  const socket = new WebSocket(url, { headers })
+  try {
+    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
+    const echo = new Promise<string>((resolve) => socket.once('message', (data: Buffer) => { resolve(data.toString()) }))
+    socket.send('sanity')
+    return await echo === 'sanity'
+  } finally {
+    socket.close()
+  }
+}
+
+for (const t of targets) {
+  const { url, headers } = request(t)
+  const before = await originStats()
+  let ok: boolean
+  if (t.kind === 'ws') {
+    ok = await webSocketEcho(url, headers)
+    const after = await originStats()
+    ok &&= after.webSockets - before.webSockets === 1 && (after.signedWebSockets - before.signedWebSockets === 1) === t.signed
+  } else {
+    const response = await fetch(url, { headers })
+    await response.arrayBuffer()
+    const after = await originStats()
+    ok = response.status === 200 && after.total - before.total === 1 &&
+      (after.signed - before.signed === 1) === t.signed && (after.asserted - before.asserted === 1) === t.asserted
+  }
+  if (!ok) throw new Error(`sanity check failed for ${t.name} (${url}): it did not reach the origin ${t.signed ? 'signed' : 'unsigned'}${t.asserted ? ' with an identity assertion' : ''}`)
+}
+if (usesRules) {
+  // The rules really are checked: a path under a rule the user does not pass is refused before the origin.
+  const before = await originStats()
+  const response = await fetch(`${servers.get('authgate-rules')!.url}/admin`, { headers: { cookie: cookies.get('authgate-rules')! } })
+  await response.arrayBuffer()
+  if (response.status !== 403 || (await originStats()).total !== before.total) throw new Error(`sanity check failed for authgate-rules: /admin answered ${response.status}, expected 403 without reaching the origin`)
+}
+say(`sanity: every target answered; the gateway's requests reached the origin signed${usesRules ? ', authgate-rules refused /admin (403) before the origin' : ''}\n`)
+
+// ---- load -----------------------------------------------------------------------------------------
 
 function parseDurationMs (value: string): number {
   const m = /^([\d.]+)(us|ms|s|m)$/.exec(value)
@@ -152,191 +282,118 @@ function parseDurationMs (value: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000
 }
 
-function parseWrk (out: string): LoadResult {
-  const pct = (p: string): number => parseDurationMs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? '')
-  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+function parseWrk (text: string): LoadResult {
+  const pct = (p: string): number => parseDurationMs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(text)?.[1] ?? '')
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)
   return {
-    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN),
-    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN),
+    requests: Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN),
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN),
     latencyMs: { p50: pct('50'), p75: pct('75'), p90: pct('90'), p99: pct('99') },
-    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0),
     errors: socket === null ? 0 : socket.slice(1).reduce((a, b) => a + Number(b), 0)
   }
 }
 
-async function runLoad (url: string, connections: number, seconds: number, headers: Record<string, string>): Promise<LoadResult> {
-  const [cmd, argv] = hasWrk
-    ? ['wrk', ['-t', String(Math.min(2, connections)), '-c', String(connections), '-d', `${seconds}s`, '--latency', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url]]
-    : [process.execPath, [...process.execArgv, join(here, 'loadgen.ts'), url, String(connections), String(seconds), JSON.stringify(headers)]]
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(cmd, argv as string[], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let text = ''
-    child.stdout.on('data', (d: Buffer) => { text += d.toString() })
-    child.on('exit', (code) => { code === 0 ? resolve(text) : reject(new Error(`${cmd} exited with ${code}: ${text}`)) })
+async function runLoad (t: TargetSpec, seconds: number): Promise<LoadResult> {
+  const { url, headers } = request(t)
+  const script = (name: string): string[] => ['--import', TSX, join(ROOT, 'bench', name), url, String(connections), String(seconds), JSON.stringify(headers)]
+  const [cmd, argv] = t.kind === 'ws'
+    ? [process.execPath, script('ws-loadgen.ts')]
+    : hasWrk
+      ? ['wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url]]
+      : [process.execPath, script('loadgen.ts')]
+  const text = await new Promise<string>((resolve, reject) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
+    let stdout = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.on('exit', (code) => { code === 0 ? resolve(stdout) : reject(new Error(`${cmd} exited with ${code}: ${stdout}`)) })
   })
-  return hasWrk ? parseWrk(out) : JSON.parse(out) as LoadResult
+  return cmd === 'wrk' ? parseWrk(text) : JSON.parse(text) as LoadResult
 }
-
-// ---- main -------------------------------------------------------------------------------------
-
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
-const fmt = (n: number, digits = 0): string => Number.isFinite(n) ? n.toFixed(digits) : '—'
-const loadNow = (): string => loadavg().map((l) => l.toFixed(2)).join(' ')
-
-const machine = {
-  date: new Date().toISOString(),
-  node: process.version,
-  cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
-  loadavgAtStart: loadNow(),
-  uptime: (() => { try { return execFileSync('uptime').toString().trim() } catch { return `up ${Math.round(uptime())} s` } })(),
-  loadGenerator: hasWrk ? `${wrkVersion.stdout.split('\n')[0]?.trim() ?? 'wrk'}, ${Math.min(2, cpus().length)} threads` : 'bench/loadgen.ts (undici; wrk not installed or BENCH_LOADGEN=node)'
-}
-console.log('# authgate proxy benchmark\n')
-console.log(`date ${machine.date}; node ${machine.node}; ${machine.cpus}`)
-console.log(`uptime: ${machine.uptime}`)
-console.log(`load generator: ${machine.loadGenerator}; ${duration} s per run, ${reps} repetitions (median), warm-up ${warmup} s per target and concurrency\n`)
-
-const targets = targetsFromArgs()
-const upstream = await forkReady('upstream.ts', {})
-const gatewayUrls = new Map<string, { url: string, child: ChildProcess, cookie: string }>()
-for (const t of targets) {
-  if (t.gateway === undefined || gatewayUrls.has(t.gateway)) continue
-  const env: Record<string, string> = { BENCH_UPSTREAM: upstream.url, BENCH_GATEWAY: t.gateway === 'real-log' ? 'real' : t.gateway }
-  if (t.gateway === 'real-log') env.BENCH_LOG_LEVEL = 'info'
-  const g = await forkReady('gateway.ts', env)
-  gatewayUrls.set(t.gateway, { ...g, cookie: await login(g.url, 'bench-user') })
-}
-
-// Sanity: every target answers as expected, and authenticated requests arrive signed upstream.
-function targetUrl (t: Target): { url: string, headers: Record<string, string>, pid: number | undefined } {
-  if (t.gateway === undefined) return { url: upstream.url + t.path, headers: {}, pid: upstream.child.pid }
-  const g = gatewayUrls.get(t.gateway)!
-  return { url: g.url + t.path, headers: t.cookie ? { cookie: g.cookie } : {}, pid: g.child.pid }
-}
-async function upstreamStats (): Promise<{ total: number, signed: number }> {
-  return await new Promise((resolve) => {
-    const on = (m: { stats?: { total: number, signed: number } }): void => { if (m.stats !== undefined) { upstream.child.off('message', on); resolve(m.stats) } }
-    upstream.child.on('message', on)
-    upstream.child.send({ stats: true })
-  })
-}
-for (const t of targets) {
-  const { url, headers } = targetUrl(t)
-  const before = await upstreamStats()
-  const r = await fetch(url, { headers })
-  await r.arrayBuffer()
-  const after = await upstreamStats()
-  const signed = after.signed - before.signed === 1
-  const reached = after.total - before.total === 1
-  const ok = r.status === t.expectStatus && reached === (t.expectStatus === 200) && signed === (t.cookie && t.expectStatus === 200)
-  if (!ok) throw new Error(`sanity check failed for ${t.name}: status ${r.status}, reached upstream ${reached}, signed ${signed}`)
-}
-// The rules gateway really checks: a path under a rule bench-user does not pass is refused (403) and never reaches the upstream.
-const rulesGateway = gatewayUrls.get('real-rules')
-if (rulesGateway !== undefined) {
-  const before = await upstreamStats()
-  const r = await fetch(rulesGateway.url + '/admin', { headers: { cookie: rulesGateway.cookie } })
-  await r.arrayBuffer()
-  if (r.status !== 403 || (await upstreamStats()).total !== before.total) throw new Error(`sanity check failed for real-rules: /admin answered ${r.status}, expected 403 without reaching the upstream`)
-}
-console.log('sanity: every target answered as expected; authenticated requests reached the upstream signed, 401s did not reach it' + (rulesGateway !== undefined ? '; real-rules refused /admin with 403' : '') + '\n')
 
 for (const t of targets) {
-  const { url, headers } = targetUrl(t)
-  for (const c of concurrencies) if (warmup > 0) await runLoad(url, c, warmup, headers)
+  if (warmup > 0) await runLoad(t, warmup)
+  for (const s of servers.values()) s.takeLog()
 }
 
-interface Run { target: string, conc: number, rep: number, load: string, result: LoadResult, gatewayCpuUsPerReq: number | undefined, upstreamCpuUsPerReq: number | undefined }
 const runs: Run[] = []
 for (let rep = 1; rep <= reps; rep++) {
-  for (const c of concurrencies) {
-    for (const t of targets) {
-      const { url, headers, pid } = targetUrl(t)
-      const load = loadNow()
-      const g0 = t.gateway !== undefined ? cpuMs(pid) : undefined
-      const u0 = cpuMs(upstream.child.pid)
-      const result = await runLoad(url, c, duration, headers)
-      const g1 = t.gateway !== undefined ? cpuMs(pid) : undefined
-      const u1 = cpuMs(upstream.child.pid)
-      const perReq = (a: number | undefined, b: number | undefined): number | undefined => a !== undefined && b !== undefined && result.requests > 0 ? 1000 * (b - a) / result.requests : undefined
-      const bad = t.expectStatus === 200 ? result.non2xx : result.requests - result.non2xx
-      runs.push({ target: t.name, conc: c, rep, load, result, gatewayCpuUsPerReq: perReq(g0, g1), upstreamCpuUsPerReq: perReq(u0, u1) })
-      console.log(`rep ${rep} c=${String(c).padStart(3)} ${t.name.padEnd(14)} ${fmt(result.rps).padStart(6)} req/s  p50 ${fmt(result.latencyMs.p50, 2)} ms  p99 ${fmt(result.latencyMs.p99, 2)} ms  unexpected status ${bad}  socket errors ${result.errors}  (loadavg ${load})`)
-    }
-  }
-}
-
-// ---- report -----------------------------------------------------------------------------------
-
-console.log(`\nloadavg at end: ${loadNow()}\n`)
-console.log('| target | conc | req/s (median) | × direct | p50 ms | p90 ms | p99 ms | gateway CPU µs/req | upstream CPU µs/req | unexpected / errors |')
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
-const summary: Array<Record<string, unknown>> = []
-for (const c of concurrencies) {
-  const directRps = median(runs.filter((r) => r.target === 'direct' && r.conc === c).map((r) => r.result.rps))
   for (const t of targets) {
-    const rs = runs.filter((r) => r.target === t.name && r.conc === c)
-    const m = (f: (r: Run) => number | undefined): number => median(rs.map(f).filter((x): x is number => x !== undefined))
-    const rps = m((r) => r.result.rps)
-    const unexpected = rs.reduce((a, r) => a + (t.expectStatus === 200 ? r.result.non2xx : r.result.requests - r.result.non2xx), 0)
-    const errors = rs.reduce((a, r) => a + r.result.errors, 0)
-    const row = {
-      target: t.name, conc: c, rps, ratio: rps / directRps,
-      p50: m((r) => r.result.latencyMs.p50), p90: m((r) => r.result.latencyMs.p90), p99: m((r) => r.result.latencyMs.p99),
-      gatewayCpuUsPerReq: m((r) => r.gatewayCpuUsPerReq), upstreamCpuUsPerReq: m((r) => r.upstreamCpuUsPerReq), unexpected, errors
-    }
-    summary.push(row)
-    console.log(`| ${t.name} | ${c} | ${fmt(rps)} | ${fmt(row.ratio, 2)} | ${fmt(row.p50, 2)} | ${fmt(row.p90, 2)} | ${fmt(row.p99, 2)} | ${fmt(row.gatewayCpuUsPerReq)} | ${fmt(row.upstreamCpuUsPerReq)} | ${unexpected} / ${errors} |`)
-  }
-}
-// What ACCESS_RULES cost: real-rules against the same gateway without rules, round by round.
-const accessRules: Array<Record<string, unknown>> = []
-for (const base of ['real', 'real-same-path']) {
-  if (!targets.some((t) => t.name === base) || !targets.some((t) => t.name === 'real-rules')) continue
-  console.log(`\nACCESS_RULES: real-rules ÷ ${base}, ratios within each round (median, min–max over the rounds)\n`)
-  console.log('| conc | req/s ratio | gateway CPU µs/req: with rules − without (median) | gateway CPU ratio |')
-  console.log('| ---: | --- | ---: | --- |')
-  for (const c of concurrencies) {
-    const pairs = runs.filter((r) => r.target === 'real-rules' && r.conc === c).flatMap((r) => {
-      const b = runs.find((x) => x.target === base && x.conc === c && x.rep === r.rep)
-      return b === undefined ? [] : [[r, b] as const]
+    const server = servers.get(t.server)!
+    const tree = processTree(server.pid)
+    const originPid = [servers.get('origin')!.pid]
+    const load = loadNow()
+    const c0 = cpuMs(tree)
+    const o0 = cpuMs(originPid)
+    let rssMax = 0
+    const sampler = setInterval(() => { rssMax = Math.max(rssMax, rssBytes(tree) ?? 0) }, 250)
+    const result = await runLoad(t, duration)
+    clearInterval(sampler)
+    const c1 = cpuMs(tree)
+    const o1 = cpuMs(originPid)
+    const log = server.takeLog()
+    logErrors.push(...log.errors.map((e) => `${t.name}: ${e}`))
+    const perRequest = (a: number | undefined, b: number | undefined): number | undefined => a !== undefined && b !== undefined && result.requests > 0 ? 1000 * (b - a) / result.requests : undefined
+    runs.push({
+      rep,
+      target: t.name,
+      result,
+      cpuUsPerReq: perRequest(c0, c1),
+      originCpuUsPerReq: perRequest(o0, o1),
+      rssMaxBytes: rssMax > 0 ? rssMax : undefined,
+      logBytesPerReq: gateways.has(t.server) && result.requests > 0 ? log.bytes / result.requests : undefined,
+      loadavg: load
     })
-    const rpsRatios = pairs.map(([r, b]) => r.result.rps / b.result.rps)
-    const withCpu = pairs.filter(([r, b]) => r.gatewayCpuUsPerReq !== undefined && b.gatewayCpuUsPerReq !== undefined)
-    const cpuDiffs = withCpu.map(([r, b]) => r.gatewayCpuUsPerReq! - b.gatewayCpuUsPerReq!)
-    const cpuRatios = withCpu.map(([r, b]) => r.gatewayCpuUsPerReq! / b.gatewayCpuUsPerReq!)
-    const range = (xs: number[], d: number): string => xs.length === 0 ? '—' : `${fmt(median(xs), d)} (${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)})`
-    accessRules.push({ base, conc: c, rpsRatios, cpuUsPerReqDifferences: cpuDiffs, cpuRatios })
-    console.log(`| ${c} | ${range(rpsRatios, 2)} | ${range(cpuDiffs, 1)} | ${range(cpuRatios, 2)} |`)
+    say(`round ${rep} ${t.name.padEnd(15)} ${fmt(result.rps).padStart(7)} /s  p50 ${fmt(result.latencyMs.p50, 2)} ms  p99 ${fmt(result.latencyMs.p99, 2)} ms  CPU ${fmt(runs.at(-1)!.cpuUsPerReq ?? NaN, 1)} µs/req  unexpected ${result.non2xx}  socket errors ${result.errors}  (loadavg ${load})`)
   }
 }
 
-console.log('\ntargets:')
-for (const t of targets) console.log(`- ${t.name}: ${t.description}`)
+// ---- report ---------------------------------------------------------------------------------------
 
-let profileText: string | undefined
+const infos: TargetInfo[] = targets.map((t) => ({ name: t.name, kind: t.kind, label: t.label, rssIdleBytes: rssIdle.get(t.server) }))
+const rows = summarise(infos, runs)
+const goals = evaluateGoals(rows, skipped)
+say(`\nloadavg at end: ${loadNow()}\n`)
+const tables = markdownTables(rows, goals)
+say(tables)
+say('\ntargets:')
+for (const t of targets) say(`- ${t.name}: ${t.description}`)
+for (const [name, why] of skipped) say(`- ${name}: SKIPPED, ${why}`)
+
+let profile: string | undefined
 if (args.profile) {
-  // A separate real gateway with --cpu-prof, under the same load as the table's `real` rows.
-  const c = Number(args['profile-conc'])
-  const dir = mkdtempSync(join(tmpdir(), 'authgate-bench-prof-'))
-  const g = await forkReady('gateway.ts', { BENCH_UPSTREAM: upstream.url, BENCH_GATEWAY: 'real' }, [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${dir}`])
-  const cookie = await login(g.url, 'bench-user')
-  await runLoad(g.url + '/', c, Math.max(warmup, 3), { cookie })
+  // One more gateway with V8's sampling profiler, under the same load as the `authgate` rows; only the
+  // samples of the measured run count (V8's profiler and process.hrtime share the monotonic clock).
+  const dir = mkdtempSync(join(tmpdir(), 'authgate-bench-profile-'))
+  const gateway = await gatewayServer('authgate', () => ({}), ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+  servers.set('authgate', { url: gateway.url, pid: gateway.pid, takeLog: gateway.takeLog })
+  cookies.set('authgate', await signIn(gateway.url, BENCH_USER))
+  const t = TARGETS.find((x) => x.name === 'authgate')!
+  await runLoad(t, Math.max(warmup, 3))
   const fromUs = Number(process.hrtime.bigint() / 1000n)
-  const r = await runLoad(g.url + '/', c, duration, { cookie })
+  const result = await runLoad(t, duration)
   const toUs = Number(process.hrtime.bigint() / 1000n)
-  await stopChild(g.child)
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
-  if (file === undefined) throw new Error('no .cpuprofile written')
-  profileText = formatSummary(summarize(JSON.parse(readFileSync(join(dir, file), 'utf8')), 30, { fromUs, toUs }))
-  console.log(`\n## CPU profile of the real gateway (authenticated GET /, c=${c}, ${fmt(r.rps)} req/s; only the samples of the measured run, after a warm-up)\n`)
-  console.log(profileText)
+  await gateway.stop()
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
+  if (files.length === 0) throw new Error('the profiled gateway wrote no .cpuprofile')
+  // With WORKERS, one profile per process: the primary's is idle, the workers' carry the load.
+  profile = files.map((f) => `### ${f}\n\n${formatSummary(summarize(JSON.parse(readFileSync(join(dir, f), 'utf8')), 30, { fromUs, toUs }))}`).join('\n\n')
+  say(`\n## CPU profile of the gateway (main.js, authenticated GET /, ${connections} connections, ${fmt(result.rps)} requests/s; the measured run only, after a warm-up)\n`)
+  say(profile)
   if (process.env.BENCH_KEEP_PROFILE === undefined) rmSync(dir, { recursive: true, force: true })
-  else console.log(`\nprofile kept in ${dir}`)
+  else say(`\nprofile kept in ${dir}`)
 }
 
-if (args.json !== undefined) writeFileSync(args.json, JSON.stringify({ machine, duration, reps, concurrencies, targets, runs, summary, accessRules, profile: profileText }, null, 2) + '\n')
+await Promise.allSettled(stops.map(async (s) => await s()))
+for (const [name, code] of gatewayExits) if (code !== 0) logErrors.push(`${name}: the gateway exited with ${code} on SIGTERM (expected a clean 0)`)
+const unexpected = rows.reduce((a, r) => a + r.unexpected, 0)
+if (unexpected > 0) say(`\nFAILED: ${unexpected} responses with an unexpected status: these are not the figures of a working proxy`)
+if (logErrors.length > 0) say(`\nFAILED: errors in the gateway's log or exit:\n${logErrors.slice(0, 10).join('\n')}`)
 
-for (const [, g] of gatewayUrls) await stopChild(g.child)
-upstream.child.kill('SIGTERM')
-process.exit(0)
+mkdirSync(args.results, { recursive: true })
+const base = join(args.results, `${date.slice(0, 10)}-bench`)
+machine.uptime += `; loadavg at end ${loadNow()}`
+writeFileSync(`${base}.json`, JSON.stringify({ machine, settings: { duration, reps, warmup, settle, connections, threads, gatewayEnv, entry: args.entry }, skipped: Object.fromEntries(skipped), targets: targets.map(({ name, description, label, kind }) => ({ name, label, kind, description })), rssIdleBytes: Object.fromEntries(rssIdle), runs, summary: rows, goals, logErrors, profile }, null, 2) + '\n')
+writeFileSync(`${base}.md`, out.join('\n') + '\n')
+process.stdout.write(`\nwritten: ${base}.json, ${base}.md\n`)
+process.exit(unexpected > 0 || logErrors.length > 0 ? 1 : 0)

@@ -1,5 +1,5 @@
-// How much memory one WebSocket whose reader stopped reading costs the gateway process: the real
-// gateway (bench/gateway.ts) in its own process, a writer that sends 64 KiB messages as fast as its
+// How much memory one WebSocket whose reader stopped reading costs the gateway process: the gateway
+// as production runs it (node dist/src/main.js, bench/production-gateway.ts), a writer that sends 64 KiB messages as fast as its
 // own socket takes them, a reader whose TCP socket is paused, and the gateway's resident set read
 // from /proc. A gateway without backpressure takes everything the writer sends and queues it; with it,
 // the writer meets a full window after the loopback's buffers and WS_HIGH_WATER_MARK. Then the reader
@@ -7,15 +7,14 @@
 //   --direction down: the upstream writes, the client stops reading (default); up: the reverse.
 //
 //   node --import tsx bench/websocket-backpressure.ts [--direction down|up] [--mb 400] [--seconds 5]
-import { fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import WebSocket, { WebSocketServer } from 'ws'
+import { freePort } from './processes.js'
+import { ensureBuilt, signIn, startGateway } from './production-gateway.js'
 
 const { values: args } = parseArgs({ options: { direction: { type: 'string', default: 'down' }, mb: { type: 'string', default: '400' }, seconds: { type: 'string', default: '5' } } })
 if (args.direction !== 'down' && args.direction !== 'up') throw new Error('--direction is down or up')
@@ -23,7 +22,6 @@ const limit = Number(args.mb) * 1024 * 1024
 const MESSAGE = 64 * 1024
 /** The writer keeps at most this much in its own queue: it sends as fast as its socket drains. */
 const WRITER_QUEUE = 4 * 1024 * 1024
-const here = dirname(fileURLToPath(import.meta.url))
 const MiB = (bytes: number): string => (bytes / 1048576).toFixed(1)
 
 const upstreamSockets: WebSocket[] = []
@@ -33,8 +31,9 @@ wss.on('connection', (ws) => { upstreamSockets.push(ws) })
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
 const upstreamUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
-const gateway = fork(join(here, 'gateway.ts'), [], { env: { ...process.env, BENCH_GATEWAY: 'real', BENCH_UPSTREAM: upstreamUrl }, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
-const base = await new Promise<string>((resolve) => gateway.once('message', (m: { url: string }) => { resolve(m.url) }))
+ensureBuilt('auto')
+const gateway = await startGateway({ port: await freePort(), upstreamUrl })
+const base = gateway.url
 
 /** VmRSS and VmHWM (the peak) of a process, in bytes. */
 function memory (pid: number): { rss: number, peak: number } {
@@ -44,11 +43,7 @@ function memory (pid: number): { rss: number, peak: number } {
 }
 
 // Sign in as a browser would.
-const page = await fetch(`${base}/login`)
-const csrf = page.headers.getSetCookie().map((c) => c.split(';', 1)[0]).join('; ')
-const token = /name="csrf_token" value="([^"]+)"/.exec(await page.text())![1]!
-const signIn = await fetch(`${base}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: csrf }, body: new URLSearchParams({ username: 'bench', csrf_token: token, next: '/' }) })
-const cookie = signIn.headers.getSetCookie().map((c) => c.split(';', 1)[0] ?? '').find((c) => c.startsWith('authgate='))!
+const cookie = await signIn(base, 'bench')
 
 async function connect (): Promise<{ client: WebSocket, upstreamSide: WebSocket }> {
   const known = upstreamSockets.length
@@ -63,7 +58,7 @@ const warm = await connect()
 warm.client.close()
 await sleep(500)
 
-const pid = gateway.pid!
+const pid = gateway.pid
 const before = memory(pid)
 const { client, upstreamSide } = await connect()
 const [writer, reader] = args.direction === 'down' ? [upstreamSide, client] : [client, upstreamSide]
@@ -110,6 +105,6 @@ console.log(`${who.writer} → ${who.reader}, the ${who.reader} not reading: ${M
 console.log(`gateway RSS before ${MiB(before.rss)} MiB, while stalled ${MiB(stalled.rss)} MiB, highest sampled ${MiB(highest)} MiB (+${MiB(highest - before.rss)} MiB), after close ${MiB(after.rss)} MiB; process peak (VmHWM) ${MiB(after.peak)} MiB`)
 console.log(`${who.reader} reading again: ${MiB(received)} MiB in ${(drained / 1000).toFixed(1)} s, ${received === sent && inOrder ? 'every message, in order' : 'MESSAGES LOST OR REORDERED'}`)
 
-gateway.send({ stop: true })
+await gateway.stop()
 wss.close()
 server.close()
