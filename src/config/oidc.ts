@@ -55,7 +55,8 @@ export const SINGLE_PROVIDER_ID = 'sso'
 /** More buttons than this is not a login page any more; more flows than this are not one deployment's. */
 export const MAX_PROVIDERS = 16
 
-const PROVIDER_ID = /^[a-z0-9-]{1,32}$/
+/** A provider id of OIDC_PROVIDERS; the session cookie's `p` is checked against the same. */
+export const PROVIDER_ID = /^[a-z0-9-]{1,32}$/
 
 /** The settings every provider may set for itself (OIDC_<ID>_<SETTING>), or inherit from OIDC_<SETTING>. */
 export const PROVIDER_SETTINGS = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET', 'CLIENT_AUTH_METHOD', 'REDIRECT_URI', 'SCOPES',
