@@ -172,7 +172,8 @@ export function describeConfig (config: Config, env: Env, values: Env): Setting[
       : from === own ? sourceOf(own, setting === 'CLIENT_SECRET', given) : `from ${from} (${sourceOf(from, false, given)})`
     return { name: own, value: PROVIDER[setting](o) ?? '', source }
   }))
-  const after = settings.findIndex((s) => s.name === 'OIDC_REFRESH_INTERVAL') + 1
+  // After the last of the shared OIDC_* lines (OIDC_TIMEOUT and OIDC_RATE_LIMIT included).
+  const after = settings.findLastIndex((s) => s.name.startsWith('OIDC_')) + 1
   return [...settings.slice(0, after), ...providers, ...settings.slice(after)]
 }
 
