@@ -31,7 +31,9 @@ function signIn (config: Config): string {
   const local = config.localAuth === 'username'
     ? 'any username works, no password (LOCAL_AUTH=username)'
     : 'local accounts with passwords (npx authgate users add <name> --password)'
-  const sso = config.oidc !== undefined ? `single sign-on at ${config.oidc.issuer.origin}` : 'single sign-on'
+  // With OIDC_PROVIDERS, every provider (by id): the first alone would hide the others.
+  const at = config.oidcProviders.map((o) => config.multipleProviders ? `${o.issuer.origin} (${o.id})` : o.issuer.origin)
+  const sso = at.length > 0 ? `single sign-on at ${at.join(', ')}` : 'single sign-on'
   if (config.authMethod === 'local') return local
   if (config.authMethod === 'oidc') return sso
   return `${sso}, or ${local}`

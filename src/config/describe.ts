@@ -139,7 +139,8 @@ export function settingNames (): string[] {
  */
 export function describeConfig (config: Config, env: Env, values: Env): Setting[] {
   const isSet = (source: Env, name: string): boolean => (source[name]?.trim() ?? '') !== ''
-  const present = (name: string): boolean => values[name] !== undefined
+  /** Present at all, even empty (a list set to empty is the empty list). */
+  const given = (source: Env, name: string): boolean => source[name] !== undefined
   const sourceOf = (name: string, secret: boolean, set: (source: Env, name: string) => boolean): string => {
     if (secret && isSet(values, `${name}_FILE`)) return `${name}_FILE=${values[`${name}_FILE`]!.trim()}`
     if (set(env, name)) return 'environment'
@@ -150,12 +151,12 @@ export function describeConfig (config: Config, env: Env, values: Env): Setting[
   }
   // With OIDC_PROVIDERS the unprefixed OIDC_* are what every provider inherits: shown as set (a list
   // set to empty included); the issuer and client are each provider's own, so unused.
-  const sharedDefaults = new Map(config.multipleProviders
-    ? PROVIDER_SETTINGS.filter((s) => !OWN_SETTINGS.includes(s)).map((s) => [unprefixed(s), s] as const).filter(([name]) => name.startsWith('OIDC_'))
+  const sharedDefaults = new Set(config.multipleProviders
+    ? PROVIDER_SETTINGS.filter((s) => !OWN_SETTINGS.includes(s)).map(unprefixed).filter((name) => name.startsWith('OIDC_'))
     : [])
   const names = [...Object.keys(DESCRIBE), ...settingNames().filter((name) => !(name in DESCRIBE))]
   const settings = names.map((name): Setting => {
-    if (sharedDefaults.has(name)) return { name, value: present(name) ? values[name]!.trim() : undefined, source: sourceOf(name, false, (source, n) => source[n] !== undefined) }
+    if (sharedDefaults.has(name)) return { name, value: values[name]?.trim(), source: sourceOf(name, false, given) }
     const describe = DESCRIBE[name]
     // A variable added without a description still shows what was set, never a secret's value.
     const value = describe !== undefined ? describe(config) : SECRETS.has(name) ? masked(values[name]) : values[name]?.trim()
@@ -168,10 +169,11 @@ export function describeConfig (config: Config, env: Env, values: Env): Setting[
     const own = providerPrefix(o.id) + setting
     const source = from === undefined
       ? 'default'
-      : from === own ? sourceOf(own, setting === 'CLIENT_SECRET', (source, n) => source[n] !== undefined) : `from ${from} (${sourceOf(from, false, (source, n) => source[n] !== undefined)})`
+      : from === own ? sourceOf(own, setting === 'CLIENT_SECRET', given) : `from ${from} (${sourceOf(from, false, given)})`
     return { name: own, value: PROVIDER[setting](o) ?? '', source }
   }))
-  const after = settings.findIndex((s) => s.name === 'OIDC_REFRESH_INTERVAL') + 1
+  // After the last of the shared OIDC_* lines (OIDC_TIMEOUT and OIDC_RATE_LIMIT included).
+  const after = settings.findLastIndex((s) => s.name.startsWith('OIDC_')) + 1
   return [...settings.slice(0, after), ...providers, ...settings.slice(after)]
 }
 

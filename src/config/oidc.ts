@@ -55,7 +55,8 @@ export const SINGLE_PROVIDER_ID = 'sso'
 /** More buttons than this is not a login page any more; more flows than this are not one deployment's. */
 export const MAX_PROVIDERS = 16
 
-const PROVIDER_ID = /^[a-z0-9-]{1,32}$/
+/** A provider id of OIDC_PROVIDERS; the session cookie's `p` is checked against the same. */
+export const PROVIDER_ID = /^[a-z0-9-]{1,32}$/
 
 /** The settings every provider may set for itself (OIDC_<ID>_<SETTING>), or inherit from OIDC_<SETTING>. */
 export const PROVIDER_SETTINGS = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET', 'CLIENT_AUTH_METHOD', 'REDIRECT_URI', 'SCOPES',
@@ -151,21 +152,22 @@ function sameIssuer (a: URL, b: URL): boolean {
 function parseProvider (r: Reader, id: string, readinessName: string, names: ProviderNames, defaults: ProviderDefaults, whyRequired: string): OidcConfig | undefined {
   const { fail } = r
   /**
-   * The provider's own value, else the shared default; `name` says which variable to blame. Its own
-   * set even to empty is its own (then the built-in default): `OIDC_PARTNER_ADMIN_GROUP=` must mean
-   * no admin group for partner, never the staff's OIDC_ADMIN_GROUP.
+   * The variable a setting is read from: the provider's own when set, even to empty, else the shared
+   * default. `OIDC_PARTNER_ADMIN_GROUP=` must mean no admin group for partner (the built-in default),
+   * never the staff's OIDC_ADMIN_GROUP; `OIDC_PARTNER_ADMIN_EMAILS=`, nobody by email.
    */
-  const read = (setting: ProviderSetting): { name: string, value: string | undefined } => {
+  const variable = (setting: ProviderSetting): string => {
     const own = names.own(setting)
     const shared = names.shared(setting)
-    const name = shared === undefined || r.isSet(own) ? own : shared
+    return shared === undefined || r.isSet(own) ? own : shared
+  }
+  /** The setting's value; `name` says which variable to blame. */
+  const read = (setting: ProviderSetting): { name: string, value: string | undefined } => {
+    const name = variable(setting)
     return { name, value: r.get(name) }
   }
   const readList = (setting: ProviderSetting, whenUnset: string[] = [], separator?: RegExp): { name: string, value: string[] } => {
-    const own = names.own(setting)
-    const shared = names.shared(setting)
-    // Set, even to empty, is this provider's own list (`OIDC_PARTNER_ADMIN_EMAILS=`: nobody by email).
-    const name = shared === undefined || r.isSet(own) ? own : shared
+    const name = variable(setting)
     return { name, value: r.getList(name, whenUnset, separator) }
   }
 

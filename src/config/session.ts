@@ -14,6 +14,9 @@ export interface SessionConfig {
   revocationMaxStaleness: number
 }
 
+/** REVOCATION_MAX_STALENESS's default, seconds: a database restart or failover fits well within it. */
+export const REVOCATION_MAX_STALENESS_DEFAULT = 300
+
 export function parseSession (r: Reader, ctx: { production: boolean, publicUrl: URL | undefined }): Partial<SessionConfig> {
   const { get, fail } = r
   const sessionMaxAge = parseIntIn(get('SESSION_MAX_AGE') ?? '86400', 60, 400 * 86400) ??
@@ -21,7 +24,7 @@ export function parseSession (r: Reader, ctx: { production: boolean, publicUrl: 
   const secureDefault = ctx.production || ctx.publicUrl?.protocol === 'https:'
   const sessionCookieSecure = parseBool('SESSION_COOKIE_SECURE', get('SESSION_COOKIE_SECURE') ?? String(secureDefault), fail)
   // At least three refreshes (every 5 s) missed: one slow refresh must not refuse everyone.
-  const revocationMaxStaleness = parseIntIn(get('REVOCATION_MAX_STALENESS') ?? '300', 15, 86400) ??
+  const revocationMaxStaleness = parseIntIn(get('REVOCATION_MAX_STALENESS') ?? String(REVOCATION_MAX_STALENESS_DEFAULT), 15, 86400) ??
     fail('REVOCATION_MAX_STALENESS', 'must be a whole number of seconds from 15 to 86400 (a day)')
   return { sessionMaxAge, sessionCookieSecure, revocationMaxStaleness }
 }

@@ -221,7 +221,8 @@ export class Sessions {
       await this.records.end(sessionId)
     } catch (err) {
       if (!isDatabaseUnavailable(err)) {
-        // Even when the database failed (the error goes on to the caller), this instance refuses it.
+        // A failure that is not the database's state (a bug): it goes on to the caller, and this
+        // instance refuses the session all the same.
         this.revocations.endSession(sessionId)
         throw err
       }

@@ -15,9 +15,7 @@ import type { SessionRepository } from '../db/sessions.js'
 import { CLOCK_SKEW_SECONDS } from './session.js'
 import { systemClock, type Clock } from '../clock.js'
 import type { SessionIdentities } from './identities.js'
-
-/** REVOCATION_MAX_STALENESS's default (ms). */
-export const DEFAULT_MAX_STALENESS_MS = 300_000
+import { REVOCATION_MAX_STALENESS_DEFAULT } from '../config/session.js'
 
 export class RevocationList {
   private cutoffs = new Map<number, number>()
@@ -45,7 +43,7 @@ export class RevocationList {
     /** Re-validated SSO identities (identities.ts): read on the same schedule, by the same timer. */
     private readonly identities?: Pick<SessionIdentities, 'refresh'>,
     /** REVOCATION_MAX_STALENESS: past this age the list is `stale` and sessions are refused. */
-    private readonly maxStalenessMs = DEFAULT_MAX_STALENESS_MS
+    private readonly maxStalenessMs = REVOCATION_MAX_STALENESS_DEFAULT * 1000
   ) {}
 
   /** Unix seconds: sessions of this user issued at or before it are refused (Infinity: disabled). */

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Identity } from '../identity/headers.js'
 import type { Subject } from '../policy/access-rules.js'
+import { PROVIDER_ID } from '../config/oidc.js'
 
 export type LoginMethod = 'local' | 'oidc'
 
@@ -56,7 +57,6 @@ export function newSessionId (): string {
 }
 
 const SESSION_ID = /^[\w-]{22}$/
-const PROVIDER_ID = /^[a-z0-9-]{1,32}$/
 
 export function newSessionPayload (sessionId: string, user: SessionUser, method: LoginMethod, maxAge: number, now: number, extra: { idToken?: string, provider?: string } = {}): SessionPayload {
   return {

@@ -12,6 +12,7 @@ import { parseEnv } from 'node:util'
 import { ConfigError, loadConfig, providerPrefix, type Config, type Env } from '../../src/config/index.js'
 import { DESCRIBE, describeConfig, settingNames, type Setting } from '../../src/config/describe.js'
 import { FAILURES, type OidcFailureCode } from '../../src/auth/oidc/errors.js'
+import { PROVIDER_SETTINGS } from '../../src/config/oidc.js'
 import { SIGNED_OUT_LOCATION } from '../../src/auth/logout.js'
 import { startGateway } from '../support/gateway.js'
 import { oidcEnv } from '../support/sso.js'
@@ -130,6 +131,22 @@ t.test('docs/OIDC_SETUP.md\'s several-providers example is a configuration the s
   t.equal(partner?.allowSelfRegister, false)
   t.equal(partner?.adminGroup, undefined, 'nobody is an admin through partner')
   t.same(partner?.adminEmails, [])
+})
+
+t.test('docs/PROTOCOL.md and docs/OIDC_SETUP.md name every setting a provider of OIDC_PROVIDERS may set for itself', async (t) => {
+  const section = (path: string, heading: string): string => {
+    const doc = read(path)
+    const start = doc.indexOf(`\n## ${heading}\n`)
+    const end = doc.indexOf('\n## ', start + 1)
+    return doc.slice(start, end < 0 ? undefined : end)
+  }
+  const protocol = section('docs/PROTOCOL.md', 'Several identity providers')
+  const setup = section('docs/OIDC_SETUP.md', 'Several identity providers')
+  for (const setting of PROVIDER_SETTINGS) {
+    // PROTOCOL.md lists them bare (`TIMEOUT`) or whole; OIDC_SETUP.md as `_TIMEOUT` or `OIDC_<ID>_TIMEOUT`.
+    t.match(protocol, new RegExp(`\`(OIDC_<ID>_)?${setting}\``), `docs/PROTOCOL.md#several-identity-providers names ${setting}`)
+    t.match(setup, new RegExp(`\`(OIDC_<ID>)?_${setting}\``), `docs/OIDC_SETUP.md#several-identity-providers names OIDC_<ID>_${setting}`)
+  }
 })
 
 t.test('docs/OIDC_SETUP.md lists every SSO variable, and only real ones', async (t) => {

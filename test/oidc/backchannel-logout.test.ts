@@ -4,13 +4,14 @@
 // token answers 400 and ends nothing.
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import { generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import { CookieJar, followEndSession } from '../support/browserless.js'
 import { startOidcProvider, type OidcProviderFixture } from '../support/oidc-provider.js'
 import { startWsUpstream } from '../support/ws-upstream.js'
-import { CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, ssoLogin, startSsoGateway } from '../support/sso.js'
-import { createPostgresSchema, TEST_DATABASE_URL, type TestGateway } from '../support/gateway.js'
+import { CLIENT_ID, CLIENT_SECRET, oidcEnv, REDIRECT_URI, ssoLogin, startSsoGateway } from '../support/sso.js'
+import { createPostgresSchema, startGateway, TEST_DATABASE_URL, type TestGateway } from '../support/gateway.js'
 import { within } from '../support/within.js'
 import { logCapture } from '../support/log-capture.js'
 
@@ -196,4 +197,28 @@ t.test('logout tokens: every forgery answers 400 and ends nothing; a valid one e
     const response = await post(gw, form(await sign(claims({ sub: 'nobody' }))))
     t.equal(response.status, 200)
   })
+})
+
+t.test('no provider to check a token with (SSO off, or its only provider not discovered): 400, and the log says which', async (t) => {
+  const token = form('eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln')
+  const refusalOf = async (gw: TestGateway, log: ReturnType<typeof logCapture>): Promise<unknown> => {
+    const response = await post(gw, token)
+    t.equal(response.status, 400)
+    return log.lines().find((line) => line.msg === 'back-channel logout refused')?.reason
+  }
+
+  const localLog = logCapture()
+  const local = await startGateway({ LOG_LEVEL: 'info' }, { upstream: upstream.url, logger: localLog.logger })
+  t.teardown(local.close)
+  t.equal(await refusalOf(local, localLog), 'SSO is not configured', 'AUTH_METHOD=local')
+
+  // An issuer nothing listens at: discovery fails at once, and again at the token's arrival.
+  const closed = createServer()
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+  const { port } = closed.address() as AddressInfo
+  await new Promise<void>((resolve) => closed.close(() => { resolve() }))
+  const undiscoveredLog = logCapture()
+  const undiscovered = await startGateway(oidcEnv(`http://127.0.0.1:${port}`, { AUTH_METHOD: 'both', LOG_LEVEL: 'info' }), { upstream: upstream.url, logger: undiscoveredLog.logger })
+  t.teardown(undiscovered.close)
+  t.match(await refusalOf(undiscovered, undiscoveredLog), /^the provider is not discovered \(discovery of http:\/\/127\.0\.0\.1:\d+\/ /, 'the only provider, not discovered')
 })

@@ -6,7 +6,7 @@ import { startGateway } from '../support/gateway.js'
 import { startUpstream } from '../support/upstream.js'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
 import { MESSAGES } from '../../src/pages/login.js'
-import { ConfigError, loadConfig } from '../../src/config/index.js'
+import { configRefusal } from '../support/config.js'
 
 const LOGO_FILE = new URL('../fixtures/logo.svg', import.meta.url).pathname
 const HTML = { accept: 'text/html' }
@@ -203,15 +203,8 @@ t.test('LOGO_URL on another origin is allowed by the CSP; a path is used as is',
 })
 
 t.test('logo settings are validated with clear messages', async (t) => {
-  const problems = (env: Record<string, string>): string[] => {
-    try {
-      loadConfig({ SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32), ...env }, { cwd: new URL('../fixtures/', import.meta.url).pathname, dotenv: false })
-      return []
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err
-      return err.problems.map((p) => `${p.name}: ${p.message}`)
-    }
-  }
+  const problems = (env: Record<string, string>): string[] =>
+    configRefusal({ SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32), ...env }, new URL('../fixtures/', import.meta.url).pathname)
   t.same(problems({ LOGO_FILE: 'logo.svg' }), [], 'relative to the working directory')
   t.match(problems({ LOGO_FILE: 'logo.svg', LOGO_URL: '/x.png' }), [/^LOGO_URL: set together with LOGO_FILE/])
   t.match(problems({ LOGO_FILE: 'missing.png' }), [/^LOGO_FILE: cannot read missing.png \(ENOENT\)/])

@@ -2,20 +2,14 @@ import t from 'tap'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError, loadConfig } from '../../src/config/index.js'
+import { loadConfig } from '../../src/config/index.js'
 import { configWarnings } from '../../src/config/warnings.js'
+import { configRefusal } from '../support/config.js'
 
 const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
-const load = (env: Record<string, string>): ReturnType<typeof loadConfig> => loadConfig({ ...secrets, ...env }, { cwd: mkdtempSync(join(tmpdir(), 'authgate-access-')), dotenv: false })
-const messages = (env: Record<string, string>): string[] => {
-  try {
-    load(env)
-    return []
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    return err.problems.map((p) => `${p.name}: ${p.message}`)
-  }
-}
+const cwd = (): string => mkdtempSync(join(tmpdir(), 'authgate-access-'))
+const load = (env: Record<string, string>): ReturnType<typeof loadConfig> => loadConfig({ ...secrets, ...env }, { cwd: cwd(), dotenv: false })
+const messages = (env: Record<string, string>): string[] => configRefusal({ ...secrets, ...env }, cwd())
 
 t.test('unset: no allow-list, no rules', async (t) => {
   const c = load({})

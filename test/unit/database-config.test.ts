@@ -6,11 +6,12 @@ import t from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError, loadConfig, type Config } from '../../src/config/index.js'
+import { loadConfig, type Config } from '../../src/config/index.js'
 import { describeConfig } from '../../src/config/describe.js'
 import { configWarnings } from '../../src/config/warnings.js'
 import { postgresSettingsFor } from '../../src/config/database.js'
 import { describeDatabaseError, postgresPoolConfig, postgresSsl } from '../../src/db/index.js'
+import { configRefusal } from '../support/config.js'
 
 const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
 const PG = 'postgres://authgate:hunter2-secret@db.internal:5432/authgate'
@@ -25,17 +26,8 @@ writeFileSync(join(cwd, 'client.key'), KEY)
 writeFileSync(join(cwd, 'not-pem.txt'), 'hello')
 
 const load = (env: Record<string, string>): Config => loadConfig({ ...secrets, ...env }, { cwd, dotenv: false })
-
 /** The refusal's lines (`NAME: message`), or [] when the configuration loads. */
-function refusal (env: Record<string, string>): string[] {
-  try {
-    load(env)
-    return []
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    return err.problems.map((p) => `${p.name}: ${p.message}`)
-  }
-}
+const refusal = (env: Record<string, string>): string[] => configRefusal({ ...secrets, ...env }, cwd)
 
 t.test('defaults: a pool of 10, 5 s to connect, 10 s per statement; nothing for SQLite', async (t) => {
   const c = load({ DATABASE_URL: PG })

@@ -78,6 +78,11 @@ t.test('several providers: OIDC_TIMEOUT is every provider\'s default, OIDC_<ID>_
   t.same(load(several).oidcProviders.map((p) => p.timeout), [10, 10], 'neither set: the default')
   t.match(problems({ ...several, OIDC_CORP_TIMEOUT: '0' }), [{ name: 'OIDC_CORP_TIMEOUT', message: /from 1 to 60/ }], 'a provider\'s own value is checked under its own name')
   t.equal(load({ ...several, OIDC_RATE_LIMIT: '7' }).oidcRateLimit, 7, 'the rate limit is per client address, for all providers together')
+  // config check: the shared settings together, then each provider's own lines.
+  const env = { ...several, OIDC_TIMEOUT: '5' }
+  const names = describeConfig(load(env), env, env).map((s) => s.name)
+  const firstProviderLine = names.indexOf('OIDC_CORP_ISSUER')
+  t.same(names.slice(firstProviderLine).filter((n) => /^OIDC_(TIMEOUT|RATE_LIMIT|REFRESH_INTERVAL|SCOPES)$/.test(n)), [], 'no shared OIDC_* line after the providers\' lines')
 })
 
 t.test('AUTH_METHOD=local: neither is used', async (t) => {

@@ -6,18 +6,14 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify from 'fastify'
 import { pino } from 'pino'
 import { loadConfig, type Env } from '../../src/config/index.js'
 import { describeConfig } from '../../src/config/describe.js'
-import { openDatabase } from '../../src/db/index.js'
-import { migrateToLatest } from '../../src/db/migrate.js'
-import { UserRepository } from '../../src/db/users.js'
-import { SessionRepository } from '../../src/db/sessions.js'
 import { RevocationList } from '../../src/session/revocations.js'
 import { Sessions, type SessionCheck } from '../../src/session/index.js'
 import { configProblems } from '../support/config.js'
 import { TestClock } from '../support/clock.js'
+import { memorySessionStore, sessionTestApp, startTestSession } from '../support/session-app.js'
 
 const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
 const cwd = mkdtempSync(join(tmpdir(), 'authgate-staleness-'))
@@ -37,11 +33,7 @@ t.test('REVOCATION_MAX_STALENESS: seconds, 300 by default, 15 to a day', async (
 })
 
 t.test('a stale list: sessions it would accept are unverifiable, those it refuses stay refused', async (t) => {
-  const db = openDatabase('sqlite::memory:')
-  t.teardown(db.close)
-  await migrateToLatest(db)
-  const users = new UserRepository(db)
-  const records = new SessionRepository(db)
+  const { users, records } = await memorySessionStore(t)
   const clock = TestClock.atWholeSecond()
   const log = pino({ level: 'silent' })
   // Refreshed by hand (the timer is never started); one stale after 50 ms, one not for a minute.
@@ -56,25 +48,12 @@ t.test('a stale list: sessions it would accept are unverifiable, those it refuse
 
   const gateways = await Promise.all([fresh, soonStale].map(async (revocations) => {
     const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: 'd'.repeat(43), secure: false, maxAge: 3600 }, { revocations, records, clock })
-    const app = Fastify()
+    const app = await sessionTestApp(sessions, users)
     t.teardown(async () => { await app.close() })
-    await sessions.register(app)
-    app.post<{ Params: { username: string } }>('/start/:username', async (request) => {
-      const { user } = await users.create({ username: request.params.username })
-      await sessions.start(request, user, 'local')
-      return 'started'
-    })
-    app.post('/logout', async (request) => {
-      const checked = sessions.check(request)
-      await sessions.end(request, 'session' in checked ? checked.session : undefined)
-      return 'ended'
-    })
-    app.get('/check', async (request) => sessions.check(request))
-    await app.ready()
     return app
   }))
   const [a, b] = gateways as [typeof gateways[0], typeof gateways[0]]
-  const cookie = (await a.inject({ method: 'POST', url: '/start/alice' })).cookies.find((c) => c.name === 'authgate')!.value
+  const cookie = await startTestSession(a, 'alice')
   const check = async (app: typeof a): Promise<SessionCheck> => (await app.inject({ url: '/check', cookies: { authgate: cookie } })).json()
 
   t.match(await check(a), { ok: true }, 'a fresh list accepts the session')

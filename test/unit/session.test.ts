@@ -3,14 +3,10 @@ import { isSessionCurrent, newSessionId, newSessionPayload, parseSessionPayload,
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from '../../src/session/csrf.js'
 import { deriveKey, deriveKeys } from '../../src/session/keys.js'
 import { cookieNames, isGatewayCookie, Sessions, type SessionCheck } from '../../src/session/index.js'
-import Fastify from 'fastify'
 import { pino } from 'pino'
-import { openDatabase } from '../../src/db/index.js'
-import { migrateToLatest } from '../../src/db/migrate.js'
-import { UserRepository } from '../../src/db/users.js'
-import { SessionRepository } from '../../src/db/sessions.js'
 import { RevocationList } from '../../src/session/revocations.js'
 import { TestClock } from '../support/clock.js'
+import { memorySessionStore, sessionTestApp, startTestSession } from '../support/session-app.js'
 
 const user = { id: 7, username: 'alice', isAdmin: false, email: 'a@example.com', fullName: 'Alice', groups: ['g'] }
 const DEPLOYMENT = 'd'.repeat(43)
@@ -95,11 +91,7 @@ t.test('cookie names', async (t) => {
 })
 
 t.test('Sessions.check says why a request has no session, and recheck why a session is over', async (t) => {
-  const db = openDatabase('sqlite::memory:')
-  t.teardown(db.close)
-  await migrateToLatest(db)
-  const users = new UserRepository(db)
-  const records = new SessionRepository(db)
+  const { users, records } = await memorySessionStore(t)
   const clock = TestClock.atWholeSecond()
   // Refreshed by hand below (the timer is never started).
   const revocations = new RevocationList(users, records, pino({ level: 'silent' }), 60_000, clock)
@@ -107,28 +99,11 @@ t.test('Sessions.check says why a request has no session, and recheck why a sess
   const refused: string[] = []
   const sessions = new Sessions({ secretKeys: ['s'.repeat(40)], deploymentId: DEPLOYMENT, secure: false, maxAge: 3600 },
     { revocations, records, refused: (reason) => { refused.push(reason) }, clock })
-  const app = Fastify()
+  const app = await sessionTestApp(sessions, users)
   t.teardown(async () => { await app.close() })
-  await sessions.register(app)
-  app.post<{ Params: { username: string } }>('/start/:username', async (request) => {
-    const { user } = await users.create({ username: request.params.username })
-    await sessions.start(request, user, 'local')
-    return 'started'
-  })
-  app.post('/logout', async (request) => {
-    const checked = sessions.check(request)
-    await sessions.end(request, checked.ok ? checked.session : undefined)
-    return 'ended'
-  })
-  app.get('/check', async (request) => sessions.check(request))
-  await app.ready()
 
   const check = async (cookie?: string): Promise<SessionCheck> =>
     (await app.inject({ url: '/check', ...(cookie !== undefined ? { cookies: { authgate: cookie } } : {}) })).json()
-  const signIn = async (username: string): Promise<string> => {
-    const response = await app.inject({ method: 'POST', url: `/start/${username}` })
-    return response.cookies.find((c) => c.name === 'authgate')!.value
-  }
   const sealed = (value: unknown): string => app.encodeSecureSession(app.createSecureSession({ s: value } as never))
   const now = Math.floor(clock.now() / 1000)
 
@@ -139,19 +114,19 @@ t.test('Sessions.check says why a request has no session, and recheck why a sess
   t.same(await check(sealed(newSessionPayload(newSessionId(), { ...user, id: 99 }, 'local', 3600, now + 600))), { ok: false, reason: 'issued-in-future' })
   t.same(await check(sealed(newSessionPayload(newSessionId(), { ...user, id: 99 }, 'local', 7200, now))), { ok: false, reason: 'too-long' }, 'longer than maxAge')
 
-  const alice = await signIn('alice')
+  const alice = await startTestSession(app, 'alice')
   const aliceChecked = await check(alice)
   t.match(aliceChecked, { ok: true, session: { u: 'alice', iat: now, exp: now + 3600 } }, 'a session just started')
   const alicePayload = aliceChecked.ok ? aliceChecked.session : t.fail('no session') as never
 
-  const bob = await signIn('bob')
+  const bob = await startTestSession(app, 'bob')
   const bobChecked = await check(bob)
   await app.inject({ method: 'POST', url: '/logout', cookies: { authgate: bob } })
   t.same(await check(bob), { ok: false, reason: 'ended' }, 'signed out: a copy of the cookie is refused')
   t.same(sessions.recheck(bobChecked.ok ? bobChecked.session : t.fail('no session') as never), { ok: false, reason: 'ended' })
 
-  const carol = await signIn('carol')
-  const dave = await signIn('dave')
+  const carol = await startTestSession(app, 'carol')
+  const dave = await startTestSession(app, 'dave')
   clock.advance(1000)
   await users.revokeSessions('carol', new Date(clock.now()))
   await users.setActive('dave', false)

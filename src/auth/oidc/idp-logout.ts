@@ -47,23 +47,18 @@ export const idpLogoutRoutes: FastifyPluginAsync<IdpLogoutDeps> = async (app, de
    */
   const providerOf = async (iss: string): Promise<Idp | { problem: string }> => {
     if (providers === undefined) return { problem: 'SSO is not configured' }
-    // The only provider checks every token itself (a wrong iss is refused by the verification).
-    if (!providers.named) {
-      const only = providers.first!
-      if (!(await only.client.ensureReady())) return { problem: `the provider is not discovered (${only.client.problem() ?? 'unknown'})` }
-      const metadata = only.client.serverMetadata!
-      return { provider: only, issuer: metadata.issuer, jwksUri: metadata.jwks_uri!, algorithms: metadata.id_token_signing_alg_values_supported }
-    }
-    let provider = providers.byIssuer(iss)
+    // The only provider checks every token itself (a wrong iss is refused by the verification); of
+    // several, the one whose discovered issuer it is, once those not discovered yet have had a try.
+    let provider = providers.named ? providers.byIssuer(iss) : providers.first!
     if (provider === undefined) {
-      const pending = providers.list.filter((p) => !p.client.ready)
-      await Promise.all(pending.map(async (p) => await p.client.ensureReady()))
+      await Promise.all(providers.list.filter((p) => !p.client.ready).map(async (p) => await p.client.ensureReady()))
       provider = providers.byIssuer(iss)
     }
     if (provider === undefined) {
       const undiscovered = providers.list.filter((p) => !p.client.ready).map((p) => p.config.id)
       return { problem: `iss is not the issuer of a configured provider${undiscovered.length > 0 ? ` (not discovered yet: ${undiscovered.join(', ')})` : ''}` }
     }
+    if (!(await provider.client.ensureReady())) return { problem: `the provider is not discovered (${provider.client.problem() ?? 'unknown'})` }
     const metadata = provider.client.serverMetadata!
     return { provider, issuer: metadata.issuer, jwksUri: metadata.jwks_uri!, algorithms: metadata.id_token_signing_alg_values_supported }
   }
