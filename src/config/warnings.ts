@@ -37,6 +37,12 @@ export function configWarnings (config: Config, { check = false } = {}): ConfigW
   if (config.authMethod !== 'oidc' && config.localAuth === 'username' && config.accessRules.some((rule) => rule.requirements.some((r) => r.kind === 'user'))) {
     warnings.push({ message: 'ACCESS_RULES name users, and LOCAL_AUTH=username lets anyone sign in as any name: the user: requirements protect nothing beyond a trusted network' })
   }
+  if (config.multipleProviders && config.authMethod !== 'local' && config.adminUsernames.length > 0) {
+    warnings.push({
+      fields: { adminUsernames: config.adminUsernames },
+      message: `ADMIN_USERNAMES (${config.adminUsernames.join(', ')}) applies to every provider in OIDC_PROVIDERS: whoever any of them names so becomes an admin at their first sign-in; set ADMIN_USERNAMES= (empty) and name admins with OIDC_<ID>_ADMIN_GROUP or OIDC_<ID>_ADMIN_EMAILS`
+    })
+  }
   if (config.postgres?.sslmode === 'require' && config.postgres.ca === undefined) {
     warnings.push({ message: 'DATABASE_URL: sslmode=require encrypts the connection to PostgreSQL but does not check who answers: anyone on the path can pose as the database; use sslmode=verify-full (with sslrootcert or DATABASE_CA_FILE for a private CA)' })
   }

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, loadConfig, type Config, type ConfigProblem, type Env } from '../../src/config/index.js'
+import { configWarnings } from '../../src/config/warnings.js'
 
 const dir = (): string => mkdtempSync(join(tmpdir(), 'authgate-providers-'))
 const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
@@ -292,4 +293,13 @@ t.test('a misspelt provider variable, or one of a provider not listed, is report
   const cwd = dir()
   writeFileSync(join(cwd, 's'), 'x')
   t.ok(load({ ...two, OIDC_OTHER_CLIENT_SECRET_FILE: 's' }, cwd).unknownVariables.some((u) => u.name === 'OIDC_OTHER_CLIENT_SECRET_FILE'), 'nor the secret file of a provider not listed')
+})
+
+t.test('ADMIN_USERNAMES with several providers is warned about: any of them could name someone admin', async (t) => {
+  const adminWarning = (env: Env): string | undefined => configWarnings(load(env)).map((w) => w.message).find((m) => m.startsWith('ADMIN_USERNAMES'))
+  t.match(adminWarning(two), /ADMIN_USERNAMES \(admin\) applies to every provider in OIDC_PROVIDERS/, 'the default list')
+  t.match(adminWarning({ ...two, ADMIN_USERNAMES: 'root,boss' }), /\(root, boss\)/)
+  t.equal(adminWarning({ ...two, ADMIN_USERNAMES: '' }), undefined, 'none with an empty list')
+  const single = { ...secrets, AUTH_METHOD: 'oidc', OIDC_ISSUER: 'https://sso.corp.example.com/realms/staff', OIDC_CLIENT_ID: 'tt', OIDC_CLIENT_SECRET: 'x', OIDC_REDIRECT_URI: CALLBACK }
+  t.equal(adminWarning(single), undefined, 'none with one provider: its own IdP decides who is called admin')
 })
