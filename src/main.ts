@@ -5,7 +5,7 @@ import { configErrorReport, configWarnings } from './config/warnings.js'
 import { describeDatabaseError, describeDatabaseUrl, openDatabase, SqliteFileError, type Db } from './db/index.js'
 import { migrateToLatest } from './db/migrate.js'
 import { buildApp } from './app.js'
-import { startDemoUpstream, type DemoUpstream } from './demo/upstream.js'
+import type { DemoUpstream } from './demo/upstream.js'
 import { createLogger, isPretty } from './logger.js'
 import { serverArguments } from './server-args.js'
 import { startupBanner } from './banner.js'
@@ -51,6 +51,8 @@ async function main (): Promise<void> {
   let demo: DemoUpstream | undefined
   let upstream = config.upstreamUrl
   if (upstream === undefined) {
+    // Loaded only here: production never runs it, and it brings the verifier package along.
+    const { startDemoUpstream } = await import('./demo/upstream.js')
     demo = await startDemoUpstream(config.headerSigningSecret)
     upstream = demo.url
     log.warn({ demo: demo.url.href }, 'UPSTREAM_URL is not set: serving the built-in DEMO upstream (development only)')
