@@ -7,7 +7,7 @@ import { get } from 'node:http'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { cookieHeader, http, loginLocal } from '../support/http.js'
+import { cookieHeader, loginLocal } from '../support/http.js'
 import { startUpstream } from '../support/upstream.js'
 
 const MAIN = resolve('src/main.ts')
