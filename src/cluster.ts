@@ -14,6 +14,15 @@ import type { Metrics } from './ops/metrics.js'
 /** One worker's figures, in prom-client's JSON form (what AggregatorRegistry.aggregate adds up). */
 type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number]
 
+/**
+ * Set in the environment of the workers this primary forks: a process started as a worker by another
+ * cluster (PM2's cluster mode, say) is not one of ours, and must migrate and serve as one process.
+ */
+const WORKER_MARK = 'AUTHGATE_WORKER'
+
+/** This process is a worker of an authgate primary (WORKERS > 1). */
+export const isGatewayWorker = cluster.isWorker && process.env[WORKER_MARK] === '1'
+
 /** A worker that exits this many times in a row without having listened: the primary gives up (exit 1). */
 export const MAX_START_FAILURES = 5
 /** The first restart's delay; it doubles with each failure in a row, up to RESTART_MAX_DELAY_MS. */
@@ -79,7 +88,7 @@ export function runPrimary (options: PrimaryOptions): void {
   let stopping = false
   let exitCode = 0
 
-  const fork = (): void => { cluster.fork() }
+  const fork = (): void => { cluster.fork({ [WORKER_MARK]: '1' }) }
 
   cluster.on('message', (worker, message: unknown) => {
     if (!isMessage(message)) return

@@ -1,6 +1,5 @@
 // Process entry: configuration, database and migrations, the app, listening, and a clean shutdown.
 // With WORKERS > 1 this process is the primary (src/cluster.ts) and each worker runs `serve` below.
-import cluster from 'node:cluster'
 import { isIP, type AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config/index.js'
@@ -11,6 +10,7 @@ import type { DemoUpstream } from './demo/upstream.js'
 import { createLogger, isPretty } from './logger.js'
 import { serverArguments } from './server-args.js'
 import { startupBanner } from './banner.js'
+import { isGatewayWorker, joinCluster, runPrimary } from './cluster.js'
 
 async function main (): Promise<void> {
   const args = serverArguments(process.argv.slice(2))
@@ -30,7 +30,7 @@ async function main (): Promise<void> {
     throw err
   }
   const log = createLogger(config.logLevel, config.logFormat)
-  if (cluster.isWorker) {
+  if (isGatewayWorker) {
     // The primary has warned about the configuration and migrated the database.
     await serve(config, log, openDatabase(config.databaseUrl, { log, postgres: config.postgres }))
     return
@@ -43,7 +43,6 @@ async function main (): Promise<void> {
   }
   // The workers open their own connections: the primary only forks, restarts and stops them.
   await db.close()
-  const { runPrimary } = await import('./cluster.js')
   runPrimary({
     workers: config.workers,
     stopWithinMs: config.shutdownGraceMs + FORCED_EXIT_AFTER_GRACE_MS,
@@ -97,8 +96,7 @@ async function serve (config: Config, log: Logger, db: Db): Promise<void> {
   const { port } = gateway.app.server.address() as AddressInfo
   if (gateway.metricsApp !== undefined && config.metrics !== undefined) await gateway.metricsApp.listen({ port: config.metrics.port, host: config.metrics.host })
   const metricsPort = gateway.metricsApp !== undefined ? (gateway.metricsApp.server.address() as AddressInfo).port : undefined
-  if (cluster.isWorker) {
-    const { joinCluster } = await import('./cluster.js')
+  if (isGatewayWorker) {
     joinCluster(gateway.metrics, { port, metricsPort })
   } else {
     announce(config, log, { port, metricsPort, upstream, demo: demo !== undefined })
@@ -127,7 +125,7 @@ async function serve (config: Config, log: Logger, db: Db): Promise<void> {
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
   // A worker whose primary is gone (killed, crashed) stops as if told to: nobody would restart or stop it.
-  if (cluster.isWorker) process.on('disconnect', () => { stop('primary gone') })
+  if (isGatewayWorker) process.on('disconnect', () => { stop('primary gone') })
 }
 
 /** Where the gateway listens, once: from the process itself, or from the primary once every worker listens. */

@@ -1,9 +1,11 @@
 // WORKERS=2 as an operator runs it: the real main.ts, a primary and two workers sharing the port.
 // Both workers serve, a session opened on one is good on the other (one database, one secret), a
-// killed worker is replaced, one scrape gives the sum of both, and SIGTERM stops them all (exit 0).
+// killed worker is replaced, one scrape gives the sum of both, and SIGTERM stops them all (exit 0);
+// workers that cannot start are not retried for ever: the primary gives up with exit 1.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { get } from 'node:http'
+import { createServer, get } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -45,23 +47,27 @@ const alive = (pid: number): boolean => {
   }
 }
 
-t.test('WORKERS=2: two workers on one port, one session, one metrics view, replaced when killed, stopped together', async (t) => {
-  const upstream = await startUpstream()
-  t.teardown(upstream.close)
-  const cwd = mkdtempSync(join(tmpdir(), 'authgate-workers-'))
-  const env = {
+function gatewayEnv (cwd: string, upstream: string, more: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
     PATH: process.env.PATH ?? '',
     HOST: '127.0.0.1',
     PORT: '0',
-    METRICS_PORT: '0',
     WORKERS: '2',
-    UPSTREAM_URL: upstream.url,
+    UPSTREAM_URL: upstream,
     SECRET_KEY: 's'.repeat(48),
     HEADER_SIGNING_SECRET: 'h'.repeat(48),
     DATABASE_URL: `sqlite:${join(cwd, 'a.db')}`,
     LOG_FORMAT: 'json',
-    SHUTDOWN_GRACE_PERIOD: '2'
+    SHUTDOWN_GRACE_PERIOD: '2',
+    ...more
   }
+}
+
+t.test('WORKERS=2: two workers on one port, one session, one metrics view, replaced when killed, stopped together', async (t) => {
+  const upstream = await startUpstream()
+  t.teardown(upstream.close)
+  const cwd = mkdtempSync(join(tmpdir(), 'authgate-workers-'))
+  const env = gatewayEnv(cwd, upstream.url, { METRICS_PORT: '0' })
   const child = spawn(process.execPath, [`--import=${TSX}`, MAIN], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })
   let out = ''
@@ -109,4 +115,24 @@ t.test('WORKERS=2: two workers on one port, one session, one metrics view, repla
   t.equal(await exited, 0, 'SIGTERM: every worker stopped, the primary exits 0')
   for (const pid of [first[1]!, replacement]) t.notOk(alive(pid), `worker ${pid} is gone`)
   t.equal(lines().filter((l) => l.msg === 'stopped' && l.signal === 'SIGTERM').length, 2, 'each worker stopped gracefully')
+})
+
+t.test('workers that fail at start: retried with a backoff, then the primary gives up (exit 1)', async (t) => {
+  // The port is taken by another process: every worker fails to listen.
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { taken.close() })
+  const cwd = mkdtempSync(join(tmpdir(), 'authgate-workers-fail-'))
+  const env = gatewayEnv(cwd, 'http://127.0.0.1:9', { PORT: String((taken.address() as AddressInfo).port) })
+  const child = spawn(process.execPath, [`--import=${TSX}`, MAIN], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.on('data', (d) => { out += String(d) })
+  child.stderr.on('data', (d) => { out += String(d) })
+  const code = await new Promise<number>((resolve) => child.on('exit', (c) => { resolve(c ?? -1) }))
+  t.equal(code, 1, 'the primary exits non-zero')
+  t.match(out, /already in use/, 'the workers say why')
+  t.match(out, /a worker failed to start: trying again/)
+  t.match(out, /workers keep failing at start \(5 in a row\): giving up/)
+  t.notMatch(out, /authgate listening/)
 })
