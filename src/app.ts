@@ -37,6 +37,7 @@ import { requestIdGenerator } from './net/request-id.js'
 import { systemClock, type Clock } from './clock.js'
 import { isDatabaseUnavailable } from './db/unavailable.js'
 import { DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS } from './pages/unavailable.js'
+import { lazySchemaCompilers } from './schema-compilers.js'
 
 /**
  * What {@link buildApp} builds a gateway from. The configuration and the database are the caller's:
@@ -136,6 +137,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     // the gateway's CPU per proxied request (docs/PERFORMANCE.md).
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 2048 },
+    schemaController: lazySchemaCompilers,
     // Request headers must arrive in time (CLIENT_HEADER_TIMEOUT); bodies are watched per request (proxy/client-limits.ts).
     ...headerTimeoutServerOptions(config.clientLimits)
   })

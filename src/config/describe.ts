@@ -112,6 +112,7 @@ export const DESCRIBE: Record<string, Describe> = {
   METRICS_PORT: (c) => c.metrics !== undefined ? String(c.metrics.port) : '(metrics on the public port)',
   METRICS_HOST: (c) => c.metrics?.host ?? '',
   SHUTDOWN_GRACE_PERIOD: (c) => seconds(c.shutdownGraceMs),
+  WORKERS: (c) => String(c.workers),
   APP_NAME: (c) => c.appName,
   LOGO_URL: (c) => c.logo !== undefined && c.logo.file === undefined ? c.logo.src : '',
   LOGO_FILE: (c) => c.logo?.file?.path ?? ''

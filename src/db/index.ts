@@ -3,7 +3,8 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type { ConnectionOptions } from 'node:tls'
 import SQLite from 'better-sqlite3'
-import pg from 'pg'
+import { createRequire } from 'node:module'
+import type pg from 'pg'
 import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type DatabaseConnection } from 'kysely'
 import type { Database } from './schema.js'
 import { guardedDialect } from './unavailable.js'
@@ -49,6 +50,11 @@ export interface OpenOptions {
   postgres?: PostgresSettings
 }
 
+// node-postgres is loaded only when DATABASE_URL names PostgreSQL: on SQLite (the default) it would be
+// a few megabytes of the gateway's memory for nothing. Synchronous, as openDatabase is.
+const require = createRequire(import.meta.url)
+const loadPg = (): typeof pg => require('pg') as typeof pg
+
 export class DatabaseMissingError extends Error {
   constructor (readonly file: string) {
     super(`no database at ${file}`)
@@ -72,7 +78,7 @@ export function openDatabase (url: string, options: OpenOptions = {}): Db {
     return { kysely, dialect: 'sqlite', close: async () => { await kysely.destroy() } }
   }
   const settings = options.postgres ?? postgresSettingsFor(url, { cwd: options.cwd })
-  const pool = new pg.Pool(postgresPoolConfig(settings, options.schema))
+  const pool = new (loadPg().Pool)(postgresPoolConfig(settings, options.schema))
   // A client losing its connection must not crash the process, idle (the pool's 'error') or checked
   // out (pg emits 'error' on the client as well as failing its query, and the pool listens only
   // while the client is idle): the query's caller gets the error, the pool replaces the client.

@@ -69,6 +69,8 @@ export class Metrics {
   private upstreamPool: () => { running: number, queued: number } = () => ({ running: 0, queued: 0 })
   private readonly oidcRateLimitedCounter: PromCounter<'route'>
   private oidcRateLimitTracked: (route: OidcRateLimitedRoute) => number = () => 0
+  /** What a scrape gets: this registry's figures; with WORKERS > 1, every worker's added up (src/cluster.ts). */
+  private renderer: () => Promise<string> = async () => await this.registry.metrics()
 
   constructor () {
     const registers = [this.registry]
@@ -175,7 +177,12 @@ export class Metrics {
   }
 
   async render (): Promise<string> {
-    return await this.registry.metrics()
+    return await this.renderer()
+  }
+
+  /** Scrapes get what `render` returns instead of this registry's own figures (a cluster's sum). */
+  renderWith (render: () => Promise<string>): void {
+    this.renderer = render
   }
 }
 

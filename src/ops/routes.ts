@@ -14,6 +14,7 @@ import type { Db } from '../db/index.js'
 import type { RevocationList } from '../session/revocations.js'
 import type { Metrics } from './metrics.js'
 import { untilAborted } from '../net/until-aborted.js'
+import { lazySchemaCompilers } from '../schema-compilers.js'
 
 export interface ReadinessCheck {
   name: string
@@ -53,7 +54,8 @@ export function metricsListener (deps: OpsDeps, logger: FastifyBaseLogger | unde
   const app = Fastify({
     ...(logger !== undefined ? { loggerInstance: logger.child({ listener: 'metrics' }) } : { logger: false }),
     // A scrape every 15 s is not worth an access line.
-    logController: new LogController({ disableRequestLogging: true })
+    logController: new LogController({ disableRequestLogging: true }),
+    schemaController: lazySchemaCompilers
   })
   app.get('/metrics', async (_request, reply) => await sendMetrics(deps.metrics, reply))
   app.get('/healthz', async (_request, reply) => await reply.header('cache-control', 'no-store').send({ status: 'ok' }))

@@ -1,9 +1,11 @@
-// METRICS_PORT, METRICS_HOST and SHUTDOWN_GRACE_PERIOD as loadConfig reads them.
+// METRICS_PORT, METRICS_HOST, SHUTDOWN_GRACE_PERIOD and WORKERS as loadConfig reads them.
 import t from 'tap'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { availableParallelism } from 'node:os'
 import { loadConfig, type Env } from '../../src/config/index.js'
+import { parseWorkers } from '../../src/config/operations.js'
 import { configProblems } from '../support/config.js'
 
 const secrets = { SECRET_KEY: 's'.repeat(32), HEADER_SIGNING_SECRET: 'h'.repeat(32) }
@@ -42,4 +44,31 @@ t.test('a misspelt one is warned about', async (t) => {
     { name: 'METRICS_PORTS', didYouMean: 'METRICS_PORT' },
     { name: 'SHUTDOWN_GRACE' }
   ])
+})
+
+t.test('WORKERS: 1 unless set; a whole number from 1 to 64, or auto', async (t) => {
+  t.equal(load(production).workers, 1, 'unset: one process, no cluster')
+  t.equal(load({ ...production, WORKERS: '' }).workers, 1, 'empty is unset')
+  t.equal(load({ ...production, WORKERS: '4' }).workers, 4)
+  t.equal(load({ ...production, WORKERS: '64' }).workers, 64)
+  t.equal(load({ ...production, WORKERS: 'auto' }).workers, Math.min(availableParallelism(), 64), 'auto: one per CPU')
+  t.equal(load({ ...production, WORKERS: ' Auto ' }).workers, Math.min(availableParallelism(), 64))
+  for (const value of ['0', '65', '-1', '2.5', 'two', 'max']) {
+    t.same(configProblems({ ...production, WORKERS: value }, cwd), ['WORKERS'], `WORKERS=${value} refused`)
+  }
+  t.throws(() => load({ ...production, WORKERS: '0' }), /WORKERS: must be a whole number from 1 to 64, or auto \(one per CPU: \d+ here\)/)
+})
+
+t.test('WORKERS=auto is capped at 64; more than one worker needs UPSTREAM_URL', async (t) => {
+  const reader = (value: string | undefined): { get: () => string | undefined, fail: (name: string, message: string) => undefined, failures: string[] } => {
+    const failures: string[] = []
+    return { get: () => value, fail: (name, message) => { failures.push(`${name}: ${message}`); return undefined }, failures }
+  }
+  t.equal(parseWorkers(reader('auto'), true, () => 96), 64, 'a 96-CPU machine gets 64')
+  t.equal(parseWorkers(reader('auto'), true, () => 2), 2)
+  const demo = reader('2')
+  t.equal(parseWorkers(demo, false), undefined)
+  t.match(demo.failures, [/WORKERS: is 2 without UPSTREAM_URL: the built-in demo upstream runs in one process/])
+  t.equal(parseWorkers(reader('1'), false), 1, 'the demo upstream with one worker, as before')
+  t.same(configProblems({ ...secrets, WORKERS: '2' }, cwd), ['WORKERS'], 'development without UPSTREAM_URL: the demo upstream')
 })
