@@ -15,7 +15,7 @@ import { migrateToLatest } from '../../src/db/migrate.js'
 import { migrations } from '../../migrations/index.js'
 import { createPostgresSchema, TEST_DATABASE_URL } from '../support/gateway.js'
 import { http } from '../support/http.js'
-import { compiled } from '../support/compiled.js'
+import { nodeArgs } from '../support/compiled.js'
 
 const MAIN = resolve('src/main.ts')
 const ALL = Object.keys(migrations)
@@ -24,9 +24,9 @@ interface Started { url: string, applied: string[] }
 
 /** A gateway process; resolves once it listens (with what it migrated), rejects if it exits first. */
 async function startGatewayProcess (t: Test, env: Record<string, string>): Promise<Started> {
-  const script = await compiled(MAIN)
+  const args = await nodeArgs(MAIN)
   const cwd = mkdtempSync(join(tmpdir(), 'authgate-concurrent-'))
-  const child: ChildProcess = spawn(process.execPath, [script], {
+  const child: ChildProcess = spawn(process.execPath, args, {
     cwd,
     env: {
       PATH: process.env.PATH ?? '',

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { healthzUrl } from '../../src/ops/healthcheck.js'
 import { startGateway } from '../support/gateway.js'
-import { compiled } from '../support/compiled.js'
+import { nodeArgs } from '../support/compiled.js'
 
 const SCRIPT = resolve('src/ops/healthcheck.ts')
 
@@ -16,9 +16,9 @@ const SCRIPT = resolve('src/ops/healthcheck.ts')
 async function healthcheck (env: Record<string, string>): Promise<{ code: number, out: string }> {
   const cwd = mkdtempSync(join(tmpdir(), 'authgate-healthcheck-'))
   try {
-    const script = await compiled(SCRIPT)
+    const args = await nodeArgs(SCRIPT)
     return await new Promise((resolve) => {
-      execFile(process.execPath, [script], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, args, { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
         resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, out: stdout + stderr })
       })
     })

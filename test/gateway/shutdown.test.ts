@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path'
 import { request } from 'undici'
 import WebSocket, { WebSocketServer } from 'ws'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
-import { compiled } from '../support/compiled.js'
+import { nodeArgs } from '../support/compiled.js'
 
 const MAIN = resolve('src/main.ts')
 const GRACE_SECONDS = 2
@@ -42,7 +42,7 @@ async function startSlowUpstream (): Promise<{ url: string, seen: IncomingHttpHe
 
 async function startGatewayProcess (env: Record<string, string>): Promise<{ child: ChildProcess, output: () => string, exited: Promise<{ code: number | null, at: number }> }> {
   const cwd = mkdtempSync(join(tmpdir(), 'authgate-shutdown-'))
-  const child = spawn(process.execPath, [await compiled(MAIN)], { cwd, env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, await nodeArgs(MAIN), { cwd, env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout!.on('data', (d) => { out += String(d) })
   child.stderr!.on('data', (d) => { out += String(d) })

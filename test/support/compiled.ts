@@ -1,5 +1,5 @@
 // The repository's scripts compiled to JavaScript once per test process, for the tests that start
-// them as processes many times (the CLI: ~50 starts in test/cli*.test.ts). `node <tree>/src/x.js`
+// them as processes, many times (the CLI: ~50 starts in test/cli*.test.ts). `node <tree>/src/x.js`
 // is a real process from the same sources as `node --import=tsx src/x.ts`, compiled by the same
 // compiler (esbuild, found where tsx finds it, file by file as tsc lays them out), without tsx's
 // loader, whose hooks every module of the child passes through: kysely alone is 280 modules, and a
@@ -46,14 +46,22 @@ async function compiledTree (): Promise<string> {
 
 const inRepository = (script: string): string => relative(root, isAbsolute(script) ? script : resolve(script))
 
-/** Whether `script` (relative to the test's cwd, or absolute) is a .ts file under src/ or migrations/, which compiled() has. */
-export function isCompiled (script: string): boolean {
-  const path = inRepository(script)
-  return TREES.some((dir) => path.startsWith(`${dir}/`)) && path.endsWith('.ts')
-}
+// Resolved here: a child running in an empty directory would not find a bare `tsx`.
+const TSX = import.meta.resolve('tsx')
 
-/** The JavaScript to run for `script` (see isCompiled). */
-export async function compiled (script: string): Promise<string> {
-  if (!isCompiled(script)) throw new Error(`compiled: ${script} is not a .ts file under ${TREES.join(' or ')}`)
-  return join(await compiledTree(), inRepository(script).replace(/\.ts$/, '.js'))
+// While tap collects coverage (`npm test`; tap's own flag, which its children inherit), the children
+// run through tsx as before: their coverage then maps onto src/*.ts, the only files
+// scripts/coverage-scope.ts keeps; a compiled child's would be dropped. Without coverage (the
+// PostgreSQL and Node 24 passes, a developer's --disable-coverage) they run compiled.
+const COVERAGE = process.env._TAPJS_PROCESSINFO_COVERAGE_ === '1'
+
+/**
+ * The arguments that make `node` run `script` (relative to the test's cwd, or absolute): a .ts file
+ * under src/ or migrations/ compiled, unless coverage is collected; any other script through tsx.
+ */
+export async function nodeArgs (script: string): Promise<string[]> {
+  const path = inRepository(script)
+  const ours = TREES.some((dir) => path.startsWith(`${dir}/`)) && path.endsWith('.ts')
+  if (!ours || COVERAGE) return [`--import=${TSX}`, script]
+  return [join(await compiledTree(), path.replace(/\.ts$/, '.js'))]
 }
