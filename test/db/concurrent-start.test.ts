@@ -15,17 +15,18 @@ import { migrateToLatest } from '../../src/db/migrate.js'
 import { migrations } from '../../migrations/index.js'
 import { createPostgresSchema, TEST_DATABASE_URL } from '../support/gateway.js'
 import { http } from '../support/http.js'
+import { nodeArgs } from '../support/compiled.js'
 
 const MAIN = resolve('src/main.ts')
-const TSX = import.meta.resolve('tsx')
 const ALL = Object.keys(migrations)
 
 interface Started { url: string, applied: string[] }
 
 /** A gateway process; resolves once it listens (with what it migrated), rejects if it exits first. */
-function startGatewayProcess (t: Test, env: Record<string, string>): Promise<Started> {
+async function startGatewayProcess (t: Test, env: Record<string, string>): Promise<Started> {
+  const args = await nodeArgs(MAIN)
   const cwd = mkdtempSync(join(tmpdir(), 'authgate-concurrent-'))
-  const child: ChildProcess = spawn(process.execPath, [`--import=${TSX}`, MAIN], {
+  const child: ChildProcess = spawn(process.execPath, args, {
     cwd,
     env: {
       PATH: process.env.PATH ?? '',
@@ -47,7 +48,7 @@ function startGatewayProcess (t: Test, env: Record<string, string>): Promise<Sta
   })
   let output = ''
   let applied: string[] | undefined
-  return new Promise<Started>((resolve, reject) => {
+  return await new Promise<Started>((resolve, reject) => {
     child.stderr!.on('data', (d) => { output += String(d) })
     child.stdout!.on('data', (d) => {
       output += String(d)

@@ -21,9 +21,9 @@ import { createPostgresSchema, TEST_DATABASE_URL } from '../support/gateway.js'
 import { createTestPki, startTlsFront, type TlsFront } from '../support/tls-postgres.js'
 import { runNode } from '../support/process.js'
 import { http } from '../support/http.js'
+import { nodeArgs } from '../support/compiled.js'
 
 const MAIN = resolve('src/main.ts')
-const TSX = import.meta.resolve('tsx')
 /** Kysely's migration lock on PostgreSQL (pg_advisory_lock), as its PostgresAdapter names it. */
 const KYSELY_MIGRATION_LOCK = '3853314791062309107'
 const LOCK = 715_001 + Math.floor(Math.random() * 1000)
@@ -245,7 +245,7 @@ async function suite (base: string): Promise<void> {
       const schema = await createPostgresSchema()
       t.teardown(schema.drop)
       const before = right.handshakes
-      const gateway = spawn(process.execPath, [`--import=${TSX}`, MAIN], {
+      const gateway = spawn(process.execPath, await nodeArgs(MAIN), {
         cwd,
         env: gatewayEnv({ DATABASE_URL: urlWith(`sslmode=verify-full&options=${encodeURIComponent(`-c search_path=${schema.schema}`)}`, right.port), DATABASE_CA_FILE: pki.caFile }),
         stdio: ['ignore', 'pipe', 'pipe']

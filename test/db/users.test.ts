@@ -12,6 +12,7 @@ import { migrateToLatest } from '../../src/db/migrate.js'
 import { UserRepository } from '../../src/db/users.js'
 import { readDeploymentId } from '../../src/db/sessions.js'
 import { createPostgresSchema, TEST_DATABASE_URL } from '../support/gateway.js'
+import { nodeArgs } from '../support/compiled.js'
 
 const run = promisify(execFile)
 
@@ -19,7 +20,7 @@ interface Backend { name: string, open: () => Promise<{ db: Db, url: string, sch
 
 /** `authgate migrate` in a separate process, as a second gateway instance would run it. */
 async function migrateInProcess (url: string, schema: string | undefined): Promise<string> {
-  const { stdout } = await run(process.execPath, ['--import=tsx', 'src/cli/bin.ts', 'migrate'], {
+  const { stdout } = await run(process.execPath, [...await nodeArgs('src/cli/bin.ts'), 'migrate'], {
     env: { ...process.env, DATABASE_URL: schema === undefined ? url : `${url}?options=-c%20search_path%3D${schema}` }
   })
   return stdout.trim()

@@ -8,16 +8,17 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { healthzUrl } from '../../src/ops/healthcheck.js'
 import { startGateway } from '../support/gateway.js'
+import { nodeArgs } from '../support/compiled.js'
 
 const SCRIPT = resolve('src/ops/healthcheck.ts')
-const TSX = import.meta.resolve('tsx')
 
 /** Runs the health check in an empty directory (no .env) with just these variables. */
 async function healthcheck (env: Record<string, string>): Promise<{ code: number, out: string }> {
   const cwd = mkdtempSync(join(tmpdir(), 'authgate-healthcheck-'))
   try {
+    const args = await nodeArgs(SCRIPT)
     return await new Promise((resolve) => {
-      execFile(process.execPath, [`--import=${TSX}`, SCRIPT], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, args, { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
         resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, out: stdout + stderr })
       })
     })

@@ -13,9 +13,9 @@ import { join, resolve } from 'node:path'
 import { request } from 'undici'
 import WebSocket, { WebSocketServer } from 'ws'
 import { cookieHeader, http, loginLocal } from '../support/http.js'
+import { nodeArgs } from '../support/compiled.js'
 
 const MAIN = resolve('src/main.ts')
-const TSX = import.meta.resolve('tsx')
 const GRACE_SECONDS = 2
 
 /** /slow?ms=N answers after N ms; upgrades anywhere: an echo WebSocket. */
@@ -40,9 +40,9 @@ async function startSlowUpstream (): Promise<{ url: string, seen: IncomingHttpHe
   }
 }
 
-function startGatewayProcess (env: Record<string, string>): { child: ChildProcess, output: () => string, exited: Promise<{ code: number | null, at: number }> } {
+async function startGatewayProcess (env: Record<string, string>): Promise<{ child: ChildProcess, output: () => string, exited: Promise<{ code: number | null, at: number }> }> {
   const cwd = mkdtempSync(join(tmpdir(), 'authgate-shutdown-'))
-  const child = spawn(process.execPath, [`--import=${TSX}`, MAIN], { cwd, env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, await nodeArgs(MAIN), { cwd, env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout!.on('data', (d) => { out += String(d) })
   child.stderr!.on('data', (d) => { out += String(d) })
@@ -75,7 +75,7 @@ async function roundTrip (ws: WebSocket, message: string): Promise<string> {
 t.test(`SIGTERM: in-progress work finishes within SHUTDOWN_GRACE_PERIOD=${GRACE_SECONDS}, the rest is cut, exit 0`, async (t) => {
   const upstream = await startSlowUpstream()
   t.teardown(() => upstream.close())
-  const gateway = startGatewayProcess({ UPSTREAM_URL: upstream.url, SHUTDOWN_GRACE_PERIOD: String(GRACE_SECONDS) })
+  const gateway = await startGatewayProcess({ UPSTREAM_URL: upstream.url, SHUTDOWN_GRACE_PERIOD: String(GRACE_SECONDS) })
   t.teardown(() => { gateway.child.kill('SIGKILL') })
   const url = await listeningUrl(gateway.output)
   const cookie = cookieHeader((await loginLocal(url, 'alice')).cookies)
@@ -120,7 +120,7 @@ t.test(`SIGTERM: in-progress work finishes within SHUTDOWN_GRACE_PERIOD=${GRACE_
 t.test('SIGTERM with nothing in progress: exits at once, 0', async (t) => {
   const upstream = await startSlowUpstream()
   t.teardown(() => upstream.close())
-  const gateway = startGatewayProcess({ UPSTREAM_URL: upstream.url })
+  const gateway = await startGatewayProcess({ UPSTREAM_URL: upstream.url })
   t.teardown(() => { gateway.child.kill('SIGKILL') })
   const url = await listeningUrl(gateway.output)
   // A browser's keep-alive connection, idle: it does not hold the stop up.

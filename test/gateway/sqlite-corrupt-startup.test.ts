@@ -12,16 +12,16 @@ import { openDatabase } from '../../src/db/index.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { UserRepository } from '../../src/db/users.js'
 import { HEADER_SIGNING_SECRET, SECRET_KEY } from '../support/gateway.js'
+import { nodeArgs } from '../support/compiled.js'
 
 const MAIN = resolve('src/main.ts')
-const TSX = import.meta.resolve('tsx')
 
 interface Run { code: number, output: string }
 
 /** Start the gateway on `file`; resolves when it exits, or once it listens (then it is stopped: code 0). */
 async function start (cwd: string, databaseUrl: string): Promise<Run> {
   const env = { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, SECRET_KEY, HEADER_SIGNING_SECRET, UPSTREAM_URL: 'http://127.0.0.1:9', LOG_FORMAT: 'json' }
-  const child = spawn(process.execPath, [`--import=${TSX}`, MAIN], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, await nodeArgs(MAIN), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (d) => { output += String(d); if (/authgate listening on/.test(output)) child.kill('SIGTERM') })
   child.stderr.on('data', (d) => { output += String(d) })
