@@ -147,7 +147,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
         await refuseByRule(request, reply, session, access)
         return
       }
-      request.identityHeaders = await issuer.headersFor(sessionIdentity(session), session)
+      request.identityHeaders = issuer.asserts ? await issuer.headersFor(sessionIdentity(session), session) : issuer.signedHeaders(sessionIdentity(session))
       request.accessDecision = 'proxied'
       forward(request, reply, session)
       return
