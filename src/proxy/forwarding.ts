@@ -34,10 +34,13 @@ const cookieName = (pair: string): string => {
 /** The Cookie header without the gateway's own cookies (undefined when nothing is left). */
 export function removeGatewayCookies (cookie: string | string[] | undefined): string | undefined {
   if (cookie === undefined) return undefined
-  const kept = (Array.isArray(cookie) ? cookie.join('; ') : cookie).split(';')
-    .map((c) => c.trim())
-    .filter((c) => c !== '' && !isGatewayCookie(cookieName(c)))
-  return kept.length === 0 ? undefined : kept.join('; ')
+  let kept = ''
+  for (const part of (Array.isArray(cookie) ? cookie.join('; ') : cookie).split(';')) {
+    const pair = part.trim()
+    if (pair === '' || isGatewayCookie(cookieName(pair))) continue
+    kept = kept === '' ? pair : `${kept}; ${pair}`
+  }
+  return kept === '' ? undefined : kept
 }
 
 export interface ForwardContext {
