@@ -34,6 +34,7 @@ import { staticRoutes } from './pages/static.js'
 import { headerTimeoutServerOptions, logHeaderTimeouts } from './proxy/client-limits.js'
 import { closeConnectionsOnShutdown } from './net/shutdown.js'
 import { requestIdGenerator } from './net/request-id.js'
+import { accessLogger, isInfoEnabled, requestLoggerFactory } from './logger.js'
 import { systemClock, type Clock } from './clock.js'
 import { isDatabaseUnavailable } from './db/unavailable.js'
 import { DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS } from './pages/unavailable.js'
@@ -136,6 +137,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     // One access line per request (below) instead of Fastify's two: request logging was a third of
     // the gateway's CPU per proxied request (docs/PERFORMANCE.md).
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is made when a request logs something other than its access line (logger.ts).
+    childLoggerFactory: requestLoggerFactory,
     routerOptions: { maxParamLength: 2048 },
     schemaController: lazySchemaCompilers,
     // Request headers must arrive in time (CLIENT_HEADER_TIMEOUT); bodies are watched per request (proxy/client-limits.ts).
@@ -199,10 +202,15 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     reply.header('x-request-id', request.id)
     done()
   })
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.request(request.accessDecision, reply.elapsedTime / 1000)
+  // Under the request's id, as request.log would write it; a request whose logger was muted (a client
+  // that left, a body too slow: already logged) gets none.
+  const accessLog = accessLogger(app.log)
+  app.addHook('onResponse', (request, reply, done) => {
+    const ms = reply.elapsedTime
+    metrics.request(request.accessDecision, ms / 1000)
     // The path only: query strings can hold authorization codes and the application's tokens.
-    request.log.info({ method: request.method, path: request.url.split('?', 1)[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
+    if (isInfoEnabled(request.log)) accessLog.info({ reqId: request.id, method: request.method, path: request.url.split('?', 1)[0], status: reply.statusCode, ms: Math.round(ms) }, 'request')
+    done()
   })
 
   app.setErrorHandler((error: FastifyError, request, reply) => {

@@ -1,6 +1,6 @@
 // The identity headers of docs/PROTOCOL.md#identity-headers: which incoming headers are stripped, how values are encoded, and
 // the HMAC-SHA256 "v1" signature. Pure functions: the proxy, forward-auth and tests all use these.
-import { createHmac } from 'node:crypto'
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
 
 export interface Identity {
   username: string
@@ -56,12 +56,17 @@ export function encodeIdentity (identity: Identity): Record<typeof SIGNED_HEADER
   }
 }
 
-/** The string that is signed: seven lines, no trailing newline (docs/PROTOCOL.md#the-signature). */
-export function canonicalString (timestamp: string, encoded: Record<typeof SIGNED_HEADERS[number], string>): string {
-  return ['v1', timestamp, encoded['x-user'], encoded['x-admin'], encoded['x-email'], encoded['x-full-name'], encoded['x-groups']].join('\n')
+/** The last five lines of the signed string: the encoded values, which identify an identity unambiguously. */
+function signedValues (encoded: Record<typeof SIGNED_HEADERS[number], string>): string {
+  return `${encoded['x-user']}\n${encoded['x-admin']}\n${encoded['x-email']}\n${encoded['x-full-name']}\n${encoded['x-groups']}`
 }
 
-export function signCanonical (secret: string, canonical: string): string {
+/** The string that is signed: seven lines, no trailing newline (docs/PROTOCOL.md#the-signature). */
+export function canonicalString (timestamp: string, encoded: Record<typeof SIGNED_HEADERS[number], string>): string {
+  return `v1\n${timestamp}\n${signedValues(encoded)}`
+}
+
+export function signCanonical (secret: string | KeyObject, canonical: string): string {
   return 'v1=' + createHmac('sha256', secret).update(canonical, 'utf8').digest('hex')
 }
 
@@ -70,4 +75,36 @@ export function signIdentity (identity: Identity, secret: string, nowSeconds: nu
   const encoded = encodeIdentity(identity)
   const timestamp = String(nowSeconds)
   return { ...encoded, 'x-auth-timestamp': timestamp, 'x-auth-signature': signCanonical(secret, canonicalString(timestamp, encoded)) }
+}
+
+/** Identities whose signed headers an {@link IdentitySigner} keeps (for the current second) at most. */
+export const SIGNED_IDENTITIES_KEPT = 10_000
+
+/**
+ * signIdentity for one secret, as the gateway signs every proxied request: the secret is imported
+ * once, and an identity's headers, signed for the current second, serve every request of that
+ * identity within it (a page and its assets are many requests in the same second). The headers
+ * returned are shared, hence frozen.
+ */
+export class IdentitySigner {
+  private readonly key: KeyObject
+  /** By signedValues: the identity's headers, as last signed. */
+  private readonly signed = new Map<string, Readonly<IdentityHeaders>>()
+
+  constructor (secret: string) {
+    this.key = createSecretKey(Buffer.from(secret, 'utf8'))
+  }
+
+  sign (identity: Identity, nowSeconds: number): Readonly<IdentityHeaders> {
+    const encoded = encodeIdentity(identity)
+    const values = signedValues(encoded)
+    const timestamp = String(nowSeconds)
+    const last = this.signed.get(values)
+    if (last !== undefined && last['x-auth-timestamp'] === timestamp) return last
+    const headers = Object.freeze({ ...encoded, 'x-auth-timestamp': timestamp, 'x-auth-signature': signCanonical(this.key, `v1\n${timestamp}\n${values}`) })
+    // A bound, not an eviction policy: whoever is active is signed again within a second.
+    if (last === undefined && this.signed.size >= SIGNED_IDENTITIES_KEPT) this.signed.clear()
+    this.signed.set(values, headers)
+    return headers
+  }
 }

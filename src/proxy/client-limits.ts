@@ -183,23 +183,26 @@ export function limitClients (app: FastifyInstance, deps: ClientLimitsDeps): { e
     }
   }
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: they run on every proxied request, and async ones cost a promise each.
+  app.addHook('onRequest', (request, reply, done) => {
     // WebSockets do not use the pool (they get their own upstream connection). Node sets `upgrade`
     // only on requests it handed to the 'upgrade' event, not on any request with an Upgrade header.
-    if ((request.raw as { upgrade?: boolean }).upgrade === true) return
+    if ((request.raw as { upgrade?: boolean }).upgrade === true) { done(); return }
     const key = clientAddressKey(request.ip)
     if (!slots.tryAcquire(key)) {
       deps.refused.inc('too_many')
+      // Answered here: the request goes no further (done is not called).
       refuse(request, reply, 429, 'Too many requests at once',
         `Too many requests from your address are in progress at once (at most ${slots.limit}). Try again in a moment.`)
-      return reply
+      return
     }
     // 'close' follows every end: answered, aborted by the client, or failed.
     reply.raw.once('close', () => { slots.release(key) })
+    done()
   })
 
-  app.addHook('preParsing', async (request, reply, payload) => {
-    if (!hasBody(request)) return payload
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    if (!hasBody(request)) { done(null, payload); return }
     const watchdog = new BodyWatchdog(limits, (verdict) => {
       endedForSlowness.add(request)
       deps.refused.inc(verdict === 'idle' ? 'body_idle' : 'body_too_slow')
@@ -231,7 +234,7 @@ export function limitClients (app: FastifyInstance, deps: ClientLimitsDeps): { e
       }
     })
     payload.pipe(watchdog)
-    return watchdog
+    done(null, watchdog)
   })
 
   return { endedForSlowness: (request) => endedForSlowness.has(request) }

@@ -1,21 +1,30 @@
 // The headers that cross the gateway, in both directions. Pure: given the client's headers and what
 // the gateway knows, the exact header set the upstream receives (and the reverse for responses).
-import { stripGatewayHeaders, type HeaderMap, type IdentityHeaders } from '../identity/headers.js'
+import { isGatewayHeader, type HeaderMap, type IdentityHeaders } from '../identity/headers.js'
 import { isGatewayCookie } from '../session/index.js'
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and proxy-only headers: never copied from one side to the other.
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings']
-// Replaced with what the gateway itself knows; a client's own values are never passed on.
-const FORWARDING = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip']
-// Expect: 100-continue is answered by the gateway's own server before the request is proxied (and
-// undici refuses to send it: every such request was a 502).
-const ANSWERED_HERE = ['expect']
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings'])
+// Not copied to the upstream: hop-by-hop; the forwarding headers, replaced with what the gateway
+// itself knows (a client's own values are never passed on); and Expect: 100-continue, answered by
+// the gateway's own server before the request is proxied (undici refuses to send it: every such
+// request was a 502).
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-prefix', 'x-real-ip', 'expect'])
 
-/** Names listed in Connection are hop-by-hop for this message too. */
-function connectionListed (headers: HeaderMap): string[] {
+/** Names listed in Connection are hop-by-hop for this message too (none: undefined). */
+function connectionListed (headers: HeaderMap): string[] | undefined {
   const value = headers.connection
-  return typeof value === 'string' ? value.toLowerCase().split(',').map((s) => s.trim()).filter((s) => s !== '') : []
+  return typeof value === 'string' ? value.toLowerCase().split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined
 }
+
+/** Whether a header of this name may cross the gateway, given the set it may never be in. */
+function passes (name: string, never: ReadonlySet<string>, listed: string[] | undefined): boolean {
+  const lower = name.toLowerCase()
+  return !never.has(lower) && (listed === undefined || !listed.includes(lower))
+}
+
+/** Every gateway header name starts with x (any case): the cheap test first, for the many that do not. */
+const mayBeGatewayHeader = (name: string): boolean => (name.charCodeAt(0) | 0x20) === 0x78 && isGatewayHeader(name)
 
 const cookieName = (pair: string): string => {
   const eq = pair.indexOf('=')
@@ -25,10 +34,13 @@ const cookieName = (pair: string): string => {
 /** The Cookie header without the gateway's own cookies (undefined when nothing is left). */
 export function removeGatewayCookies (cookie: string | string[] | undefined): string | undefined {
   if (cookie === undefined) return undefined
-  const kept = (Array.isArray(cookie) ? cookie.join('; ') : cookie).split(';')
-    .map((c) => c.trim())
-    .filter((c) => c !== '' && !isGatewayCookie(cookieName(c)))
-  return kept.length === 0 ? undefined : kept.join('; ')
+  let kept = ''
+  for (const part of (Array.isArray(cookie) ? cookie.join('; ') : cookie).split(';')) {
+    const pair = part.trim()
+    if (pair === '' || isGatewayCookie(cookieName(pair))) continue
+    kept = kept === '' ? pair : `${kept}; ${pair}`
+  }
+  return kept === '' ? undefined : kept
 }
 
 export interface ForwardContext {
@@ -43,13 +55,16 @@ export interface ForwardContext {
 }
 
 export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext): HeaderMap {
-  const headers = stripGatewayHeaders(incoming)
-  for (const name of [...HOP_BY_HOP, ...FORWARDING, ...ANSWERED_HERE, ...connectionListed(headers)]) {
-    delete headers[name]
+  // One pass, one copy: without hop-by-hop and forwarding headers, any spelling of the identity
+  // headers, and the Cookie header, which comes back without the gateway's cookies.
+  const listed = connectionListed(incoming)
+  const headers: HeaderMap = {}
+  for (const name of Object.keys(incoming)) {
+    if (name === 'cookie' || !passes(name, NOT_FORWARDED, listed) || mayBeGatewayHeader(name)) continue
+    headers[name] = incoming[name]
   }
   const cookie = removeGatewayCookies(incoming.cookie)
-  if (cookie === undefined) delete headers.cookie
-  else headers.cookie = cookie
+  if (cookie !== undefined) headers.cookie = cookie
   headers['x-forwarded-for'] = ctx.forwardedFor.join(', ')
   headers['x-forwarded-proto'] = ctx.proto
   headers['x-forwarded-host'] = ctx.host
@@ -77,9 +92,12 @@ export function upstreamWebSocketHeaders (incoming: HeaderMap, ctx: ForwardConte
  * is the gateway's own, the one in its logs (the upstream received the same).
  */
 export function clientResponseHeaders (headers: HeaderMap, requestId?: string): HeaderMap {
-  const out = { ...headers }
+  const listed = connectionListed(headers)
+  const out: HeaderMap = {}
+  for (const name of Object.keys(headers)) {
+    if (passes(name, HOP_BY_HOP, listed)) out[name] = headers[name]
+  }
   if (requestId !== undefined) out['x-request-id'] = requestId
-  for (const name of [...HOP_BY_HOP, ...connectionListed(headers)]) delete out[name]
   const setCookie = headers['set-cookie']
   if (setCookie !== undefined) {
     const kept = (Array.isArray(setCookie) ? setCookie : [setCookie]).filter((c) => !isGatewayCookie(cookieName(c)))

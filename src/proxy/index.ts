@@ -1,7 +1,6 @@
 // Everything that is not a gateway route goes to the upstream: identified, access-checked (session,
 // SKIP_AUTH_PATHS, ACCESS_RULES), stripped of forged identity, signed, and streamed through a
 // deliberately sized connection pool.
-import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import httpProxy from '@fastify/http-proxy'
 import type { Config } from '../config/index.js'
@@ -18,7 +17,8 @@ import { isBrowserNavigation, isSkipAuthPath, loginLocation, splitTarget } from 
 import { clientResponseHeaders, upstreamRequestHeaders } from './forwarding.js'
 import { combineWsHooks, webSocketOptions } from './websocket.js'
 import { limitClients } from './client-limits.js'
-import { abortedWhenUnfinished, ClientGoneError, UpstreamPool, withClientSignal, type ClientSignal, type UpstreamPoolEvents } from './hang-up.js'
+import { UpstreamPool, type UpstreamPoolEvents } from './hang-up.js'
+import { HttpForwarder, upstreamPath } from './forward-http.js'
 import { UPSTREAM_HEADER_TIMEOUT_DEFAULT } from '../config/proxy.js'
 import type { OpenConnections } from './open-connections.js'
 import type { OpenWebSockets } from './open-websockets.js'
@@ -30,8 +30,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Signed identity headers for this request (undefined: forwarded without identity). */
     identityHeaders: OutgoingIdentityHeaders | undefined
-    /** Aborts when this request's client leaves before its answer is complete: the upstream request is cancelled. */
-    upstreamSignal: ClientSignal | undefined
   }
 }
 
@@ -89,7 +87,7 @@ export interface UpstreamFailure {
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT'])
 const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
 
-/** `error`: what reply-from hands its onError (it wraps the pool's error as its `cause`). */
+/** `error`: undici's (or one that wraps it as its `cause`). */
 export function classifyUpstreamFailure (error: Error): UpstreamFailure {
   const cause = (error as { cause?: unknown }).cause
   const code = (cause instanceof Error ? (cause as { code?: unknown }).code : undefined) ?? (error as { code?: unknown }).code
@@ -122,7 +120,6 @@ export function forwardContext (request: Pick<FastifyRequest, 'ips' | 'ip' | 'pr
 export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
   const { config, upstream, sessions, issuer, metrics, connections, webSocketFlow } = deps
   app.decorateRequest('identityHeaders', undefined)
-  app.decorateRequest('upstreamSignal', undefined)
   // No body is parsed on the way to the upstream (Fastify's default text/plain parser would buffer
   // it against the gateway's body limit and re-send it with another Content-Type): the proxy's
   // own pass-through parser streams every type as it came.
@@ -150,7 +147,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
         await refuseByRule(request, reply, session, access)
         return
       }
-      request.identityHeaders = await issuer.headersFor(sessionIdentity(session), session)
+      request.identityHeaders = issuer.asserts ? await issuer.headersFor(sessionIdentity(session), session) : issuer.signedHeaders(sessionIdentity(session))
       request.accessDecision = 'proxied'
       forward(request, reply, session)
       return
@@ -205,12 +202,9 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
     await reply.send({ error: 'forbidden' })
   }
 
-  /** Lets a request through to the upstream: tracked with its session, cancelled if its client leaves (hang-up.ts). */
+  /** Lets a request through to the upstream, tracked with its session (cancelled if its client leaves: forward-http.ts). */
   function forward (request: FastifyRequest, reply: FastifyReply, session: SessionPayload | undefined): void {
     connections.admit(request, reply, session)
-    // A WebSocket handshake's response is never sent (the socket is handed to ws) and it has its own upstream connection.
-    if ((request.raw as { upgrade?: boolean }).upgrade === true) return
-    request.upstreamSignal = abortedWhenUnfinished(request, reply.raw)
   }
 
   // Requests beyond the pool wait in undici's queue for a free connection, untimed: say so, so a pool
@@ -229,24 +223,53 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
   })
   metrics.watchUpstreamPool(() => pool.stats)
 
-  /** The upstream closed its connection while the answer was streaming: the client's response is cut short (it sees an incomplete body). */
-  function watchForCutAnswer (request: Pick<FastifyRequest, 'upstreamSignal' | 'log' | 'method' | 'url'>, status: number, body: Readable): void {
-    body.once('error', (err: Error & { code?: string }) => {
-      const signal = request.upstreamSignal
-      // Cancelled by the gateway (the client left, the session ended, shutdown): not the upstream's doing.
-      if (signal === undefined || signal.aborted || err instanceof ClientGoneError) return
-      signal.upstreamFailed = true
-      metrics.upstreamErrors.inc('truncated')
-      request.log.warn({ method: request.method, path: request.url.split('?', 1)[0], status, kind: 'truncated', reason: err.code ?? err.name, err: err.message },
-        'upstream closed the connection during its answer: response cut short')
-    })
+  /** How a failure before the upstream's answer began is answered: 502/504, a page for navigations, JSON otherwise. */
+  function answerFailure (request: FastifyRequest, reply: FastifyReply, error: Error): void {
+    // A body that came too slowly was answered (408) and its upstream request aborted on purpose.
+    if (clientLimits.endedForSlowness(request)) return
+    const failure = classifyUpstreamFailure(error)
+    metrics.upstreamErrors.inc(failure.kind)
+    // One line with the reason, no stack trace.
+    request.log.warn({ method: request.method, path: request.url.split('?', 1)[0], kind: failure.kind, reason: failure.reason, err: (error.cause instanceof Error ? error.cause : error).message, status: failure.status },
+      'upstream request failed')
+    if (reply.sent) return
+    if (isBrowserNavigation(request.method, request.headers.accept)) {
+      // Our page, not the upstream's: it gets the gateway pages' headers (CSP and the rest).
+      setPageSecurityHeaders(reply, [], deps.imgSources)
+      void reply.code(failure.status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(messagePage({
+        ...brandOf(config),
+        title: FAILURE_TITLES[failure.kind],
+        message: 'The sign-in gateway could not get an answer from the application behind it. Try again in a moment.',
+        link: { href: request.url, text: 'Try again' }
+      }))
+    } else {
+      void reply.code(failure.status).header('cache-control', 'no-store').send({ error: failure.status === 504 ? 'upstream_timeout' : 'bad_gateway' })
+    }
   }
+
+  const http = new HttpForwarder(pool, upstream, {
+    failed: answerFailure,
+    cutShort: (request, status, error) => {
+      if (clientLimits.endedForSlowness(request)) return
+      metrics.upstreamErrors.inc('truncated')
+      request.log.warn({ method: request.method, path: request.url.split('?', 1)[0], status, kind: 'truncated', reason: (error as { code?: string }).code ?? error.name, err: error.message },
+        'upstream closed the connection during its answer: response cut short')
+    },
+    // Logged once, at info: the request gets no access line (it was never answered completely), and
+    // a cancellation made on purpose is no warning.
+    clientLeft: (request, reply) => {
+      request.log.info({ method: request.method, path: request.url.split('?', 1)[0], status: reply.raw.headersSent ? reply.raw.statusCode : undefined },
+        'connection closed before the answer was complete: upstream request cancelled')
+      request.log = request.log.child({}, { level: 'error' })
+    }
+  })
 
   await app.register(httpProxy, {
     upstream: upstream.href,
     prefix: '/',
+    // Only closed by the plugin with the gateway (once its server has closed): no idle connection to
+    // the upstream outlives it. Its HTTP requests go through `http` above.
     undici: pool,
-    // Closed with the gateway (once its server has closed): no idle connection to the upstream outlives it.
     destroyAgent: true,
     // eslint-disable-next-line @typescript-eslint/no-misused-promises -- typed callback-style only, but http-proxy hands it to fastify.route(), which awaits an async hook
     preHandler: authorize,
@@ -254,57 +277,17 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
     websocket: true,
     ...webSocketOptions((request) => ({ identity: request.identityHeaders, ...forwardContext(request, config) })),
     wsHooks: combineWsHooks(connections.hooks, webSocketFlow.hooks, deps.webSockets.hooks),
-    // reply-from's own "fetching from remote server" and "response received" would make three info
-    // lines per request besides the access line; the same two facts are logged here at debug.
-    disableRequestLogging: true,
+    // `dest`: the plugin's destination (UPSTREAM_URL's path included), validated by it; `options.rewriteHeaders`:
+    // its rewriting of the answer's headers (a Location under UPSTREAM_URL's path, invalid characters) around ours.
+    handler: (request, reply, dest, options) => {
+      request.log.debug('forwarding to the upstream')
+      const headers = upstreamRequestHeaders(request.headers, { identity: request.identityHeaders, ...forwardContext(request, config) })
+      http.forward(request, reply, upstreamPath(dest, request.url), headers, options.rewriteHeaders as (headers: object, request: FastifyRequest) => Record<string, string>)
+    },
     replyOptions: {
-      // Never retried. reply-from's default repeats a GET answered 503 up to 10 times (reading
-      // Retry-After as milliseconds) and would retry on a reset with retriesCount: an overloaded
-      // application would get several requests for each one sent. Its 503 and Retry-After pass
-      // through once, and a failure is answered 502/504 at once.
-      retryDelay: () => null,
-      rewriteRequestHeaders: (request, headers) => {
-        request.log.debug('forwarding to the upstream')
-        return withClientSignal(upstreamRequestHeaders(headers, {
-          identity: request.identityHeaders,
-          ...forwardContext(request, config)
-        }), request.upstreamSignal) as typeof headers
-      },
       rewriteHeaders: (headers, request) => {
         request?.log.debug('upstream answered')
         return clientResponseHeaders(headers, request?.id) as typeof headers
-      },
-      onResponse: (request, reply, res) => {
-        const { stream: body, statusCode } = res as unknown as { stream: Readable, statusCode: number }
-        watchForCutAnswer(request, statusCode, body)
-        void reply.send(body)
-      },
-      onError: (reply, { error }) => {
-        const request = reply.request
-        const signal = request.upstreamSignal
-        // A body that came too slowly was answered (408) and its upstream request aborted on purpose;
-        // a request whose client left was cancelled on purpose (hang-up.ts): nobody to answer.
-        if (clientLimits.endedForSlowness(request) || signal?.aborted === true) return
-        const failure = classifyUpstreamFailure(error)
-        if (signal !== undefined) signal.upstreamFailed = true
-        metrics.upstreamErrors.inc(failure.kind)
-        // One line with the reason, no stack trace: reply-from's own warning was muted (hang-up.ts).
-        const log = signal?.failureLog ?? reply.log
-        log.warn({ method: request.method, path: request.url.split('?', 1)[0], kind: failure.kind, reason: failure.reason, err: (error.cause instanceof Error ? error.cause : error).message, status: failure.status },
-          'upstream request failed')
-        if (reply.sent) return
-        if (isBrowserNavigation(request.method, request.headers.accept)) {
-          // Our page, not the upstream's: it gets the gateway pages' headers (CSP and the rest).
-          setPageSecurityHeaders(reply, [], deps.imgSources)
-          void reply.code(failure.status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(messagePage({
-            ...brandOf(config),
-            title: FAILURE_TITLES[failure.kind],
-            message: 'The sign-in gateway could not get an answer from the application behind it. Try again in a moment.',
-            link: { href: request.url, text: 'Try again' }
-          }))
-        } else {
-          void reply.code(failure.status).header('cache-control', 'no-store').send({ error: failure.status === 504 ? 'upstream_timeout' : 'bad_gateway' })
-        }
       }
     }
   })

@@ -1,20 +1,13 @@
-// How a client's hang-up reaches the upstream request: the signal rides on the headers object through
-// @fastify/reply-from's copy of it, never becomes a header, and UpstreamPool hands it to undici.
+// The proxy's pool: a request aborted because its client left frees its connection, and requests that
+// wait for a free connection are told.
 import t from 'tap'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
-import { ClientGoneError, ClientSignal, UpstreamPool, withClientSignal } from '../../src/proxy/hang-up.js'
+import type { Dispatcher } from 'undici'
+import { ClientGoneError, UpstreamPool } from '../../src/proxy/hang-up.js'
 
-t.test('the signal survives the copy reply-from makes, and is no header', async (t) => {
-  const headers = withClientSignal({ 'x-user': 'alice' }, new ClientSignal())
-  t.same(Object.keys(headers), ['x-user'], 'not among the header names')
-  t.equal(JSON.stringify(headers), '{"x-user":"alice"}')
-  t.equal(Object.getOwnPropertySymbols(Object.assign({}, headers)).length, 1, 'Object.assign keeps it')
-  t.same(Object.getOwnPropertySymbols(withClientSignal({ a: '1' }, undefined)), [], 'no signal: nothing added')
-})
-
-t.test('UpstreamPool cancels a request still waiting for its answer when the signal aborts', async (t) => {
+t.test('a request aborted with ClientGoneError while it waits for its answer: the upstream sees it closed, and its handler why', async (t) => {
   const received: IncomingMessage[] = []
   const server = createServer((req) => { received.push(req) })
   server.listen(0, '127.0.0.1')
@@ -22,39 +15,19 @@ t.test('UpstreamPool cancels a request still waiting for its answer when the sig
   const pool = new UpstreamPool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
   t.teardown(async () => { await pool.destroy(); server.closeAllConnections(); server.close() })
 
-  const signal = new ClientSignal()
-  const answer = pool.request({ method: 'GET', path: '/hold', headers: withClientSignal({}, signal) })
-  answer.catch(() => {})
-  while (received.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
-  const upstreamClosed = new Promise((resolve) => { received[0]!.once('close', resolve).on('error', () => {}) })
-  signal.abort(new ClientGoneError())
-  await t.rejects(answer, { code: 'AUTHGATE_CLIENT_GONE' }, 'the request ends, with the reason')
-  await upstreamClosed
-  t.pass('the upstream saw its request closed')
-  signal.abort(new Error('again'))
-  t.equal(signal.reason?.message, 'the client closed the connection before the answer was complete', 'aborts once: the first reason stays')
-})
-
-t.test('UpstreamPool reports a failed request through its signal, with the request\'s logger muted below errors meanwhile', async (t) => {
-  const server = createServer((req) => { req.socket.destroy() })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const pool = new UpstreamPool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
-  t.teardown(async () => { await pool.destroy(); server.close() })
-  const levels: string[] = []
-  const logger = { level: 'info', child: (_b: object, options: { level: string }) => ({ ...logger, level: options.level }) }
-  const request = { log: logger as unknown as import('fastify').FastifyBaseLogger }
-  const signal = new ClientSignal(request)
-  const failed = await new Promise<Error | null>((resolve) => {
-    pool.request({ method: 'GET', path: '/', headers: withClientSignal({}, signal) }, (err) => {
-      levels.push(request.log.level, signal.failureLog?.level ?? 'none')
-      resolve(err)
+  let controller: Dispatcher.DispatchController | undefined
+  const failed = new Promise<Error>((resolve) => {
+    pool.dispatch({ method: 'GET', path: '/hold' }, {
+      onRequestStart: (c) => { controller = c },
+      onResponseError: (_c, err) => { resolve(err) }
     })
   })
-  t.match(failed, { code: 'UND_ERR_SOCKET' })
-  t.same(levels, ['error', 'info'], 'muted while the proxy library hears of it; the request\'s own logger kept aside')
-  t.equal(request.log, logger, 'and restored afterwards')
-  t.equal(signal.failureLog, undefined)
+  while (received.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  const upstreamClosed = new Promise((resolve) => { received[0]!.once('close', resolve).on('error', () => {}) })
+  controller!.abort(new ClientGoneError())
+  t.match(await failed, { code: 'AUTHGATE_CLIENT_GONE' }, 'the request ends, with the reason')
+  await upstreamClosed
+  t.pass('the upstream saw its request closed')
 })
 
 t.test('UpstreamPool tells when a request has to wait for a free connection', async (t) => {

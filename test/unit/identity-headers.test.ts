@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
-import { encodeHeaderValue, isGatewayHeader, signIdentity, stripGatewayHeaders } from '../../src/identity/headers.js'
+import { encodeHeaderValue, IdentitySigner, isGatewayHeader, signIdentity, stripGatewayHeaders } from '../../src/identity/headers.js'
 import { verifyIdentityHeaders } from '@authgate/verify'
 
 const SECRET = 'x'.repeat(40)
@@ -71,4 +71,19 @@ t.test('authgate/verify accepts what the gateway signs and nothing else', async 
     t.equal(result.ok ? 'ok' : result.reason, reason, name)
   }
   t.ok(verifyIdentityHeaders(new Headers(headers), SECRET, { now }).ok, 'WHATWG Headers accepted')
+})
+
+t.test('IdentitySigner signs exactly as signIdentity, once per identity and second', async (t) => {
+  const secret = 'signer-test-secret-0123456789abcdef0123456789'
+  const signer = new IdentitySigner(secret)
+  const bob = { username: 'bob', isAdmin: false, email: 'b@example.com', fullName: 'Bob Ä', groups: ['staff', 'a,b'] }
+  const first = signer.sign(bob, 1_700_000_000)
+  t.same(first, signIdentity(bob, secret, 1_700_000_000), 'the same headers, signature included')
+  t.equal(signer.sign({ ...bob, groups: [...bob.groups] }, 1_700_000_000), first, 'the same identity in the same second: the headers signed already')
+  t.ok(Object.isFrozen(first), 'shared, so read-only')
+  const next = signer.sign(bob, 1_700_000_001)
+  t.same(next, signIdentity(bob, secret, 1_700_000_001), 'the next second: signed again')
+  t.not(next['x-auth-signature'], first['x-auth-signature'])
+  t.same(signer.sign({ ...bob, isAdmin: true }, 1_700_000_001), signIdentity({ ...bob, isAdmin: true }, secret, 1_700_000_001), 'another identity: its own headers')
+  t.same(signer.sign({ ...bob, groups: ['staff,a', 'b'] }, 1_700_000_001), signIdentity({ ...bob, groups: ['staff,a', 'b'] }, secret, 1_700_000_001), 'group names that differ only in where a comma is')
 })
