@@ -3,6 +3,7 @@
 // response ended, for a fixed time. Prints one JSON line. Being JavaScript on the same machine it
 // costs more CPU per request than wrk, so its figures are lower: compare ratios, not absolutes.
 //   node --import tsx bench/loadgen.ts <url> <connections> <seconds> [headers-json]
+import { printLoadResult } from './load-result.js'
 import { Pool } from 'undici'
 
 const [url, connectionsArg, secondsArg, headersArg] = process.argv.slice(2)
@@ -40,12 +41,4 @@ async function loop (): Promise<void> {
 await Promise.all(Array.from({ length: connections }, async () => { await loop() }))
 const elapsed = (performance.now() - started) / 1000
 await pool.close()
-latencies.sort((a, b) => a - b)
-const pct = (p: number): number => latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p / 100))]!
-process.stdout.write(JSON.stringify({
-  requests: latencies.length,
-  rps: latencies.length / elapsed,
-  latencyMs: { p50: pct(50), p75: pct(75), p90: pct(90), p99: pct(99) },
-  non2xx,
-  errors
-}) + '\n')
+printLoadResult(latencies, elapsed, { non2xx, errors })

@@ -2,6 +2,7 @@
 // its echo before the next, for a fixed time. Prints one JSON line in the shape of bench/loadgen.ts
 // (a "request" is one round trip). Its own process, so its CPU is not the proxy's.
 //   node --import tsx bench/ws-loadgen.ts <ws-url> <connections> <seconds> [headers-json]
+import { printLoadResult } from './load-result.js'
 import WebSocket from 'ws'
 
 const [url, connectionsArg, secondsArg, headersArg] = process.argv.slice(2)
@@ -40,13 +41,5 @@ async function loop (socket: WebSocket): Promise<void> {
 await Promise.all(sockets.map(loop))
 const elapsed = (performance.now() - started) / 1000
 for (const socket of sockets) socket.close()
-latencies.sort((a, b) => a - b)
-const pct = (p: number): number => latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p / 100))]!
-process.stdout.write(JSON.stringify({
-  requests: latencies.length,
-  rps: latencies.length / elapsed,
-  latencyMs: { p50: pct(50), p75: pct(75), p90: pct(90), p99: pct(99) },
-  non2xx: 0,
-  errors
-}) + '\n')
+printLoadResult(latencies, elapsed, { non2xx: 0, errors })
 process.exit(0)
