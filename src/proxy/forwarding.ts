@@ -23,9 +23,6 @@ function passes (name: string, never: ReadonlySet<string>, listed: string[] | un
   return !never.has(lower) && (listed === undefined || !listed.includes(lower))
 }
 
-/** Every gateway header name starts with x (any case): the cheap test first, for the many that do not. */
-const mayBeGatewayHeader = (name: string): boolean => (name.charCodeAt(0) | 0x20) === 0x78 && isGatewayHeader(name)
-
 const cookieName = (pair: string): string => {
   const eq = pair.indexOf('=')
   return (eq < 0 ? pair : pair.slice(0, eq)).trim()
@@ -60,7 +57,7 @@ export function upstreamRequestHeaders (incoming: HeaderMap, ctx: ForwardContext
   const listed = connectionListed(incoming)
   const headers: HeaderMap = {}
   for (const name of Object.keys(incoming)) {
-    if (name === 'cookie' || !passes(name, NOT_FORWARDED, listed) || mayBeGatewayHeader(name)) continue
+    if (name === 'cookie' || !passes(name, NOT_FORWARDED, listed) || isGatewayHeader(name)) continue
     headers[name] = incoming[name]
   }
   const cookie = removeGatewayCookies(incoming.cookie)

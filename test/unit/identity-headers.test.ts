@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
-import { encodeHeaderValue, IdentitySigner, isGatewayHeader, signIdentity, stripGatewayHeaders } from '../../src/identity/headers.js'
+import { encodeHeaderValue, IdentitySigner, isGatewayHeader, signIdentity } from '../../src/identity/headers.js'
 import { verifyIdentityHeaders } from '@authgate/verify'
 
 const SECRET = 'x'.repeat(40)
@@ -20,8 +20,8 @@ t.test('header variants are recognised however they are spelled', async (t) => {
   for (const name of ['x-users', 'x-user-agent', 'user', 'x-forwarded-user', 'x-admin2', 'authorization']) {
     t.notOk(isGatewayHeader(name), name)
   }
-  const stripped = stripGatewayHeaders({ 'x-user': 'mallory', x_user: 'm', 'x.user': 'm', 'x-admin': ['true', 'true'], accept: 'text/html', 'x-user-agent': 'keep' })
-  t.same(stripped, { accept: 'text/html', 'x-user-agent': 'keep' })
+  const names = ['x-user', 'x_user', 'x.user', 'X-Admin', 'accept', 'x-user-agent', 'X_USER']
+  t.same(names.filter((name) => !isGatewayHeader(name)), ['accept', 'x-user-agent'])
 })
 
 t.test('values are encoded exactly as encodeURIComponent', async (t) => {
