@@ -68,6 +68,7 @@ export const DESCRIBE: Record<string, Describe> = {
   HEADER_SIGNING_SECRET: (c) => masked(c.headerSigningSecret),
   AUTH_METHOD: (c) => c.authMethod,
   LOCAL_AUTH: (c) => c.authMethod === 'oidc' ? undefined : c.localAuth,
+  LOCAL_MFA: (c) => c.authMethod === 'oidc' ? undefined : c.localMfa,
   ALLOW_SELF_REGISTER: (c) => String(c.allowSelfRegister),
   ADMIN_USERNAMES: (c) => c.adminUsernames.join(','),
   OIDC_PROVIDERS: (c) => c.multipleProviders ? c.oidcProviders.map((p) => p.id).join(',') : undefined,

@@ -18,6 +18,7 @@ t.test('defaults are the documented ones (README, Configuration)', async (t) => 
   t.equal(c.databaseUrl, 'sqlite:./data/authgate.db')
   t.equal(c.authMethod, 'local')
   t.equal(c.localAuth, 'username')
+  t.equal(c.localMfa, 'off')
   t.equal(c.allowSelfRegister, true)
   t.same(c.adminUsernames, ['admin'])
   t.equal(c.sessionMaxAge, 86400)
@@ -215,5 +216,26 @@ t.test('slow-client limits and the upstream pool: defaults, values, and refusals
     t.fail('should throw')
   } catch (err) {
     t.match((err as Error).message, /CLIENT_MAX_CONCURRENT_REQUESTS: must be less than UPSTREAM_POOL_SIZE \(64\)/)
+  }
+})
+
+t.test('LOCAL_MFA: off, optional or required, and only where a password is asked', async (t) => {
+  const password = { ...secrets, LOCAL_AUTH: 'password' }
+  for (const value of ['off', 'optional', 'required'] as const) {
+    t.equal(loadConfig({ ...password, LOCAL_MFA: value }, { cwd: dir(), dotenv: false }).localMfa, value)
+    t.equal(loadConfig({ ...password, AUTH_METHOD: 'both', OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'c', OIDC_CLIENT_SECRET: 's', OIDC_REDIRECT_URI: 'http://localhost:8080/auth/oidc/callback', LOCAL_MFA: value }, { cwd: dir(), dotenv: false }).localMfa, value, 'AUTH_METHOD=both: for its local accounts')
+  }
+  t.same(problems({ ...password, LOCAL_MFA: 'yes' }), ['LOCAL_MFA'], 'an unknown value is refused, not read as off')
+  t.same(problems({ ...secrets, LOCAL_AUTH: 'username', LOCAL_MFA: 'off' }), [], 'off goes with any sign-in')
+  for (const value of ['optional', 'required']) {
+    t.same(problems({ ...secrets, LOCAL_AUTH: 'username', LOCAL_MFA: value }), ['LOCAL_MFA'], `${value} with the name-only sign-in is refused`)
+    t.same(problems({ ...secrets, LOCAL_MFA: value }), ['LOCAL_MFA'], `${value} with the development default (username) is refused`)
+    t.same(problems({ ...secrets, AUTH_METHOD: 'oidc', OIDC_ISSUER: 'https://idp.example.com', OIDC_CLIENT_ID: 'c', OIDC_CLIENT_SECRET: 's', OIDC_REDIRECT_URI: 'http://localhost:8080/auth/oidc/callback', LOCAL_MFA: value }), ['LOCAL_MFA'], `${value} without local sign-in is refused`)
+  }
+  try {
+    loadConfig({ ...secrets, LOCAL_AUTH: 'username', LOCAL_MFA: 'required' }, { cwd: dir(), dotenv: false })
+    t.fail('should throw')
+  } catch (err) {
+    t.match((err as Error).message, /LOCAL_MFA: .*LOCAL_AUTH=password/, 'says what to set')
   }
 })
