@@ -79,7 +79,9 @@ t.test('WORKERS=2: two workers on one port, one session, one metrics view, repla
   const base = await until('listening', () => /authgate listening on (http:\/\/[^"\s]+) \(upstream [^)]*, 2 workers\)/.exec(out)?.[1])
   const metricsUrl = await until('metrics listener', () => /metrics on (http:\/\/[^"\s]+\/metrics)/.exec(out)?.[1])
   const workerPids = (): Set<number> => new Set(lines().filter((l) => l.msg.startsWith('Server listening at') && l.listener === undefined).map((l) => l.pid))
-  const first = [...workerPids()]
+  // Each process batches its log lines (up to 100 ms late): the primary's "listening" line can come
+  // in before a worker's own, so wait for both workers' lines rather than read them at once.
+  const first = await until('both workers\' lines', () => workerPids().size === 2 ? [...workerPids()] : undefined)
   t.equal(first.length, 2, 'two workers listen')
   t.notOk(first.includes(child.pid!), 'the primary does not serve')
   t.equal(lines().filter((l) => l.msg === 'database ready').length, 1, 'migrated once, by the primary')
@@ -106,7 +108,7 @@ t.test('WORKERS=2: two workers on one port, one session, one metrics view, repla
   const victim = first[0]!
   process.kill(victim, 'SIGKILL')
   const replacement = await until('a replacement worker', () => [...workerPids()].find((pid) => !first.includes(pid)))
-  t.match(out, /a worker exited: starting another/)
+  t.ok(await until('the primary\'s line', () => /a worker exited: starting another/.test(out) || undefined), 'the primary says it replaced the worker')
   t.ok(alive(child.pid!), 'the primary carries on')
   const afterRestart = await getOnce(`${base}/app/after`, { cookie })
   t.equal(afterRestart.status, 200, 'still serving')
