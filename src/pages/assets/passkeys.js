@@ -60,6 +60,29 @@
     })
   }
 
+  /**
+   * The second step after a password (the second-step page): the button names where the options
+   * and the answer go (data-options-url, data-verify-url); the page's form carries mfa_token.
+   */
+  function secondFactor (button) {
+    const error = document.getElementById('passkey-error')
+    const token = document.querySelector('input[name="mfa_token"]')
+    const next = document.querySelector('input[name="next"]')
+    const extra = () => ({ mfa_token: token === null ? '' : token.value, next: next === null ? '/' : next.value })
+    button.addEventListener('click', function () {
+      button.disabled = true
+      show(error, '')
+      post(button.dataset.optionsUrl, extra())
+        .then(function (options) { return SimpleWebAuthnBrowser.startAuthentication({ optionsJSON: options }) })
+        .then(function (response) { return post(button.dataset.verifyUrl, Object.assign({ response }, extra())) })
+        .then(function (answer) { window.location.assign(answer.location) })
+        .catch(function (err) {
+          button.disabled = false
+          show(error, describe(err))
+        })
+    })
+  }
+
   function add (form) {
     const error = document.getElementById('passkey-error')
     form.addEventListener('submit', function (event) {
@@ -90,6 +113,11 @@
     if (button !== null) {
       button.hidden = false
       signIn(button)
+    }
+    const second = document.getElementById('passkey-second-factor')
+    if (second !== null) {
+      second.hidden = false
+      secondFactor(second)
     }
     const form = document.getElementById('passkey-add')
     if (form !== null) {
