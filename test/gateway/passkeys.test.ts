@@ -220,6 +220,36 @@ t.test('LOCAL_MFA=optional, LOCAL_AUTH=password', async (t) => {
     t.equal((await gw.db.kysely.selectFrom('passkeys').select('user_id').execute()).every((r) => Number(r.user_id) === alice.id), true)
   })
 
+  await t.test('a disabled account, and failures counted by the sign-in throttle', async (t) => {
+    /** A user with a passkey for sign-in, registered through the page's endpoints. */
+    const withPasskey = async (username: string): Promise<ReturnType<SoftAuthenticator['register']>['credential']> => {
+      await gw.users.create({ username, passwordHash: await hashPassword(PASSWORD) })
+      const owner = new Browser(gw)
+      await owner.signIn(username)
+      const { answer, credential } = authenticator.register((await owner.json('/_authgate/account/passkeys/options', { passwordless: true })).body)
+      t.equal((await owner.json('/_authgate/account/passkeys', { response: answer, name: 'Phone' })).status, 201)
+      return credential
+    }
+    const browser = new Browser(gw)
+    await browser.loginPage()
+    const signIn = async (credential: Awaited<ReturnType<typeof withPasskey>>, origin?: string): Promise<{ status: number, body: any }> =>
+      await browser.json('/login/passkey', { response: authenticator.assert(credential, (await browser.json('/login/passkey/options', {})).body, origin !== undefined ? { origin } : {}), next: '/' })
+
+    const dave = await withPasskey('dave')
+    await gw.users.setActive('dave', false)
+    const disabled = await signIn(dave)
+    t.equal(disabled.status, 403)
+    t.equal(disabled.body.error, 'disabled')
+    t.equal(browser.cookies.authgate, undefined, 'no session')
+
+    const carol = await withPasskey('carol')
+    for (let i = 0; i < 10; i++) t.equal((await signIn(carol, 'http://evil.example')).body.error, 'origin', `failure ${i + 1}`)
+    const throttled = await signIn(carol)
+    t.equal(throttled.status, 429, 'then even the right answer waits, as with passwords')
+    t.equal(throttled.body.error, 'throttled')
+    t.match(throttled.body.message, /Too many failed sign-in attempts/)
+  })
+
   await t.test('the options endpoint is bounded per client address', async (t) => {
     const browser = new Browser(gw)
     await browser.loginPage()
