@@ -12,6 +12,8 @@ import { RefreshTokenCipher } from './session/refresh-token-cipher.js'
 import { SessionRevalidator } from './auth/oidc/revalidation.js'
 import { SESSION_CLEANUP_INTERVAL_MS, startSessionCleanup } from './session/cleanup.js'
 import { localLoginRoutes } from './auth/local/routes.js'
+import { passkeyRoutes } from './auth/passkeys/routes.js'
+import { PasskeyRepository } from './db/passkeys.js'
 import { logoutRoutes } from './auth/logout.js'
 import { LogoutGate } from './auth/logout-gate.js'
 import { OidcProviders } from './auth/oidc/providers.js'
@@ -162,7 +164,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const identities = new SessionIdentities(sessionRecords, clock)
   const revocations = new RevocationList(users, sessionRecords, app.log, options.revocationRefreshMs, clock, identities, config.revocationMaxStaleness * 1000)
   await revocations.start()
-  const sessionCleanup = startSessionCleanup(sessionRecords, app.log, SESSION_CLEANUP_INTERVAL_MS, clock)
+  const passkeys = new PasskeyRepository(db)
+  const sessionCleanup = startSessionCleanup(sessionRecords, app.log, SESSION_CLEANUP_INTERVAL_MS, clock, passkeys)
   const jwt = config.identityJwt
   // `aud` defaults to the upstream's origin: the one application these assertions are meant for.
   const assertions = jwt !== undefined ? await AssertionSigner.create({ privateKey: jwt.signingKey, issuer: jwt.issuer, audience: jwt.audience ?? upstream.origin }) : undefined
@@ -252,6 +255,8 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     await gateway.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock, providers })
+    // Passkeys (LOCAL_MFA): the account page's and the login page's; 404 unless enabled.
+    await gateway.register(passkeyRoutes, { config, users, passkeys, sessions, metrics, db, clock })
     await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, providers, clock, ...(options.oidcRateLimitAddresses !== undefined ? { rateLimitAddresses: options.oidcRateLimitAddresses } : {}) })
     await gateway.register(idpLogoutRoutes, { providers, users, sessions, metrics })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })

@@ -4,8 +4,11 @@
 const FALLBACK = '/'
 const MAX_LENGTH = 2048
 const BASE = 'http://authgate.invalid'
-/** Gateway routes are never a destination (a redirect back to /login after login would loop). */
-const GATEWAY_PATHS = /^\/(login|logout)([/?#]|$)|^\/(auth|_authgate)\//
+/**
+ * Gateway routes are never a destination (a redirect back to /login after login would loop), but
+ * for the account pages (/_authgate/account and below: passkeys), where signing in leads on purpose.
+ */
+const GATEWAY_PATHS = /^\/(login|logout)([/?#]|$)|^\/auth\/|^\/_authgate\/(?!account([/?#]|$))/
 
 export function safeNextPath (input: unknown): string {
   if (typeof input !== 'string' || input.length === 0 || input.length > MAX_LENGTH) return FALLBACK

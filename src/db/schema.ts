@@ -69,10 +69,39 @@ export interface DeploymentTable {
   created_at: Timestamp
 }
 
+/** Passkeys (WebAuthn credentials) of local password accounts (src/db/passkeys.ts). */
+export interface PasskeysTable {
+  /** The credential id, base64url. */
+  id: string
+  user_id: number
+  /** The COSE public key, base64url. */
+  public_key: string
+  /** PostgreSQL reads bigint back as a string. */
+  counter: ColumnType<number | string, number, number>
+  /** JSON array of transports, or null. */
+  transports: string | null
+  name: string
+  /** Chosen by the user for sign-in without a password (else a second factor only). */
+  passwordless: Flag
+  created_at: Timestamp
+  last_used_at: Timestamp | null
+}
+
+/** WebAuthn challenges issued and not used yet: each is consumed once, by one DELETE. */
+export interface WebauthnChallengesTable {
+  challenge: string
+  purpose: string
+  user_id: number | null
+  /** Milliseconds since the epoch; PostgreSQL reads bigint back as a string. */
+  expires_at: ColumnType<number | string, number, number>
+}
+
 export interface Database {
   users: UsersTable
   login_throttle: LoginThrottleTable
   sessions: SessionsTable
   logout_token_ids: LogoutTokenIdsTable
   deployment: DeploymentTable
+  passkeys: PasskeysTable
+  webauthn_challenges: WebauthnChallengesTable
 }

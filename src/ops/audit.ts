@@ -15,6 +15,7 @@ export type AuditAction =
   | 'sign-in' | 'sign-in-failed' | 'sign-out' | 'sso-linked'
   | 'user-created' | 'admin-granted' | 'admin-revoked' | 'user-disabled' | 'user-enabled'
   | 'sessions-revoked' | 'sessions-ended' | 'password-set' | 'session-ended'
+  | 'passkey-added' | 'passkey-removed' | 'passkey-used'
 
 /**
  * Who made the change: the user themself (signing in or out, or created by signing in for the first
@@ -39,6 +40,11 @@ export interface AuditEvent {
   admin?: boolean
   /** sessions-ended: how many of the user's sessions ended. */
   sessions?: number
+  /** Local sign-ins: the second factor used (`passkey`); passkey-used: `sign-in` (instead of the password) or `second-factor`. */
+  factor?: string
+  /** passkey-*: the passkey's name, as its user gave it, and whether it signs in without a password. */
+  passkey?: string
+  passwordless?: boolean
 }
 
 /** An action taken through a request: the client's address and (through request.log) the request id go with it. */

@@ -41,6 +41,10 @@ export type RevalidationOutcome = typeof REVALIDATION_OUTCOMES[number]
 export const OIDC_RATE_LIMITED_ROUTES = ['start', 'callback'] as const
 export type OidcRateLimitedRoute = typeof OIDC_RATE_LIMITED_ROUTES[number]
 
+/** What happens to passkeys (authgate_passkey_events_total); refusals are sign-in failures (`passkey-<reason>`). */
+export const PASSKEY_EVENTS = ['added', 'removed', 'sign-in', 'second-factor'] as const
+export type PasskeyEvent = typeof PASSKEY_EVENTS[number]
+
 /** A counter with one label, counted by label value: what the callers of the earlier hand-written counters use. */
 export interface Counter {
   inc: (labelValue: string) => void
@@ -62,6 +66,7 @@ export class Metrics {
   private readonly loginCounter: PromCounter<'method'>
   private readonly loginFailureCounter: PromCounter<'method' | 'reason'>
   private readonly sessionRefusals: PromCounter<'reason'>
+  private readonly passkeyCounter: PromCounter<'event'>
   private readonly idpDuration: Histogram<'endpoint' | 'outcome' | 'provider'>
   private readonly idpLogouts: PromCounter<'channel' | 'outcome'>
   private readonly idpLogoutSessions: PromCounter<'channel'>
@@ -85,6 +90,8 @@ export class Metrics {
     this.loginCounter = new PromCounter({ name: 'authgate_logins_total', help: 'Successful sign-ins, by method.', labelNames: ['method'], registers })
     this.loginFailureCounter = new PromCounter({ name: 'authgate_login_failures_total', help: 'Refused sign-ins, by method and reason.', labelNames: ['method', 'reason'], registers })
     for (const method of ['local', 'oidc']) this.loginCounter.inc({ method }, 0)
+    this.passkeyCounter = new PromCounter({ name: 'authgate_passkey_events_total', help: 'Passkeys added and removed, and used: to sign in without a password (sign-in) or as the second factor (second-factor).', labelNames: ['event'], registers })
+    for (const event of PASSKEY_EVENTS) this.passkeyCounter.inc({ event }, 0)
     this.sessionRefusals = new PromCounter({ name: 'authgate_session_refusals_total', help: 'Requests whose session cookie was refused, by reason.', labelNames: ['reason'], registers })
     const upstreamErrors = new PromCounter({ name: 'authgate_upstream_errors_total', help: 'Proxied requests the upstream failed, by kind: unreachable, reset (closed before its headers), timeout (no headers in time), truncated (closed during its answer).', labelNames: ['kind'], registers })
     for (const kind of UPSTREAM_ERROR_KINDS) upstreamErrors.inc({ kind }, 0)
@@ -135,6 +142,10 @@ export class Metrics {
 
   loginFailure (method: LoginMethod, reason: string): void {
     this.loginFailureCounter.inc({ method, reason })
+  }
+
+  passkey (event: PasskeyEvent): void {
+    this.passkeyCounter.inc({ event })
   }
 
   sessionRefused (reason: SessionRefusal): void {

@@ -1,5 +1,6 @@
 // The one frame of every gateway page (login, errors, signed out, upstream failures) and of the demo
-// upstream: a centred card with the operator's name and logo. No scripts, one same-origin stylesheet.
+// upstream: a centred card with the operator's name and logo. One same-origin stylesheet; no scripts
+// but the gateway's own files on the pages that offer passkeys (WebAuthn is a JavaScript API).
 import { html, type SafeHtml } from './html.js'
 
 export const STYLESHEET_PATH = '/_authgate/static/authgate.css'
@@ -22,9 +23,11 @@ export interface PageOptions extends Brand {
   body: SafeHtml
   /** A wider card, for pages with tables (the demo upstream). */
   wide?: boolean
+  /** The gateway's own script files (passkeys), loaded deferred; the page must be served with allowOwnScripts. */
+  scripts?: string[]
 }
 
-export function page ({ title, appName, logo, body, wide }: PageOptions): string {
+export function page ({ title, appName, logo, body, wide, scripts }: PageOptions): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -35,7 +38,8 @@ export function page ({ title, appName, logo, body, wide }: PageOptions): string
 <title>${title} · ${appName}</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
 <link rel="icon" href="${ICON_PATH}" type="image/svg+xml">
-</head>
+${(scripts ?? []).map((src) => html`<script src="${src}" defer></script>
+`)}</head>
 <body>
 <main class="card${wide === true ? ' wide' : ''}">
 <header class="brand">${logo !== undefined ? html`<img src="${logo}" alt="" height="40">` : ''}<span class="app-name">${appName}</span></header>

@@ -6,6 +6,8 @@ import type { Config } from '../config/index.js'
 import type { Sessions } from '../session/index.js'
 import { brandOf } from './layout.js'
 import { loginPage, type SsoButton } from './login.js'
+import { allowOwnScripts } from './security-headers.js'
+import { passkeyRelyingParty } from '../auth/passkeys/availability.js'
 
 /** What the login page needs to know of each SSO provider (src/auth/oidc/providers.ts). */
 export interface SsoProviderStatus {
@@ -29,14 +31,20 @@ export function loginRenderer (config: Config, sessions: Pick<Sessions, 'csrfTok
     // One provider down with others up: its button says so. The only provider's says so when clicked.
     unavailable: config.multipleProviders && client.unavailable
   }))
-  return (request, reply, status, next, extra = {}) =>
-    reply.code(status).type('text/html; charset=utf-8').send(loginPage({
+  const imgSources = config.logo?.origin !== undefined ? [config.logo.origin] : []
+  return (request, reply, status, next, extra = {}) => {
+    // Passkeys where this request can have a relying party (PUBLIC_URL, or localhost in development).
+    const passkey = passkeyRelyingParty(config, request) !== undefined
+    if (passkey) allowOwnScripts(reply, imgSources)
+    return reply.code(status).type('text/html; charset=utf-8').send(loginPage({
       ...brand,
       next,
       csrfToken: sessions.csrfToken(request, reply),
       showLocalForm: config.authMethod !== 'oidc',
       askPassword: config.localAuth === 'password',
       sso: sso(),
+      passkey,
       ...extra
     }))
+  }
 }

@@ -3,6 +3,7 @@
 import { usernameProblemMessage } from '../db/username.js'
 import { html, type SafeHtml } from './html.js'
 import { messageBox, page, type Brand } from './layout.js'
+import { PASSKEY_SCRIPTS } from './static.js'
 
 /** Every message the login page shows: its texts are fixed, nothing a request carries is shown. */
 export const MESSAGES = {
@@ -38,6 +39,11 @@ export interface LoginPageOptions extends Brand {
   error?: string
   /** A non-error message, e.g. "You have signed out." */
   notice?: string
+  /**
+   * Offer "Sign in with a passkey" (LOCAL_MFA on, src/auth/passkeys/availability.ts): a button the
+   * gateway's script reveals where the browser supports WebAuthn; the page needs allowOwnScripts.
+   */
+  passkey?: boolean
 }
 
 export function loginPage (o: LoginPageOptions): string {
@@ -67,16 +73,23 @@ ${o.askPassword
 </form>`
     : ''
   const sso = o.sso !== undefined ? ssoButtons(o.sso, o.next, o.showLocalForm) : ''
+  // Hidden until the script finds WebAuthn: without it the page is the password form, as before.
+  const passkey = o.passkey === true && o.showLocalForm
+    ? html`<div class="alert" role="alert" id="passkey-error" hidden></div>
+<p class="after-form"><button class="button secondary" type="button" id="passkey-sign-in" hidden>Sign in with a passkey</button></p>`
+    : ''
   return page({
     appName: o.appName,
     logo: o.logo,
     title: 'Sign in',
+    ...(passkey !== '' ? { scripts: PASSKEY_SCRIPTS } : {}),
     body: html`<h1>Sign in</h1>
 <p class="lead">to continue to ${o.appName}</p>
 ${message}
 ${sso}
 ${o.sso !== undefined && o.sso.length > 0 && o.showLocalForm ? html`<div class="divider" role="separator" aria-label="or">or</div>` : ''}
-${form}`
+${form}
+${passkey}`
   })
 }
 

@@ -1,6 +1,6 @@
 /**
  * Headers for every page the gateway itself serves (never for proxied responses). The pages have no
- * scripts at all and load only the gateway's own stylesheet and images, so the policy can be strict:
+ * scripts (but those offering passkeys: allowOwnScripts) and load only the gateway's own stylesheet and images, so the policy can be strict:
  * nothing inline, nothing from elsewhere, except the origins listed (a form posting to the IdP, a
  * LOGO_URL on another host).
  */
@@ -18,10 +18,20 @@ export function setPageSecurityHeaders (reply: HeaderTarget, formActions: string
   })
 }
 
-export function contentSecurityPolicy (formActions: string[] = [], imgSources: string[] = [], frameAncestors: string[] = []): string {
+export function contentSecurityPolicy (formActions: string[] = [], imgSources: string[] = [], frameAncestors: string[] = [], scripts = false): string {
   const extra = (sources: string[]): string => sources.map((s) => ' ' + s).join('')
-  return ["default-src 'none'", "style-src 'self'", `img-src 'self' data:${extra(imgSources)}`, `form-action 'self'${extra(formActions)}`,
+  // The passkey pages' scripts: the gateway's own files only (never inline), talking to the gateway only.
+  const scriptSources = scripts ? ["script-src 'self'", "connect-src 'self'"] : []
+  return ["default-src 'none'", ...scriptSources, "style-src 'self'", `img-src 'self' data:${extra(imgSources)}`, `form-action 'self'${extra(formActions)}`,
     `frame-ancestors ${frameAncestors.length > 0 ? frameAncestors.join(' ') : "'none'"}`, "base-uri 'none'"].join('; ')
+}
+
+/**
+ * A page with the gateway's own scripts (passkeys: WebAuthn needs JavaScript): the same policy, plus
+ * scripts and fetches from the gateway's origin. Nothing inline, nothing from elsewhere.
+ */
+export function allowOwnScripts (reply: HeaderTarget, imgSources: string[] = []): void {
+  reply.headers({ 'content-security-policy': contentSecurityPolicy([], imgSources, [], true) })
 }
 
 /**
