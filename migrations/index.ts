@@ -7,6 +7,7 @@ import * as loginThrottle from './0004_login_throttle.js'
 import * as sessions from './0005_sessions.js'
 import * as idpLogout from './0006_idp_logout.js'
 import * as refreshTokens from './0007_refresh_tokens.js'
+import * as secondFactor from './0008_second_factor.js'
 
 export const migrations: Record<string, Migration> = {
   '0001_users': users,
@@ -15,5 +16,6 @@ export const migrations: Record<string, Migration> = {
   '0004_login_throttle': loginThrottle,
   '0005_sessions': sessions,
   '0006_idp_logout': idpLogout,
-  '0007_refresh_tokens': refreshTokens
+  '0007_refresh_tokens': refreshTokens,
+  '0008_second_factor': secondFactor
 }
