@@ -15,6 +15,7 @@ export type AuditAction =
   | 'sign-in' | 'sign-in-failed' | 'sign-out' | 'sso-linked'
   | 'user-created' | 'admin-granted' | 'admin-revoked' | 'user-disabled' | 'user-enabled'
   | 'sessions-revoked' | 'sessions-ended' | 'password-set' | 'session-ended'
+  | 'second-factor-enrolled' | 'second-factor-removed' | 'recovery-code-used' | 'recovery-codes-regenerated' | 'second-factors-reset'
 
 /**
  * Who made the change: the user themself (signing in or out, or created by signing in for the first
@@ -37,6 +38,8 @@ export interface AuditEvent {
   /** Why a sign-in was refused, or why sessions were revoked. */
   reason?: string
   admin?: boolean
+  /** Second factors: which (totp, recovery), for sign-ins, enrolments and removals. */
+  factor?: string
   /** sessions-ended: how many of the user's sessions ended. */
   sessions?: number
 }
