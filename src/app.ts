@@ -11,7 +11,7 @@ import { SessionIdentities } from './session/identities.js'
 import { RefreshTokenCipher } from './session/refresh-token-cipher.js'
 import { SessionRevalidator } from './auth/oidc/revalidation.js'
 import { SESSION_CLEANUP_INTERVAL_MS, startSessionCleanup } from './session/cleanup.js'
-import { localLoginRoutes } from './auth/local/routes.js'
+import { localLoginRoutes, throttleAttempts } from './auth/local/routes.js'
 import { LoginThrottle } from './auth/local/throttle.js'
 import { LoginThrottleStore } from './db/login-throttle.js'
 import { SecondFactorRepository } from './db/second-factors.js'
@@ -260,7 +260,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     const throttle = new LoginThrottle(new LoginThrottleStore(db), clock)
     const secondFactors = new SecondFactors(new SecondFactorRepository(db), config.secretKeys, deploymentId, clock)
     await gateway.register(localLoginRoutes, { config, users, sessions, metrics, deploymentId, clock, providers, secondFactors, throttle })
-    await gateway.register(accountRoutes, { config, users, sessions, metrics, secondFactors, throttle, revocations })
+    await gateway.register(accountRoutes, { config, users, sessions, metrics, secondFactors, throttle, revocations, attemptFor: throttleAttempts(config, sessions, deploymentId, clock) })
     await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, providers, clock, ...(options.oidcRateLimitAddresses !== undefined ? { rateLimitAddresses: options.oidcRateLimitAddresses } : {}) })
     await gateway.register(idpLogoutRoutes, { providers, users, sessions, metrics })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })

@@ -42,23 +42,39 @@ export interface LocalLoginDeps {
 }
 
 /** How a local sign-in ends: the session, and where it goes. */
-export interface SignInOutcome { secondFactor?: SecondFactorKind, enrolmentPending?: boolean }
+export interface SignInOutcome {
+  secondFactor?: SecondFactorKind
+  enrolmentPending?: boolean
+  /** The attempts this sign-in was counted as (2: the password step and the code): none counts as a failure now. */
+  attempts?: number
+}
 
 interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unknown, next?: unknown }
 
 /** `signed_out`: set by /logout (auth/logout.ts); the page then says so, a fixed text. */
 interface LoginQuery { next?: string, signed_out?: string }
 
+/**
+ * The throttle's view of an attempt at a username from a request: its client address and, when it
+ * brought a valid device cookie for that username, the cookie's id (throttle.ts). Shared by the
+ * password step, the second step and the account page's code checks.
+ */
+export function throttleAttempts (config: Config, sessions: Pick<Sessions, 'names'>, deploymentId: string, clock: Clock): (request: FastifyRequest, username: string) => Attempt {
+  // Device cookies matter where there are passwords to guess; the first key signs, all of them verify.
+  const deviceKeys = config.localAuth === 'password' ? deriveKeys(config.secretKeys, deploymentId, 'device-cookie-v1') : []
+  return (request, username) => ({
+    address: clientAddressKey(request.ip),
+    username,
+    deviceId: deviceIdFor(deviceKeys, request.cookies[sessions.names.device], username, clock.now() / 1000)
+  })
+}
+
 export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, deps) => {
   const { config, users, sessions, metrics, clock } = deps
   const { throttle, secondFactors } = deps
   // Device cookies matter where there are passwords to guess; the first key signs, all of them verify.
   const deviceKeys = config.localAuth === 'password' ? deriveKeys(config.secretKeys, deps.deploymentId, 'device-cookie-v1') : []
-  const attemptFor = (request: FastifyRequest, username: string): Attempt => ({
-    address: clientAddressKey(request.ip),
-    username,
-    deviceId: deviceIdFor(deviceKeys, request.cookies[sessions.names.device], username, clock.now() / 1000)
-  })
+  const attemptFor = throttleAttempts(config, sessions, deps.deploymentId, clock)
 
   /**
    * Every credential asked for was right: the attempt stops counting, the device cookie is renewed,
@@ -70,9 +86,9 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
     const promote = config.adminUsernames.includes(signedIn.username) && !signedIn.isAdmin
     const user = await users.recordLogin(signedIn.id, promote ? { isAdmin: true } : {})
     if (promote) auditRequest(request, { audit: 'admin-granted', user: user.username, by: 'admin-usernames' })
-    await throttle.succeeded(attempt)
+    for (let i = 0; i < (outcome.attempts ?? 1); i++) await throttle.succeeded(attempt)
     if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username, clock.now() / 1000), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
-    await sessions.start(request, user, 'local', outcome)
+    await sessions.start(request, user, 'local', { secondFactor: outcome.secondFactor, enrolmentPending: outcome.enrolmentPending })
     metrics.login('local')
     if (config.localAuth === 'password') metrics.signInsByFactor.inc(outcome.enrolmentPending === true ? 'enrolment-pending' : outcome.secondFactor ?? 'none')
     auditRequest(request, { audit: 'sign-in', user: user.username, by: 'user', method: 'local', admin: user.isAdmin, ...(outcome.secondFactor !== undefined ? { factor: outcome.secondFactor } : {}) })

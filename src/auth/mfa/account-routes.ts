@@ -15,7 +15,6 @@ import { brandOf, messagePage } from '../../pages/layout.js'
 import { accountPage, MFA_MESSAGES, recoveryCodesPage, totpEnrolmentPage, type AccountPageOptions } from '../../pages/second-factor.js'
 import { RETRY_AFTER_SECONDS, SESSIONS_UNAVAILABLE } from '../../pages/unavailable.js'
 import type { Attempt, LoginThrottle } from '../local/throttle.js'
-import { clientAddressKey } from '../../net/client-address.js'
 import type { SecondFactors } from './service.js'
 import { ACCOUNT_PATH, secondFactorHold } from './gate.js'
 
@@ -26,6 +25,8 @@ export interface AccountDeps {
   metrics: Metrics
   secondFactors: SecondFactors
   throttle: LoginThrottle
+  /** The throttle's view of an attempt at this username from this request (its address, its device cookie). */
+  attemptFor: (request: FastifyRequest, username: string) => Attempt
   /** Re-read at once after "sign out everywhere", so this instance refuses the sessions now. */
   revocations: Pick<RevocationList, 'refresh'>
 }
@@ -103,7 +104,7 @@ export const accountRoutes: FastifyPluginAsync<AccountDeps> = async (app, deps) 
    * (a stolen session must not be a way to guess codes). undefined: the answer was sent.
    */
   const currentCode = async (request: FastifyRequest<{ Body: CsrfForm }>, reply: FastifyReply, session: SessionPayload): Promise<'totp' | 'recovery' | undefined> => {
-    const attempt: Attempt = { address: clientAddressKey(request.ip), username: session.u }
+    const attempt = deps.attemptFor(request, session.u)
     const wait = await throttle.begin(attempt)
     if (wait > 0) {
       reply.header('retry-after', String(wait))

@@ -25,7 +25,7 @@ export interface SecondStepDeps {
   secondFactors: SecondFactors
   throttle: LoginThrottle
   attemptFor: (request: FastifyRequest, username: string) => Attempt
-  completeSignIn: (request: FastifyRequest, reply: FastifyReply, user: User, attempt: Attempt, next: string, outcome: { secondFactor?: SecondFactorKind }) => Promise<FastifyReply>
+  completeSignIn: (request: FastifyRequest, reply: FastifyReply, user: User, attempt: Attempt, next: string, outcome: { secondFactor?: SecondFactorKind, attempts?: number }) => Promise<FastifyReply>
   renderLogin: LoginRenderer
 }
 
@@ -86,8 +86,9 @@ export async function secondStepRoutes (app: FastifyInstance, deps: SecondStepDe
     // The token is used once: two requests with right codes (two tabs) cannot both start a session.
     if (!(await secondFactors.useStep(mfaToken))) return restart(400, 'step-expired', MFA_MESSAGES.stepExpired, user.username)
     if (checked.factor === 'recovery') auditRequest(request, { audit: 'recovery-code-used', user: user.username, by: 'user', factor: 'recovery' })
-    // `next` as the first step had it (bound in the token's row), not as this form says.
-    return await deps.completeSignIn(request, reply, user, attempt, step.next, { secondFactor: checked.factor })
+    // `next` as the first step had it (bound in the token's row), not as this form says. Both steps'
+    // attempts stop counting (the password's was left counted until now).
+    return await deps.completeSignIn(request, reply, user, attempt, step.next, { secondFactor: checked.factor, attempts: 2 })
   })
 
   return { renderSecondStep }
