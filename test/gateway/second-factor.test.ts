@@ -3,86 +3,20 @@
 // throttle on codes, and LOCAL_MFA=required holding a session on the account page over HTTP,
 // WebSocket and forward-auth. Codes are computed by test/support/totp.ts (node:crypto from the RFC),
 // the gateway's clock is moved by hand to cross TOTP steps and the step token's 5 minutes.
-import t, { type Test } from 'tap'
+import t from 'tap'
 import WebSocket from 'ws'
-import { startGateway, type TestGateway } from '../support/gateway.js'
+import { startGateway } from '../support/gateway.js'
 import { startUpstream } from '../support/upstream.js'
 import { startWsUpstream } from '../support/ws-upstream.js'
 import { TestClock } from '../support/clock.js'
 import { totpCode } from '../support/totp.js'
 import { cookieHeader, csrfTokenFrom, http, setCookies, type Response } from '../support/http.js'
-import { hashPassword } from '../../src/auth/local/password.js'
+import { addUser, Browser, enrol, HTML, mfaTokenFrom, recoveryCodesFrom, secretFrom, signInWithCode } from '../support/second-factor.js'
 import { MFA_MESSAGES } from '../../src/pages/second-factor.js'
 import { escapeHtml } from '../../src/pages/html.js'
 
-const PASSWORD = 'correct horse battery staple'
-const HTML = 'text/html,application/xhtml+xml'
 const upstream = await startUpstream()
 t.teardown(upstream.close)
-
-/** A browser without JavaScript: its cookies, and forms posted with them. */
-class Browser {
-  cookies: Record<string, string> = {}
-  constructor (readonly base: string) {}
-  async get (path: string, headers: Record<string, string> = { accept: HTML }): Promise<Response> {
-    const res = await http(this.base + path, { headers: { ...headers, cookie: cookieHeader(this.cookies) } })
-    this.cookies = { ...this.cookies, ...setCookies(res.headers) }
-    return res
-  }
-
-  async post (path: string, fields: Record<string, string>): Promise<Response> {
-    const res = await http(this.base + path, {
-      method: 'POST',
-      headers: { accept: HTML, 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader(this.cookies) },
-      body: new URLSearchParams(fields).toString()
-    })
-    this.cookies = { ...this.cookies, ...setCookies(res.headers) }
-    return res
-  }
-
-  /** The password step: the login page's CSRF token, then the form. */
-  async signIn (username: string, next = '/', password = PASSWORD): Promise<Response> {
-    const page = await this.get('/login?next=' + encodeURIComponent(next))
-    return await this.post('/login', { username, password, csrf_token: csrfTokenFrom(page.body), next })
-  }
-
-  /** The account page's CSRF token (signed in). */
-  async accountCsrf (): Promise<string> {
-    const page = await this.get('/_authgate/account')
-    if (page.status !== 200) throw new Error(`account page: ${page.status}`)
-    return csrfTokenFrom(page.body)
-  }
-}
-
-const mfaTokenFrom = (html: string): string => /name="mfa_token" value="([\w-]{43})"/.exec(html)?.[1] ?? ''
-const secretFrom = (html: string): string => /data-totp-secret="([A-Z2-7]+)"/.exec(html)?.[1] ?? ''
-const recoveryCodesFrom = (html: string): string[] => [...html.matchAll(/data-recovery-code="([a-z2-9-]+)"/g)].map((m) => m[1]!)
-
-async function addUser (gw: TestGateway, username: string): Promise<void> {
-  await gw.users.create({ username, passwordHash: await hashPassword(PASSWORD) })
-}
-
-/** Sign in with the password alone, enrol TOTP through the account page; the secret and recovery codes. */
-async function enrol (t: Test, gw: TestGateway, clock: TestClock, username: string): Promise<{ secret: string, codes: string[], browser: Browser }> {
-  const browser = new Browser(gw.url)
-  const signedIn = await browser.signIn(username)
-  t.equal(signedIn.status, 303, 'no factor yet: the password signs in')
-  const begun = await browser.post('/_authgate/account/totp', { csrf_token: await browser.accountCsrf() })
-  t.equal(begun.status, 200)
-  const secret = secretFrom(begun.body)
-  const confirmed = await browser.post('/_authgate/account/totp/confirm', { csrf_token: csrfTokenFrom(begun.body), code: totpCode(secret, clock.now()) })
-  t.equal(confirmed.status, 200)
-  // The step just used at enrolment is spent: the next sign-in needs the next step's code.
-  clock.advance(30_000)
-  return { secret, codes: recoveryCodesFrom(confirmed.body), browser }
-}
-
-/** Both steps: the second-step page's token, then the code. */
-async function signInWithCode (browser: Browser, username: string, code: string, next = '/'): Promise<{ first: Response, second: Response }> {
-  const first = await browser.signIn(username, next)
-  const second = await browser.post('/login/mfa', { csrf_token: csrfTokenFrom(first.body), mfa_token: mfaTokenFrom(first.body), code, next })
-  return { first, second }
-}
 
 t.test('LOCAL_MFA=optional: enrolment, two-step sign-in, wrong, replayed and recovery codes, step tokens', async (t) => {
   const clock = TestClock.atWholeSecond()
