@@ -12,7 +12,11 @@ import { MFA_TOKEN_TTL_MS, newStepToken, stepTokenHashOf } from './step-token.js
 /** A code checked: the factor it passed, or why not (`replayed`: a TOTP code of a step already used). */
 export type CodeCheck = { ok: true, factor: Extract<SecondFactorKind, 'totp' | 'recovery'> } | { ok: false, reason: 'wrong-code' | 'replayed' | 'no-factor' }
 
+/** How often (at most) one process deletes expired second-step tokens. */
+const SWEEP_INTERVAL_MS = 60_000
+
 export class SecondFactors {
+  private lastSweep = 0
   private readonly box: SealedBox
   private readonly hasher: RecoveryCodeHasher
 
@@ -100,8 +104,14 @@ export class SecondFactors {
 
   /** A second-step token for this user and `next`: the value for the form's hidden field. */
   async newStepToken (userId: number, next: string): Promise<string> {
+    const now = this.clock.now()
+    // The table stays bounded: expired tokens go as new ones come (as the throttle's counters do).
+    if (now - this.lastSweep >= SWEEP_INTERVAL_MS) {
+      this.lastSweep = now
+      await this.repository.deleteExpiredMfaTokens(now)
+    }
     const { token, hash } = newStepToken()
-    await this.repository.createMfaToken(hash, userId, next, this.clock.now() + MFA_TOKEN_TTL_MS)
+    await this.repository.createMfaToken(hash, userId, next, now + MFA_TOKEN_TTL_MS)
     return token
   }
 
