@@ -12,6 +12,7 @@ export const MFA_MESSAGES = {
   throttled: (seconds: number) => `Too many failed attempts. Try again in ${Math.ceil(seconds / 60)} minute${seconds > 60 ? 's' : ''}.`,
   csrf: 'This form has expired. Please try again.',
   enrolmentRequired: 'Your administrator requires a second factor for this account. Add an authenticator app to continue.',
+  signInAgain: 'This session was started without your second factor. Sign out, then sign in again with your authenticator app to continue.',
   noPendingEnrolment: 'There is no authenticator being added. Start again.',
   alreadyEnrolled: 'This account has an authenticator app already. Remove it first to add another.',
   enrolled: 'Your authenticator app is set up. It will be asked for at every sign-in.',
@@ -100,7 +101,7 @@ ${manage}
   }
   const message = o.error !== undefined
     ? messageBox('error', o.error, 'account-error')
-    : o.notice !== undefined ? messageBox('info', o.notice, 'account-notice') : o.held ? messageBox('info', MFA_MESSAGES.enrolmentRequired, 'account-notice') : ''
+    : o.notice !== undefined ? messageBox('info', o.notice, 'account-notice') : o.held ? messageBox('info', o.totp === 'confirmed' ? MFA_MESSAGES.signInAgain : MFA_MESSAGES.enrolmentRequired, 'account-notice') : ''
   return page({
     ...brandOf(o),
     title: 'Your account',

@@ -245,6 +245,8 @@ t.test('LOCAL_MFA=required: held on the account page until enrolled (HTTP, WebSo
   t.equal(signedIn.status, 303)
   t.equal(signedIn.headers.location, '/_authgate/account', 'sent to enrol')
   const heldCookies = { ...browser.cookies }
+  const otherBrowser = new Browser(gw.url)
+  t.equal((await otherBrowser.signIn('dave')).headers.location, '/_authgate/account', 'a second browser, held too')
 
   const upgrade = async (cookies: Record<string, string>): Promise<number> => await new Promise((resolve, reject) => {
     const socket = new WebSocket(gw.url.replace('http', 'ws') + '/socket', { headers: { cookie: cookieHeader(cookies) } })
@@ -283,6 +285,8 @@ t.test('LOCAL_MFA=required: held on the account page until enrolled (HTTP, WebSo
   t.equal(await upgrade(browser.cookies), 101, 'WebSocket upgrades too')
   t.equal((await browser.get('/_authgate/auth', { accept: 'application/json' })).status, 200, 'forward-auth too')
   t.equal((await http(gw.url + '/app', { headers: { accept: 'application/json', cookie: cookieHeader(heldCookies) } })).status, 401, 'the held session was replaced, and ended')
+  t.equal((await otherBrowser.get('/app', { accept: 'application/json' })).status, 403, 'the other browser\'s session stays held')
+  t.match((await otherBrowser.get('/_authgate/account')).body, escapeHtml(MFA_MESSAGES.signInAgain), 'and is told to sign in again with the app')
 
   clock.advance(30_000)
   const again = new Browser(gw.url)
