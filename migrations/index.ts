@@ -7,6 +7,7 @@ import * as loginThrottle from './0004_login_throttle.js'
 import * as sessions from './0005_sessions.js'
 import * as idpLogout from './0006_idp_logout.js'
 import * as refreshTokens from './0007_refresh_tokens.js'
+import * as secondFactor from './0008_second_factor.js'
 import * as passkeys from './0009_passkeys.js'
 
 export const migrations: Record<string, Migration> = {
@@ -17,6 +18,6 @@ export const migrations: Record<string, Migration> = {
   '0005_sessions': sessions,
   '0006_idp_logout': idpLogout,
   '0007_refresh_tokens': refreshTokens,
-  // 0008 is the TOTP branch's (issue 17): merged before this one.
+  '0008_second_factor': secondFactor,
   '0009_passkeys': passkeys
 }

@@ -11,7 +11,12 @@ import { SessionIdentities } from './session/identities.js'
 import { RefreshTokenCipher } from './session/refresh-token-cipher.js'
 import { SessionRevalidator } from './auth/oidc/revalidation.js'
 import { SESSION_CLEANUP_INTERVAL_MS, startSessionCleanup } from './session/cleanup.js'
-import { localLoginRoutes } from './auth/local/routes.js'
+import { localLoginRoutes, throttleAttempts } from './auth/local/routes.js'
+import { LoginThrottle } from './auth/local/throttle.js'
+import { LoginThrottleStore } from './db/login-throttle.js'
+import { SecondFactorRepository } from './db/second-factors.js'
+import { SecondFactors } from './auth/mfa/service.js'
+import { accountRoutes } from './auth/mfa/account-routes.js'
 import { passkeyRoutes } from './auth/passkeys/routes.js'
 import { PasskeyRepository } from './db/passkeys.js'
 import { logoutRoutes } from './auth/logout.js'
@@ -254,9 +259,13 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await gateway.register(formbody)
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
-    await gateway.register(localLoginRoutes, { config, users, sessions, metrics, db, deploymentId, clock, providers })
+    // One throttle for passwords, second-step codes and the account page's code checks.
+    const throttle = new LoginThrottle(new LoginThrottleStore(db), clock)
+    const secondFactors = new SecondFactors(new SecondFactorRepository(db), config.secretKeys, deploymentId, clock)
+    await gateway.register(localLoginRoutes, { config, users, sessions, metrics, deploymentId, clock, providers, secondFactors, throttle, passkeys })
+    await gateway.register(accountRoutes, { config, users, sessions, metrics, secondFactors, throttle, revocations, attemptFor: throttleAttempts(config, sessions, deploymentId, clock) })
     // Passkeys (LOCAL_MFA): the account page's and the login page's; 404 unless enabled.
-    await gateway.register(passkeyRoutes, { config, users, passkeys, sessions, metrics, db, clock })
+    await gateway.register(passkeyRoutes, { config, users, passkeys, sessions, metrics, db, clock, hasSecondFactor: async (userId) => await secondFactors.hasConfirmedFactor(userId) })
     await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, providers, clock, ...(options.oidcRateLimitAddresses !== undefined ? { rateLimitAddresses: options.oidcRateLimitAddresses } : {}) })
     await gateway.register(idpLogoutRoutes, { providers, users, sessions, metrics })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })
@@ -265,7 +274,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await gateway.register(staticRoutes, { logo: config.logo })
     if (jwt !== undefined) await gateway.register(jwksRoute, { config: jwt })
     // Replaces the content-type parsers (a front proxy's subrequest may carry any type): in its own scope.
-    await gateway.register(forwardAuthRoutes, { sessions, issuer, accessRules: config.accessRules, metrics, revalidator: providers })
+    await gateway.register(forwardAuthRoutes, { sessions, issuer, accessRules: config.accessRules, metrics, revalidator: providers, localMfa: config.localMfa })
     // Last, once every route above is in place: the rest of /_authgate/ is the gateway's, never proxied.
     gateway.all('/_authgate/*', async (_request, reply) => await reply.code(404).send({ error: 'not_found' }))
   })

@@ -43,6 +43,10 @@ t.test('each command that changes something is one or two events', async (t) => 
     [['users', 'disable', 'bob'], [{ audit: 'user-disabled', user: 'bob', by: 'cli' }]],
     [['users', 'enable', 'bob'], [{ audit: 'user-enabled', user: 'bob', by: 'cli' }]],
     [['sessions', 'revoke', 'alice'], [{ audit: 'sessions-revoked', user: 'alice', by: 'cli', reason: 'requested' }]],
+    [['users', 'mfa-reset', 'bob'], [
+      { audit: 'second-factors-reset', user: 'bob', by: 'cli', reason: 'none-enrolled' },
+      { audit: 'sessions-revoked', user: 'bob', by: 'cli', reason: 'mfa-reset' }
+    ]],
     [['users', 'list'], []],
     [['migrate'], []]
   ]

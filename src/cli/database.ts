@@ -10,6 +10,7 @@ import { UserRepository, type User } from '../db/users.js'
 import { checkUsername, usernameProblemMessage } from '../db/username.js'
 import { checkNewPassword, hashPassword } from '../auth/local/password.js'
 import { CliAudit } from '../ops/audit.js'
+import { SecondFactorRepository } from '../db/second-factors.js'
 import { UsageError, type Out } from './usage.js'
 
 const READ_ONLY = new Set(['users list'])
@@ -105,6 +106,7 @@ async function open (command: string): Promise<{ db: Db, applied: string[] }> {
  * | `users set-password <username>` | sets the password (read as above) and ends the user's sessions |
  * | `users set-admin <username> <true\|false>` | grants or removes admin; `false` also ends the user's sessions |
  * | `users disable <username>`, `users enable <username>` | refuses sign-in (and ends the sessions), or allows it again |
+ * | `users mfa-reset <username>` | removes the user's second factors (LOCAL_MFA) and ends their sessions |
  * | `sessions revoke <username>` | ends every current session of the user |
  *
  * Running gateways refuse ended sessions within 5 seconds.
@@ -142,7 +144,7 @@ export async function runDatabaseCommand (command: string, args: string[], flags
     if (!found) throw new UsageError(`no such user: ${username}`)
   }
   /** Each command and how many arguments it takes. */
-  const ARGUMENTS: Record<string, number> = { migrate: 0, 'users list': 0, 'users add': 1, 'users set-password': 1, 'users set-admin': 2, 'users disable': 1, 'users enable': 1, 'sessions revoke': 1 }
+  const ARGUMENTS: Record<string, number> = { migrate: 0, 'users list': 0, 'users add': 1, 'users set-password': 1, 'users set-admin': 2, 'users disable': 1, 'users enable': 1, 'users mfa-reset': 1, 'sessions revoke': 1 }
   const expected = ARGUMENTS[command]
   if (expected === undefined) throw new UsageError(`unknown command: ${command}\n\nSee: authgate ${command.split(' ')[0]!} --help`)
   if (args.length > expected) throw new UsageError(`${command}: unexpected argument ${args[expected]!}\n\nSee: authgate ${command.split(' ')[0]!} --help`)
@@ -202,6 +204,19 @@ export async function runDatabaseCommand (command: string, args: string[], flags
         mustExist(await users.setActive(username, enable), username)
         record.record({ audit: enable ? 'user-enabled' : 'user-disabled', user: username })
         out(`${username} ${enable ? 'enabled' : 'disabled; their sessions end within 5 seconds'}`)
+        return 0
+      }
+      case 'users mfa-reset': {
+        const user = await users.findByUsername(username)
+        if (user === undefined) throw new UsageError(`no such user: ${username}`)
+        // A lost or stolen phone: whoever holds it must not stay signed in either.
+        const had = await new SecondFactorRepository(db).removeAllOf(user.id)
+        await users.revokeSessions(username)
+        record.record({ audit: 'second-factors-reset', user: username, reason: had ? 'requested' : 'none-enrolled' })
+        record.record({ audit: 'sessions-revoked', user: username, reason: 'mfa-reset' })
+        out(had
+          ? `second factors of ${username} removed; their sessions end within 5 seconds, and they sign in with their password (then enrol again)`
+          : `${username} had no second factor; their sessions end within 5 seconds`)
         return 0
       }
       default: { // sessions revoke

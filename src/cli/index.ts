@@ -16,7 +16,7 @@ Commands:
                                  print the settings in effect (secrets masked)
   secrets generate [--jwt-key]   print fresh SECRET_KEY and HEADER_SIGNING_SECRET lines
   migrate                        apply pending database migrations
-  users <list|add|set-password|set-admin|disable|enable> …
+  users <list|add|set-password|set-admin|disable|enable|mfa-reset> …
                                  manage local accounts (authgate users --help)
   sessions revoke <username>     end every current session of a user
 
@@ -40,6 +40,9 @@ const USERS_HELP = `Usage: authgate users <subcommand>
   set-admin <username> <true|false>    false also ends the user's current sessions
   disable <username>                   refuse sign-in and end the user's sessions
   enable <username>                    allow sign-in again
+  mfa-reset <username>                 remove the user's second factors (authenticator app,
+                                       recovery codes, sign-in steps under way) and end
+                                       the user's current sessions: for a lost phone
 
 Database: DATABASE_URL (default sqlite:./data/authgate.db), from the environment or ./.env.
 The commands that change something apply pending migrations first; list only reads.

@@ -69,6 +69,35 @@ export interface DeploymentTable {
   created_at: Timestamp
 }
 
+/** A user's TOTP authenticator (src/auth/mfa/totp.ts): one per user, pending until confirmed. */
+export interface UserTotpTable {
+  user_id: number
+  /** Sealed (src/auth/mfa/sealing.ts), never the base32 secret itself. */
+  secret: string
+  confirmed_at: Timestamp | null
+  /** The time step of the last code accepted (replays refused); PostgreSQL reads bigint back as a string. */
+  last_step: ColumnType<number | string | null, number | null, number | null>
+  created_at: Timestamp
+}
+
+/** One-time recovery codes, as keyed hashes (src/auth/mfa/recovery-codes.ts). */
+export interface RecoveryCodesTable {
+  user_id: number
+  code_hash: string
+  created_at: Timestamp
+  used_at: Timestamp | null
+}
+
+/** The second sign-in step's tokens, as hashes: valid 5 minutes, used once. */
+export interface MfaTokensTable {
+  token_hash: string
+  user_id: number
+  next: string
+  /** Milliseconds since the epoch; PostgreSQL reads bigint back as a string. */
+  expires_at: ColumnType<number | string, number, number>
+  used_at: Timestamp | null
+}
+
 /** Passkeys (WebAuthn credentials) of local password accounts (src/db/passkeys.ts). */
 export interface PasskeysTable {
   /** The credential id, base64url. */
@@ -102,6 +131,9 @@ export interface Database {
   sessions: SessionsTable
   logout_token_ids: LogoutTokenIdsTable
   deployment: DeploymentTable
+  user_totp: UserTotpTable
+  recovery_codes: RecoveryCodesTable
+  mfa_tokens: MfaTokensTable
   passkeys: PasskeysTable
   webauthn_challenges: WebauthnChallengesTable
 }

@@ -16,6 +16,7 @@ export type AuditAction =
   | 'user-created' | 'admin-granted' | 'admin-revoked' | 'user-disabled' | 'user-enabled'
   | 'sessions-revoked' | 'sessions-ended' | 'password-set' | 'session-ended'
   | 'passkey-added' | 'passkey-removed' | 'passkey-used'
+  | 'second-factor-enrolled' | 'second-factor-removed' | 'recovery-code-used' | 'recovery-codes-regenerated' | 'second-factors-reset'
 
 /**
  * Who made the change: the user themself (signing in or out, or created by signing in for the first
@@ -40,7 +41,7 @@ export interface AuditEvent {
   admin?: boolean
   /** sessions-ended: how many of the user's sessions ended. */
   sessions?: number
-  /** Local sign-ins: the second factor used (`passkey`); passkey-used: `sign-in` (instead of the password) or `second-factor`. */
+  /** Second factors: which (totp, recovery, passkey) for sign-ins, enrolments and removals; passkey-used: `sign-in` (instead of the password) or `second-factor`. */
   factor?: string
   /** passkey-*: the passkey's name, as its user gave it, and whether it signs in without a password. */
   passkey?: string

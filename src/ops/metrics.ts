@@ -62,6 +62,10 @@ export class Metrics {
   readonly accessRefused: Counter
   /** SSO session re-validations with the IdP, by outcome (see src/auth/oidc/revalidation.ts). */
   readonly revalidations: Counter
+  /** Local sign-ins by the second factor they passed: none, totp, recovery, passkey, or enrolment-pending (LOCAL_MFA=required, none enrolled yet). */
+  readonly signInsByFactor: Counter
+  /** Second sign-in steps refused, by reason: wrong-code, replayed, passkey-refused, step-expired, throttled, csrf, disabled. */
+  readonly secondStepFailures: Counter
   private readonly requestDuration: Record<AccessDecision, { observe: (seconds: number) => void }>
   private readonly loginCounter: PromCounter<'method'>
   private readonly loginFailureCounter: PromCounter<'method' | 'reason'>
@@ -108,6 +112,12 @@ export class Metrics {
     const revalidations = new PromCounter({ name: 'authgate_oidc_revalidations_total', help: 'SSO sessions re-validated with the IdP (refresh token), by outcome.', labelNames: ['outcome'], registers })
     for (const outcome of REVALIDATION_OUTCOMES) revalidations.inc({ outcome }, 0)
     this.revalidations = oneLabel('outcome', revalidations)
+    const byFactor = new PromCounter({ name: 'authgate_local_sign_ins_by_factor_total', help: 'Successful local password sign-ins, by the second factor passed (none, totp, recovery, passkey, enrolment-pending).', labelNames: ['factor'], registers })
+    for (const factor of ['none', 'totp', 'recovery', 'passkey', 'enrolment-pending']) byFactor.inc({ factor }, 0)
+    this.signInsByFactor = oneLabel('factor', byFactor)
+    const stepFailures = new PromCounter({ name: 'authgate_second_step_failures_total', help: 'Second sign-in steps (POST /login/mfa) refused, by reason.', labelNames: ['reason'], registers })
+    for (const reason of ['wrong-code', 'replayed', 'passkey-refused', 'step-expired', 'throttled']) stepFailures.inc({ reason }, 0)
+    this.secondStepFailures = oneLabel('reason', stepFailures)
     const openWebSockets = (): number => this.openWebSockets()
     // eslint-disable-next-line no-new -- registering is all it is for: `registers` keeps it, collect() reads the count
     new Gauge({ name: 'authgate_websockets_open', help: 'Proxied WebSockets open now (both sides connected).', registers, collect () { this.set(openWebSockets()) } })

@@ -13,6 +13,8 @@ import { checkAccess, type AccessRule, type Subject } from '../policy/access-rul
 import type { Metrics } from '../ops/metrics.js'
 import type { SessionRevalidator } from '../auth/oidc/revalidation.js'
 import { RETRY_AFTER_SECONDS, SESSIONS_UNAVAILABLE } from '../pages/unavailable.js'
+import type { LocalMfa } from '../config/sign-in.js'
+import { ACCOUNT_PATH, secondFactorHold } from '../auth/mfa/gate.js'
 
 export interface ForwardAuthDeps {
   sessions: Sessions
@@ -22,6 +24,8 @@ export interface ForwardAuthDeps {
   metrics: Metrics
   /** SSO sessions' re-validation with the IdP, started by their own checks (none: off). */
   revalidator?: Pick<SessionRevalidator, 'touch'>
+  /** LOCAL_MFA: with `required`, a session without a second factor is refused until its user enrols one. */
+  localMfa?: LocalMfa
 }
 
 export const FORWARD_AUTH_PATH = '/_authgate/auth'
@@ -126,6 +130,14 @@ export const forwardAuthRoutes: FastifyPluginAsync<ForwardAuthDeps> = async (app
       const { session } = checked
       // Due for re-validation: in the background; this check answers with the identity it has.
       deps.revalidator?.touch(session)
+      if (secondFactorHold(deps.localMfa ?? 'off', session) !== undefined) {
+        // Signed in only to enrol a second factor: nothing of the application yet. 403 (nginx
+        // auth_request passes it on); with ?redirect=true a navigation goes to the account page.
+        request.accessDecision = 'forward-auth-refused'
+        const original = originalRequest(request.headers, request.method)
+        if (request.query.redirect === 'true' && isBrowserNavigation(original.method, single(request.headers.accept))) return await reply.redirect(ACCOUNT_PATH, 302)
+        return await reply.code(403).send({ error: 'second_factor_required' })
+      }
       if (deps.accessRules.length > 0) {
         const paths = reportedPaths(request.headers, request.raw.rawHeaders)
         const reason = paths === undefined ? 'ambiguous-path' : paths.length === 0 ? 'no-reported-uri' : firstRefusal(deps.accessRules, paths, sessionSubject(session))

@@ -25,6 +25,7 @@ import type { OpenWebSockets } from './open-websockets.js'
 import type { WebSocketFlow } from './websocket-flow.js'
 import type { SessionRevalidator } from '../auth/oidc/revalidation.js'
 import { RETRY_AFTER_SECONDS, SESSIONS_UNAVAILABLE } from '../pages/unavailable.js'
+import { ACCOUNT_PATH, secondFactorHold } from '../auth/mfa/gate.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -141,6 +142,17 @@ export const proxyRoutes: FastifyPluginAsync<ProxyDeps> = async (app, deps) => {
       const { session } = checked
       // Due for re-validation: in the background; this request goes on with the identity it has.
       deps.revalidator?.touch(session)
+      // LOCAL_MFA=required and no second factor yet: the account page, and nothing of the upstream
+      // (upgrades included: they come through here before any upstream connection).
+      if (secondFactorHold(config.localMfa, session) !== undefined) {
+        request.accessDecision = 'forbidden'
+        if (isBrowserNavigation(request.method, request.headers.accept)) {
+          await reply.redirect(ACCOUNT_PATH, 302)
+          return
+        }
+        await reply.code(403).header('cache-control', 'no-store').send({ error: 'second_factor_required' })
+        return
+      }
       // ACCESS_RULES, on the same normalised path that is proxied; upgrades too, before any upstream connection.
       const access = config.accessRules.length > 0 ? checkAccess(config.accessRules, target.path, sessionSubject(session)) : undefined
       if (access !== undefined && !access.ok) {

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import secureSession from '@fastify/secure-session'
 import { deriveKey, deriveKeys } from './keys.js'
 import { csrfTokenFor, isCsrfTokenValid, newCsrfSecret } from './csrf.js'
-import { newSessionId, newSessionPayload, parseSessionPayload, sessionProblem, type LoginMethod, type SecondFactor, type SessionPayload, type SessionRefusal, type SessionUser } from './session.js'
+import { newSessionId, newSessionPayload, parseSessionPayload, sessionProblem, type LoginMethod, type SecondFactorKind, type SessionPayload, type SessionRefusal, type SessionUser } from './session.js'
 import type { RevocationList } from './revocations.js'
 import type { EndedSession, IdpLogoutTarget, SessionRepository } from '../db/sessions.js'
 import { fitSessionPayload, SessionTooLargeError } from './budget.js'
@@ -160,10 +160,10 @@ export class Sessions {
    * not fit throws SessionTooLargeError, nothing started. An SSO sign-in's refresh token is kept,
    * encrypted, in the record (never in the cookie) for re-validation.
    */
-  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string, refreshToken?: string, idpSession?: { issuer: string, sid: string | undefined }, provider?: string, secondFactor?: SecondFactor } = {}): Promise<SessionPayload> {
+  async start (request: FastifyRequest, user: SessionUser, method: LoginMethod, extra: { idToken?: string, refreshToken?: string, idpSession?: { issuer: string, sid: string | undefined }, provider?: string, secondFactor?: SecondFactorKind, enrolmentPending?: boolean } = {}): Promise<SessionPayload> {
     const replaced = this.check(request)
     const now = unixSeconds(this.clock)
-    const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, { idToken: extra.idToken, provider: extra.provider, secondFactor: extra.secondFactor })
+    const full = newSessionPayload(newSessionId(), user, method, this.settings.maxAge, now, { idToken: extra.idToken, provider: extra.provider, secondFactor: extra.secondFactor, enrolmentPending: extra.enrolmentPending })
     const fitted = fitSessionPayload(this.names.session, full)
     if (!fitted.fits) throw new SessionTooLargeError(fitted.bytes, fitted.budget, fitted.groups)
     const { payload, droppedIdToken } = fitted

@@ -6,9 +6,9 @@ import type { Subject } from '../policy/access-rules.js'
 import { PROVIDER_ID } from '../config/oidc.js'
 
 export type LoginMethod = 'local' | 'oidc'
-/** The second factor a local sign-in used (LOCAL_MFA): a passkey (as the second step, or instead of the password). */
-export const SECOND_FACTORS = ['passkey'] as const
-export type SecondFactor = typeof SECOND_FACTORS[number]
+/** The second factor a local sign-in passed (LOCAL_MFA): an authenticator code, a recovery code, a passkey. */
+export type SecondFactorKind = 'totp' | 'recovery' | 'passkey'
+const SECOND_FACTORS: readonly unknown[] = ['totp', 'recovery', 'passkey']
 
 /** Cookie payload (short keys: it travels with every request and must stay far below 4 KB). */
 export interface SessionPayload {
@@ -33,8 +33,13 @@ export interface SessionPayload {
   p?: string
   /** OIDC: whether the provider verified the email (email_verified); ACCESS_RULES' email-domain counts only then */
   ev?: boolean
-  /** Local sign-ins with a second factor (LOCAL_MFA): which one; absent: the password (or the name) alone. */
-  f2?: SecondFactor
+  /** Local sign-ins: the second factor passed (absent: none was asked for). */
+  f?: SecondFactorKind
+  /**
+   * LOCAL_MFA=required, a user without a second factor: signed in only to enrol one. Such a session
+   * gets the account page and nothing from the upstream (src/auth/mfa/gate.ts).
+   */
+  pe?: true
   /**
    * Never in the cookie: the version of the identity a re-validation laid over the cookie's
    * (src/session/identities.ts); absent: the sign-in's.
@@ -63,7 +68,7 @@ export function newSessionId (): string {
 
 const SESSION_ID = /^[\w-]{22}$/
 
-export function newSessionPayload (sessionId: string, user: SessionUser, method: LoginMethod, maxAge: number, now: number, extra: { idToken?: string, provider?: string, secondFactor?: SecondFactor } = {}): SessionPayload {
+export function newSessionPayload (sessionId: string, user: SessionUser, method: LoginMethod, maxAge: number, now: number, extra: { idToken?: string, provider?: string, secondFactor?: SecondFactorKind, enrolmentPending?: boolean } = {}): SessionPayload {
   return {
     v: 2,
     sid: sessionId,
@@ -79,7 +84,8 @@ export function newSessionPayload (sessionId: string, user: SessionUser, method:
     ...(extra.idToken !== undefined ? { idt: extra.idToken } : {}),
     ...(method === 'oidc' && extra.provider !== undefined ? { p: extra.provider } : {}),
     ...(method === 'oidc' ? { ev: user.emailVerified === true } : {}),
-    ...(method === 'local' && extra.secondFactor !== undefined ? { f2: extra.secondFactor } : {})
+    ...(method === 'local' && extra.secondFactor !== undefined ? { f: extra.secondFactor } : {}),
+    ...(method === 'local' && extra.enrolmentPending === true ? { pe: true as const } : {})
   }
 }
 
@@ -95,7 +101,7 @@ export function parseSessionPayload (value: unknown): SessionPayload | undefined
     !isNullableString(p.e) || !isNullableString(p.n) || !Array.isArray(p.g) || !p.g.every(isString) ||
     !isSeconds(p.iat) || !isSeconds(p.exp) || (p.m !== 'local' && p.m !== 'oidc') ||
     (p.idt !== undefined && !isString(p.idt)) || (p.p !== undefined && (!isString(p.p) || !PROVIDER_ID.test(p.p))) || (p.ev !== undefined && typeof p.ev !== 'boolean') ||
-    (p.f2 !== undefined && !(SECOND_FACTORS as readonly unknown[]).includes(p.f2))) {
+    (p.f !== undefined && !SECOND_FACTORS.includes(p.f)) || (p.pe !== undefined && p.pe !== true)) {
     return undefined
   }
   return p as unknown as SessionPayload

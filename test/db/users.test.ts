@@ -54,7 +54,7 @@ for (const backend of backends) {
 
     await t.test('two instances migrating at once apply each migration once', async (t) => {
       const outputs = await Promise.all([migrateInProcess(url, schema), migrateInProcess(url, schema)])
-      t.same(outputs.sort(), ['applied: 0001_users, 0002_oidc_identity, 0003_session_revocation, 0004_login_throttle, 0005_sessions, 0006_idp_logout, 0007_refresh_tokens, 0009_passkeys', 'database is up to date'])
+      t.same(outputs.sort(), ['applied: 0001_users, 0002_oidc_identity, 0003_session_revocation, 0004_login_throttle, 0005_sessions, 0006_idp_logout, 0007_refresh_tokens, 0008_second_factor, 0009_passkeys', 'database is up to date'])
       t.same(await migrateToLatest(db), [], 'idempotent')
       const deployment = await db.kysely.selectFrom('deployment').selectAll().execute()
       t.equal(deployment.length, 1, 'one deployment id, however many instances migrated')

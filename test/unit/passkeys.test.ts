@@ -98,12 +98,12 @@ t.test('refusal reasons from the library\'s errors', async (t) => {
 t.test('the session marks the second factor', async (t) => {
   const user = { id: 1, username: 'alice', isAdmin: false, email: null, fullName: null }
   const marked = newSessionPayload('a'.repeat(22), user, 'local', 3600, 1_700_000_000, { secondFactor: 'passkey' })
-  t.equal(marked.f2, 'passkey')
+  t.equal(marked.f, 'passkey')
   t.same(parseSessionPayload(marked), marked)
-  t.equal(newSessionPayload('a'.repeat(22), user, 'local', 3600, 1_700_000_000).f2, undefined, 'absent without one')
-  t.equal(newSessionPayload('a'.repeat(22), user, 'oidc', 3600, 1_700_000_000, { secondFactor: 'passkey' }).f2, undefined, 'never on SSO sessions')
-  t.equal(parseSessionPayload({ ...marked, f2: 'sms' }), undefined, 'an unknown factor: not a session')
-  t.equal(parseSessionPayload({ ...marked, f2: 1 }), undefined)
+  t.equal(newSessionPayload('a'.repeat(22), user, 'local', 3600, 1_700_000_000).f, undefined, 'absent without one')
+  t.equal(newSessionPayload('a'.repeat(22), user, 'oidc', 3600, 1_700_000_000, { secondFactor: 'passkey' }).f, undefined, 'never on SSO sessions')
+  t.equal(parseSessionPayload({ ...marked, f: 'sms' }), undefined, 'an unknown factor: not a session')
+  t.equal(parseSessionPayload({ ...marked, f: 1 }), undefined)
 })
 
 t.test('the pages: scripts from the gateway only, the account pages as a destination, times in UTC', async (t) => {

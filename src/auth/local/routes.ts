@@ -1,5 +1,5 @@
 // GET/POST /login: the login page (for every AUTH_METHOD) and the local sign-in form.
-import type { FastifyReply, FastifyPluginAsync } from 'fastify'
+import type { FastifyReply, FastifyRequest, FastifyPluginAsync } from 'fastify'
 import type { Config } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
 import { checkUsername, usernameProblemMessage } from '../../db/username.js'
@@ -8,31 +8,50 @@ import { MESSAGES } from '../../pages/login.js'
 import { loginRenderer } from '../../pages/login-renderer.js'
 import { safeNextPath } from '../next-url.js'
 import { verifyPassword } from './password.js'
-import { LoginThrottle, type Attempt } from './throttle.js'
+import type { LoginThrottle, Attempt } from './throttle.js'
 import { clientAddressKey } from '../../net/client-address.js'
 import { deviceIdFor, newDeviceCookie, DEVICE_COOKIE_MAX_AGE } from './device-cookie.js'
-import { LoginThrottleStore } from '../../db/login-throttle.js'
 import { deriveKeys } from '../../session/keys.js'
-import type { Db } from '../../db/index.js'
 import type { Metrics } from '../../ops/metrics.js'
 import { auditRequest } from '../../ops/audit.js'
 import type { Clock } from '../../clock.js'
 import type { OidcProviders } from '../oidc/providers.js'
 import { isDatabaseUnavailable } from '../../db/unavailable.js'
 import { RETRY_AFTER_SECONDS } from '../../pages/unavailable.js'
+import type { User } from '../../db/users.js'
+import type { SecondFactorKind } from '../../session/session.js'
+import type { SecondFactors } from '../mfa/service.js'
+import type { PasskeyRepository } from '../../db/passkeys.js'
+import { ACCOUNT_PATH } from '../mfa/gate.js'
+import { secondStepRoutes } from '../mfa/second-step.js'
 
 export interface LocalLoginDeps {
   config: Config
   users: UserRepository
   sessions: Sessions
   metrics: Metrics
-  db: Db
   /** Binds device cookies to this deployment, like the session cookie (session/keys.ts). */
   deploymentId: string
   /** The throttle's windows and the device cookies' age are read from it. */
   clock: Clock
   /** The SSO providers, for the login page's buttons; undefined when AUTH_METHOD=local. */
   providers: OidcProviders | undefined
+  /** LOCAL_MFA's second factors (TOTP, recovery codes, the second step's tokens). */
+  secondFactors: SecondFactors
+  /** The failed sign-in counters, shared with the second step and the account page's code checks. */
+  throttle: LoginThrottle
+  /** Passkeys: a user who has one may use it at the second step. */
+  passkeys: PasskeyRepository
+}
+
+/** How a local sign-in ends: the session, and where it goes. */
+export interface SignInOutcome {
+  secondFactor?: SecondFactorKind
+  enrolmentPending?: boolean
+  /** The attempts this sign-in was counted as (2: the password step and the code): none counts as a failure now. */
+  attempts?: number
+  /** Answered for a script (the second step's passkey button): `{ location }` instead of a redirect. */
+  json?: boolean
 }
 
 interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unknown, next?: unknown }
@@ -40,13 +59,52 @@ interface LoginForm { username?: unknown, password?: unknown, csrf_token?: unkno
 /** `signed_out`: set by /logout (auth/logout.ts); the page then says so, a fixed text. */
 interface LoginQuery { next?: string, signed_out?: string }
 
+/**
+ * The throttle's view of an attempt at a username from a request: its client address and, when it
+ * brought a valid device cookie for that username, the cookie's id (throttle.ts). Shared by the
+ * password step, the second step and the account page's code checks.
+ */
+export function throttleAttempts (config: Config, sessions: Pick<Sessions, 'names'>, deploymentId: string, clock: Clock): (request: FastifyRequest, username: string) => Attempt {
+  // Device cookies matter where there are passwords to guess; the first key signs, all of them verify.
+  const deviceKeys = config.localAuth === 'password' ? deriveKeys(config.secretKeys, deploymentId, 'device-cookie-v1') : []
+  return (request, username) => ({
+    address: clientAddressKey(request.ip),
+    username,
+    deviceId: deviceIdFor(deviceKeys, request.cookies[sessions.names.device], username, clock.now() / 1000)
+  })
+}
+
 export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, deps) => {
   const { config, users, sessions, metrics, clock } = deps
-  const throttle = new LoginThrottle(new LoginThrottleStore(deps.db), clock)
+  const { throttle, secondFactors } = deps
   // Device cookies matter where there are passwords to guess; the first key signs, all of them verify.
   const deviceKeys = config.localAuth === 'password' ? deriveKeys(config.secretKeys, deps.deploymentId, 'device-cookie-v1') : []
+  const attemptFor = throttleAttempts(config, sessions, deps.deploymentId, clock)
+
+  /**
+   * Every credential asked for was right: the attempt stops counting, the device cookie is renewed,
+   * and the session starts (a full one, or with LOCAL_MFA=required and no factor yet, one that only
+   * reaches the account page).
+   */
+  const completeSignIn = async (request: FastifyRequest, reply: FastifyReply, signedIn: User, attempt: Attempt, next: string, outcome: SignInOutcome): Promise<FastifyReply> => {
+    // ADMIN_USERNAMES promotes at sign-in (as TimeTracker); removing a name does not demote, the CLI does.
+    const promote = config.adminUsernames.includes(signedIn.username) && !signedIn.isAdmin
+    const user = await users.recordLogin(signedIn.id, promote ? { isAdmin: true } : {})
+    if (promote) auditRequest(request, { audit: 'admin-granted', user: user.username, by: 'admin-usernames' })
+    for (let i = 0; i < (outcome.attempts ?? 1); i++) await throttle.succeeded(attempt)
+    if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username, clock.now() / 1000), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
+    await sessions.start(request, user, 'local', { secondFactor: outcome.secondFactor, enrolmentPending: outcome.enrolmentPending })
+    metrics.login('local')
+    if (config.localAuth === 'password') metrics.signInsByFactor.inc(outcome.enrolmentPending === true ? 'enrolment-pending' : outcome.secondFactor ?? 'none')
+    auditRequest(request, { audit: 'sign-in', user: user.username, by: 'user', method: 'local', admin: user.isAdmin, ...(outcome.secondFactor !== undefined ? { factor: outcome.secondFactor } : {}) })
+    const location = outcome.enrolmentPending === true ? ACCOUNT_PATH : next
+    if (outcome.json === true) return await reply.header('cache-control', 'no-store').send({ location })
+    return await reply.redirect(location, 303)
+  }
   const localEnabled = config.authMethod !== 'oidc'
   const render = loginRenderer(config, sessions, deps.providers)
+
+  const { renderSecondStep } = await secondStepRoutes(app, { config, users, sessions, metrics, secondFactors, throttle, attemptFor, completeSignIn, renderLogin: render, passkeys: deps.passkeys, clock })
 
   app.get<{ Querystring: LoginQuery }>('/login', async (request, reply) => {
     const next = safeNextPath(request.query.next)
@@ -88,11 +146,7 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
 
     /** The sign-in proper: every step that reads or writes the database. */
     const signIn = async (): Promise<FastifyReply> => {
-      const attempt: Attempt = {
-        address: clientAddressKey(request.ip),
-        username,
-        deviceId: deviceIdFor(deviceKeys, request.cookies[sessions.names.device], username, clock.now() / 1000)
-      }
+      const attempt = attemptFor(request, username)
       // Counted now, before the password check, so concurrent guesses cannot all slip under the limit.
       const wait = await throttle.begin(attempt)
       if (wait > 0) {
@@ -116,16 +170,16 @@ export const localLoginRoutes: FastifyPluginAsync<LocalLoginDeps> = async (app, 
       }
       if (!user.isActive) return refuse(403, 'disabled', MESSAGES.disabled, username)
 
-      // ADMIN_USERNAMES promotes at sign-in (as TimeTracker); removing a name does not demote, the CLI does.
-      const promote = config.adminUsernames.includes(user.username) && !user.isAdmin
-      user = await users.recordLogin(user.id, promote ? { isAdmin: true } : {})
-      if (promote) auditRequest(request, { audit: 'admin-granted', user: user.username, by: 'admin-usernames' })
-      await throttle.succeeded(attempt)
-      if (deviceKeys.length > 0) reply.setCookie(sessions.names.device, newDeviceCookie(deviceKeys[0]!, user.username, clock.now() / 1000), sessions.cookieOptions(DEVICE_COOKIE_MAX_AGE))
-      await sessions.start(request, user, 'local')
-      metrics.login('local')
-      auditRequest(request, { audit: 'sign-in', user: user.username, by: 'user', method: 'local', admin: user.isAdmin })
-      return await reply.redirect(next, 303)
+      if (config.localMfa !== 'off' && config.localAuth === 'password') {
+        // A confirmed second factor: the password alone starts nothing. The attempt keeps counting
+        // as a failure until the second step succeeds, and the step is bound to this one by a token.
+        if (await secondFactors.hasConfirmedFactor(user.id)) {
+          const mfaToken = await secondFactors.newStepToken(user.id, next)
+          return await renderSecondStep(request, reply, 200, { mfaToken, next, userId: user.id })
+        }
+        if (config.localMfa === 'required') return await completeSignIn(request, reply, user, attempt, next, { enrolmentPending: true })
+      }
+      return await completeSignIn(request, reply, user, attempt, next, {})
     }
     try {
       return await signIn()

@@ -41,6 +41,8 @@ export interface PasskeyRouteDeps {
   metrics: Metrics
   db: Db
   clock: Clock
+  /** Whether the user still has a second factor (an authenticator app or a passkey): LOCAL_MFA=required holds those without. */
+  hasSecondFactor: (userId: number) => Promise<boolean>
 }
 
 /** What each refusal says to the user (the reasons are ceremonies.ts's). */
@@ -180,6 +182,9 @@ export const passkeyRoutes: FastifyPluginAsync<PasskeyRouteDeps> = async (app, d
     }
     metrics.passkey('added')
     auditRequest(request, { audit: 'passkey-added', user: account.user.username, by: 'user', passkey: name, passwordless: result.value.passwordless })
+    // As after enrolling an authenticator app: the session that enrolled (held on the account page with
+    // LOCAL_MFA=required, or a password-only one) is replaced by one that passed the factor just proved.
+    await sessions.start(request, account.user, 'local', { secondFactor: 'passkey' })
     return await reply.code(201).header('cache-control', 'no-store').send({ id: result.value.id, name, passwordless: result.value.passwordless })
   })
 
@@ -198,6 +203,8 @@ export const passkeyRoutes: FastifyPluginAsync<PasskeyRouteDeps> = async (app, d
     if (removed === undefined) return page(404, 'You have no such passkey (it may have been removed already).')
     metrics.passkey('removed')
     auditRequest(request, { audit: 'passkey-removed', user: account.user.username, by: 'user', passkey: removed.name, passwordless: removed.passwordless })
+    // With LOCAL_MFA=required and no factor left, the session is held until the user enrols again.
+    if (config.localMfa === 'required' && !(await deps.hasSecondFactor(account.user.id))) await sessions.start(request, account.user, 'local', { enrolmentPending: true })
     return await reply.redirect(`${PASSKEYS_PAGE_PATH}?removed=1`, 303)
   })
 

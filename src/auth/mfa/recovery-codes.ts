@@ -1,0 +1,71 @@
+// Recovery codes: ten one-time codes shown once at enrolment, for the day the authenticator is lost.
+// Stored as keyed hashes (HMAC-SHA-256 under a key derived from SECRET_KEY, bound to the user), so
+// the table alone gives nothing away and cannot be checked offline; compared in constant time.
+import { createHmac, randomInt, timingSafeEqual } from 'node:crypto'
+import { deriveKeys } from '../../session/keys.js'
+
+export const RECOVERY_CODE_COUNT = 10
+/** No 0/o, 1/l/i: codes are read off paper and typed by hand. 31 symbols, 10 of them: ~49.5 bits. */
+const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'
+const GROUP = 5
+
+/** `count` fresh codes, `xxxxx-xxxxx`, from node:crypto's uniform randomInt. */
+export function newRecoveryCodes (count = RECOVERY_CODE_COUNT): string[] {
+  const one = (): string => {
+    let s = ''
+    for (let i = 0; i < 2 * GROUP; i++) s += ALPHABET[randomInt(ALPHABET.length)]
+    return `${s.slice(0, GROUP)}-${s.slice(GROUP)}`
+  }
+  const codes = new Set<string>()
+  while (codes.size < count) codes.add(one())
+  return [...codes]
+}
+
+/** What a user typed, as a recovery code in its canonical form (case, spaces and hyphens forgiven); else undefined. */
+export function normaliseRecoveryCode (input: unknown): string | undefined {
+  if (typeof input !== 'string' || input.length > 64) return undefined
+  const s = input.toLowerCase().replace(/[\s-]/g, '')
+  if (s.length !== 2 * GROUP || [...s].some((c) => !ALPHABET.includes(c))) return undefined
+  return `${s.slice(0, GROUP)}-${s.slice(GROUP)}`
+}
+
+/** Whether the input looks like a recovery code rather than a TOTP code (the one field takes both). */
+export function looksLikeRecoveryCode (input: unknown): boolean {
+  return normaliseRecoveryCode(input) !== undefined
+}
+
+export class RecoveryCodeHasher {
+  private readonly keys: Buffer[]
+
+  constructor (secretKeys: string[], deploymentId: string) {
+    this.keys = deriveKeys(secretKeys, deploymentId, 'recovery-code-v1')
+  }
+
+  /** The stored form of a canonical code: the first key's hash, bound to the user. */
+  hash (userId: number, code: string): string {
+    return hashWith(this.keys[0]!, userId, code)
+  }
+
+  /**
+   * Which stored hash (unused codes of the user) this input is, under any configured key (rotation),
+   * compared in constant time; undefined: none.
+   */
+  match (userId: number, input: unknown, storedHashes: readonly string[]): string | undefined {
+    const code = normaliseRecoveryCode(input)
+    if (code === undefined) return undefined
+    const candidates = this.keys.map((key) => Buffer.from(hashWith(key, userId, code)))
+    let found: string | undefined
+    // Every pair is compared (no early exit): the time does not say which code, or whether one, matched.
+    for (const stored of storedHashes) {
+      const bytes = Buffer.from(stored)
+      for (const candidate of candidates) {
+        if (bytes.length === candidate.length && timingSafeEqual(bytes, candidate)) found = stored
+      }
+    }
+    return found
+  }
+}
+
+function hashWith (key: Buffer, userId: number, code: string): string {
+  return createHmac('sha256', key).update(`recovery-code:${userId}:${code}`).digest('base64url')
+}
