@@ -259,13 +259,14 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     await gateway.register(formbody)
     gateway.addHook('onRequest', async (_request, reply) => { setPageSecurityHeaders(reply, [], imgSources) })
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
-    // One throttle for passwords, second-step codes and the account page's code checks.
+    // One throttle for passwords (at sign-in and asked again to add a factor), second-step codes, passkeys and the account page's code checks.
     const throttle = new LoginThrottle(new LoginThrottleStore(db), clock)
     const secondFactors = new SecondFactors(new SecondFactorRepository(db), config.secretKeys, deploymentId, clock)
     await gateway.register(localLoginRoutes, { config, users, sessions, metrics, deploymentId, clock, providers, secondFactors, throttle, passkeys })
-    await gateway.register(accountRoutes, { config, users, sessions, metrics, secondFactors, throttle, revocations, attemptFor: throttleAttempts(config, sessions, deploymentId, clock) })
+    const attemptFor = throttleAttempts(config, sessions, deploymentId, clock)
+    await gateway.register(accountRoutes, { config, users, sessions, metrics, secondFactors, throttle, revocations, attemptFor })
     // Passkeys (LOCAL_MFA): the account page's and the login page's; 404 unless enabled.
-    await gateway.register(passkeyRoutes, { config, users, passkeys, sessions, metrics, db, clock, hasSecondFactor: async (userId) => await secondFactors.hasConfirmedFactor(userId) })
+    await gateway.register(passkeyRoutes, { config, users, passkeys, sessions, metrics, clock, throttle, attemptFor, hasSecondFactor: async (userId) => await secondFactors.hasConfirmedFactor(userId) })
     await gateway.register(oidcRoutes, { config, users, sessions, metrics, deploymentId, providers, clock, ...(options.oidcRateLimitAddresses !== undefined ? { rateLimitAddresses: options.oidcRateLimitAddresses } : {}) })
     await gateway.register(idpLogoutRoutes, { providers, users, sessions, metrics })
     const gate = new LogoutGate({ sessions, publicUrl: config.publicUrl, brand, imgSources })

@@ -15,7 +15,7 @@ export type AuditAction =
   | 'sign-in' | 'sign-in-failed' | 'sign-out' | 'sso-linked'
   | 'user-created' | 'admin-granted' | 'admin-revoked' | 'user-disabled' | 'user-enabled'
   | 'sessions-revoked' | 'sessions-ended' | 'password-set' | 'session-ended'
-  | 'passkey-added' | 'passkey-removed' | 'passkey-used'
+  | 'passkey-added' | 'passkey-removed' | 'passkey-used' | 'reauth-failed'
   | 'second-factor-enrolled' | 'second-factor-removed' | 'recovery-code-used' | 'recovery-codes-regenerated' | 'second-factors-reset'
 
 /**
@@ -36,12 +36,12 @@ export interface AuditEvent {
   method?: 'local' | 'oidc'
   /** SSO with OIDC_PROVIDERS: the provider's id. */
   provider?: string
-  /** Why a sign-in was refused, or why sessions were revoked. */
+  /** Why a sign-in (or reauth-failed: the password asked again) was refused, or why sessions were revoked. */
   reason?: string
   admin?: boolean
   /** sessions-ended: how many of the user's sessions ended. */
   sessions?: number
-  /** Second factors: which (totp, recovery, passkey) for sign-ins, enrolments and removals; passkey-used: `sign-in` (instead of the password) or `second-factor`. */
+  /** Second factors: which (totp, recovery, passkey) for sign-ins, enrolments and removals (reauth-failed: the one being added); passkey-used: `sign-in` (instead of the password) or `second-factor`. */
   factor?: string
   /** passkey-*: the passkey's name, as its user gave it, and whether it signs in without a password. */
   passkey?: string

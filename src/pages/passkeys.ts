@@ -59,6 +59,10 @@ export function passkeysPage (o: PasskeysPageOptions): string {
 <input type="text" id="passkey-name" name="name" maxlength="64" required placeholder="e.g. Work laptop" autocomplete="off">
 </div>
 <label class="checkbox" for="passkey-passwordless"><input type="checkbox" id="passkey-passwordless" name="passwordless" value="1"> Use it to sign in without a password</label>
+<div class="field">
+<label for="passkey-password">Your current password</label>
+<input type="password" id="passkey-password" name="password" autocomplete="current-password" required>
+</div>
 <button class="button" type="submit">Add a passkey</button>
 </form>
 <p class="muted" id="passkey-unsupported" hidden>This browser cannot create passkeys.</p>`

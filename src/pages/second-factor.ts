@@ -107,7 +107,10 @@ export function accountPage (o: AccountPageOptions): string {
 <summary>Remove the authenticator app</summary>
 <form method="post" action="/_authgate/account/totp/remove">${csrf}${codeField('remove-code')}<button class="button secondary" type="submit">Remove</button></form>
 </details>`
-      : html`<form method="post" action="/_authgate/account/totp">${csrf}<button class="button" type="submit">Add an authenticator app</button></form>`
+      : html`<form method="post" action="/_authgate/account/totp">${csrf}<div class="field">
+<label for="totp-password">Your current password</label>
+<input type="password" id="totp-password" name="password" autocomplete="current-password" required>
+</div><button class="button" type="submit">Add an authenticator app</button></form>`
     const passkeys = html`<li><span>Passkeys</span><span class="status${o.passkeys > 0 ? ' live' : ''}" data-factor="passkeys" data-passkeys="${o.passkeys}">${o.passkeys > 0 ? String(o.passkeys) : 'None'}</span></li>`
     factors = html`<h2>Second factor</h2>
 <ul class="factor-list">${totp}${passkeys}</ul>

@@ -1,6 +1,7 @@
 // Passkeys in a real Chromium, with the DevTools virtual authenticator (CDP `WebAuthn.*`: a CTAP2
 // platform authenticator that keeps resident keys and verifies the user): sign in with the
-// password, add a passkey on /_authgate/account/passkeys, sign out, sign in with the passkey alone
+// password, add a passkey on /_authgate/account/passkeys (a wrong password typed on its form refused
+// first), sign out, sign in with the passkey alone
 // and reach the (verifying) demo upstream; a passkey not chosen for sign-in refused there; removal.
 // The gateway runs without PUBLIC_URL in development, opened as http://localhost:<port>: the relying
 // party is then localhost (src/auth/passkeys/relying-party.ts). Screenshots at desktop and phone widths.
@@ -39,6 +40,7 @@ if (requireChromium(t)) {
     if (page.url() !== `${base}/_authgate/account/passkeys`) await page.goto(`${base}/_authgate/account/passkeys`)
     await page.getByLabel('Name').fill(name)
     await page.getByLabel('Use it to sign in without a password').setChecked(passwordless)
+    await page.getByLabel('Your current password').fill(PASSWORD)
     await Promise.all([page.waitForURL(`${base}/_authgate/account/passkeys?added=1`), page.getByRole('button', { name: 'Add a passkey' }).click()])
   }
   const signOut = async (page: Page): Promise<void> => {
@@ -63,6 +65,17 @@ if (requireChromium(t)) {
     await Promise.all([page.waitForURL(`${base}/_authgate/account/passkeys`), page.getByRole('button', { name: 'Sign in', exact: true }).click()])
     t.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Passkeys')
     t.ok(await page.locator('#passkey-add').isVisible(), 'the script revealed the add form')
+
+    // A wrong password: refused before the authenticator is asked, the page says why.
+    await page.getByLabel('Name').fill('Laptop')
+    await page.getByLabel('Use it to sign in without a password').setChecked(true)
+    await page.getByLabel('Your current password').fill('not the password')
+    await page.getByRole('button', { name: 'Add a passkey' }).click()
+    await page.locator('#passkey-error:not([hidden])').waitFor()
+    t.match(await alertText(page), 'That password is not right.')
+    t.equal((await credentialsOf(cdp, first)).length, 0, 'the authenticator was not asked')
+    t.equal(await page.locator('#passkey-password').getAttribute('type'), 'password')
+    t.equal(await page.locator('#passkey-password').getAttribute('autocomplete'), 'current-password')
 
     await addPasskey(page, 'Laptop', true)
     t.match(await page.getByRole('status').textContent(), 'Passkey added.')

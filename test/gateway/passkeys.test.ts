@@ -3,6 +3,7 @@
 // removing, signing in with a passkey alone, and every bad input to the JSON endpoints answered with
 // a deliberate 4xx JSON error (malformed JSON, an oversized body, no CSRF token, a used or foreign
 // challenge, another site's answer, an unknown credential, a second-factor-only passkey), never a 500.
+// Adding a passkey asks for the password again (with the options request), counted by the sign-in throttle.
 // Chromium does the same for real in test/browser/passkeys.test.ts.
 import t from 'tap'
 import { startGateway, type TestGateway } from '../support/gateway.js'
@@ -11,6 +12,7 @@ import { cookieHeader, csrfTokenFrom, http, setCookies, type Response } from '..
 import { hashPassword } from '../../src/auth/local/password.js'
 import { SoftAuthenticator } from '../support/soft-authenticator.js'
 import { scrape } from '../support/metrics.js'
+import { logCapture } from '../support/log-capture.js'
 
 const upstream = await startUpstream()
 t.teardown(upstream.close)
@@ -148,7 +150,7 @@ t.test('LOCAL_MFA=optional, LOCAL_AUTH=password', async (t) => {
     const browser = new Browser(gw)
     await browser.signIn('alice')
     await browser.request('/_authgate/account/passkeys')
-    const options = await browser.json('/_authgate/account/passkeys/options', { passwordless: true })
+    const options = await browser.json('/_authgate/account/passkeys/options', { passwordless: true, password: PASSWORD })
     t.equal(options.status, 200)
     t.equal(options.body.rp.id, 'localhost')
     t.equal(options.body.attestation, 'none')
@@ -156,7 +158,7 @@ t.test('LOCAL_MFA=optional, LOCAL_AUTH=password', async (t) => {
     const refusedOrigin = await browser.json('/_authgate/account/passkeys', { response: wrongSite.answer, name: 'Evil' })
     t.equal(refusedOrigin.status, 400)
     t.equal(refusedOrigin.body.error, 'origin')
-    const fresh = await browser.json('/_authgate/account/passkeys/options', { passwordless: true })
+    const fresh = await browser.json('/_authgate/account/passkeys/options', { passwordless: true, password: PASSWORD })
     const { answer, credential } = authenticator.register(fresh.body)
     const added = await browser.json('/_authgate/account/passkeys', { response: answer, name: 'Laptop <b>' })
     t.equal(added.status, 201)
@@ -168,7 +170,7 @@ t.test('LOCAL_MFA=optional, LOCAL_AUTH=password', async (t) => {
     t.match(page.body, 'Laptop &lt;b&gt;', 'the name escaped')
     t.match(page.body, 'Sign-in without password')
     t.match(page.body, 'Passkey added.')
-    const second = await browser.json('/_authgate/account/passkeys/options', { passwordless: false })
+    const second = await browser.json('/_authgate/account/passkeys/options', { passwordless: false, password: PASSWORD })
     const key = authenticator.register(second.body)
     t.equal((await browser.json('/_authgate/account/passkeys', { response: key.answer, name: 'Key' })).status, 201)
     t.match((await browser.request('/_authgate/account/passkeys')).body, 'Second factor only')
@@ -226,7 +228,7 @@ t.test('LOCAL_MFA=optional, LOCAL_AUTH=password', async (t) => {
       await gw.users.create({ username, passwordHash: await hashPassword(PASSWORD) })
       const owner = new Browser(gw)
       await owner.signIn(username)
-      const { answer, credential } = authenticator.register((await owner.json('/_authgate/account/passkeys/options', { passwordless: true })).body)
+      const { answer, credential } = authenticator.register((await owner.json('/_authgate/account/passkeys/options', { passwordless: true, password: PASSWORD })).body)
       t.equal((await owner.json('/_authgate/account/passkeys', { response: answer, name: 'Phone' })).status, 201)
       return credential
     }
@@ -261,4 +263,62 @@ t.test('LOCAL_MFA=optional, LOCAL_AUTH=password', async (t) => {
     t.equal(last.body.error, 'too_many_requests')
     t.match(last.headers['retry-after'], /^\d+$/)
   })
+})
+
+t.test('adding a passkey asks for the password again', async (t) => {
+  const capture = logCapture('info')
+  const gw = await startGateway({ LOCAL_AUTH: 'password', LOCAL_MFA: 'optional' }, { upstream: upstream.url, logger: capture.logger })
+  t.teardown(gw.close)
+  const erin = (await gw.users.create({ username: 'erin', passwordHash: await hashPassword(PASSWORD) })).user
+  const authenticator = new SoftAuthenticator(new Browser(gw).origin)
+  const challengesOf = async (): Promise<number> => (await gw.db.kysely.selectFrom('webauthn_challenges').select('challenge').where('user_id', '=', erin.id).execute()).length
+  const browser = new Browser(gw)
+  t.equal((await browser.signIn('erin')).status, 303)
+
+  const page = await browser.request('/_authgate/account/passkeys')
+  t.match(page.body, /<input type="password" id="passkey-password" name="password" autocomplete="current-password" required>/, 'the add form has a password field')
+
+  const forged = await browser.json('/_authgate/account/passkeys/options', { passwordless: true, password: 'wrong password' }, { 'x-authgate-csrf': 'A'.repeat(43) })
+  t.equal(forged.status, 403, 'the CSRF check comes first')
+  t.equal(forged.body.error, 'csrf')
+  t.notOk(capture.lines().some((l) => l.audit === 'reauth-failed'), 'a forged request is not a password attempt')
+
+  for (const [what, body] of [['no password', { passwordless: true }], ['an empty password', { passwordless: true, password: '' }], ['a password that is not a string', { passwordless: true, password: 42 }]] as const) {
+    const res = await browser.json('/_authgate/account/passkeys/options', body)
+    t.equal(res.status, 400, `${what}: 400`)
+    t.equal(res.body.error, 'password_required', what)
+    t.equal(res.body.message, 'Type your current password to continue.')
+  }
+
+  const wrong = await browser.json('/_authgate/account/passkeys/options', { passwordless: true, password: 'not the password' })
+  t.equal(wrong.status, 401, 'a wrong password: 401')
+  t.equal(wrong.body.error, 'wrong_password')
+  t.match(wrong.body.message, /That password is not right/)
+  t.equal(await challengesOf(), 0, 'no challenge stored')
+  const audited = capture.lines().filter((l) => l.audit === 'reauth-failed')
+  t.equal(audited.length, 1, 'the wrong password audited')
+  t.match(audited[0], { user: 'erin', by: 'user', factor: 'passkey', reason: 'wrong-password' })
+  t.notOk(capture.lines().some((l) => JSON.stringify(l).includes('not the password')), 'what was typed is never logged')
+
+  const right = await browser.json('/_authgate/account/passkeys/options', { passwordless: true, password: PASSWORD })
+  t.equal(right.status, 200, 'the right password: the options')
+  t.equal(await challengesOf(), 1, 'one challenge, for erin')
+  const { answer } = authenticator.register(right.body)
+  const added = await browser.json('/_authgate/account/passkeys', { response: answer, name: 'Laptop' })
+  t.equal(added.status, 201, 'the registration itself needs no password: its challenge was issued after the check')
+  t.equal(added.body.passwordless, true)
+
+  // The right password forgot erin's earlier failure; ten wrong ones (her browser's device budget), then a wait.
+  const again = browser
+  t.equal((await again.request('/_authgate/account/passkeys')).status, 200, 'still signed in (the session that added the passkey)')
+  for (let i = 0; i < 10; i++) t.equal((await again.json('/_authgate/account/passkeys/options', { password: `guess ${i}` })).status, 401, `wrong password ${i + 1}`)
+  const throttled = await again.json('/_authgate/account/passkeys/options', { password: PASSWORD })
+  t.equal(throttled.status, 429, 'then even the right password waits, as at sign-in')
+  t.equal(throttled.body.error, 'too_many_requests')
+  t.match(throttled.body.message, /Too many wrong passwords/)
+  t.match(throttled.headers['retry-after'], /^\d+$/)
+  t.equal(await challengesOf(), 0, 'no challenge stored while throttled (the one used is gone)')
+  t.ok(capture.lines().some((l) => l.audit === 'reauth-failed' && l.reason === 'throttled' && l.user === 'erin'), 'the throttled attempt audited')
+  const signIn = await browser.request('/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username: 'erin', password: PASSWORD, csrf_token: browser.csrf, next: '/' }).toString() })
+  t.equal(signIn.status, 429, 'the same throttle as sign-in: a password sign-in from this browser waits too')
 })

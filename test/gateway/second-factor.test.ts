@@ -2,7 +2,8 @@
 // two-step sign-in, wrong, replayed and recovery codes, expired, used and forged step tokens, the
 // throttle on codes, and LOCAL_MFA=required holding a session on the account page over HTTP,
 // WebSocket and forward-auth. Codes are computed by test/support/totp.ts (node:crypto from the RFC),
-// the gateway's clock is moved by hand to cross TOTP steps and the step token's 5 minutes.
+// the gateway's clock is moved by hand to cross TOTP steps and the step token's 5 minutes. Enrolling
+// asks for the password again, counted by the sign-in throttle.
 import t from 'tap'
 import WebSocket from 'ws'
 import { startGateway } from '../support/gateway.js'
@@ -11,7 +12,9 @@ import { startWsUpstream } from '../support/ws-upstream.js'
 import { TestClock } from '../support/clock.js'
 import { totpCode } from '../support/totp.js'
 import { cookieHeader, csrfTokenFrom, http, setCookies, type Response } from '../support/http.js'
-import { addUser, Browser, enrol, HTML, mfaTokenFrom, recoveryCodesFrom, secretFrom, signInWithCode } from '../support/second-factor.js'
+import { addUser, Browser, enrol, HTML, mfaTokenFrom, PASSWORD, recoveryCodesFrom, secretFrom, signInWithCode } from '../support/second-factor.js'
+import { logCapture } from '../support/log-capture.js'
+import { REAUTH_MESSAGES } from '../../src/auth/local/reauth.js'
 import { MFA_MESSAGES } from '../../src/pages/second-factor.js'
 import { escapeHtml } from '../../src/pages/html.js'
 
@@ -57,7 +60,7 @@ t.test('LOCAL_MFA=optional: enrolment, two-step sign-in, wrong, replayed and rec
   await t.test('enrolment: QR code, secret, a wrong code refused, the right one shows ten recovery codes once', async (t) => {
     const browser = new Browser(gw.url)
     await browser.signIn('alice')
-    const begun = await browser.post('/_authgate/account/totp', { csrf_token: await browser.accountCsrf() })
+    const begun = await browser.post('/_authgate/account/totp', { csrf_token: await browser.accountCsrf(), password: PASSWORD })
     t.equal(begun.status, 200)
     secret = secretFrom(begun.body)
     t.match(secret, /^[A-Z2-7]{32}$/)
@@ -89,7 +92,7 @@ t.test('LOCAL_MFA=optional: enrolment, two-step sign-in, wrong, replayed and rec
     t.match(account.body, 'data-factor="totp">On')
     t.match(account.body, 'data-recovery-codes-left="10"')
     t.equal(recoveryCodesFrom(account.body).length, 0, 'shown once only')
-    const again = await browser.post('/_authgate/account/totp', { csrf_token: csrfTokenFrom(account.body) })
+    const again = await browser.post('/_authgate/account/totp', { csrf_token: csrfTokenFrom(account.body), password: PASSWORD })
     t.equal(again.status, 409, 'a confirmed authenticator is not replaced by starting another')
     t.match(again.body, escapeHtml(MFA_MESSAGES.alreadyEnrolled))
     clock.advance(30_000)
@@ -275,7 +278,8 @@ t.test('LOCAL_MFA=required: held on the account page until enrolled (HTTP, WebSo
   const account = await browser.get('/_authgate/account')
   t.equal(account.status, 200)
   t.match(account.body, escapeHtml(MFA_MESSAGES.enrolmentRequired))
-  const begun = await browser.post('/_authgate/account/totp', { csrf_token: csrfTokenFrom(account.body) })
+  t.match(account.body, 'name="password" autocomplete="current-password"', 'the held session is asked for its password too')
+  const begun = await browser.post('/_authgate/account/totp', { csrf_token: csrfTokenFrom(account.body), password: PASSWORD })
   const secret = secretFrom(begun.body)
   const confirmed = await browser.post('/_authgate/account/totp/confirm', { csrf_token: csrfTokenFrom(begun.body), code: totpCode(secret, clock.now()) })
   t.equal(confirmed.status, 200)
@@ -296,4 +300,60 @@ t.test('LOCAL_MFA=required: held on the account page until enrolled (HTTP, WebSo
   t.equal(second.status, 303)
   t.equal(second.headers.location, '/')
   t.equal((await again.get('/app', { accept: 'application/json' })).status, 200)
+})
+
+t.test('enrolling an authenticator app asks for the password again', async (t) => {
+  const clock = TestClock.atWholeSecond()
+  const capture = logCapture('info')
+  const gw = await startGateway({ LOCAL_AUTH: 'password', LOCAL_MFA: 'optional' }, { upstream: upstream.url, clock, logger: capture.logger })
+  t.teardown(gw.close)
+  await addUser(gw, 'frank')
+  const pendingRows = async (): Promise<number> => (await gw.db.kysely.selectFrom('user_totp').selectAll().execute()).length
+  const reauthFailures = (): Array<Record<string, unknown>> => capture.lines().filter((l) => l.audit === 'reauth-failed')
+  const browser = new Browser(gw.url)
+  t.equal((await browser.signIn('frank')).status, 303)
+  const page = await browser.get('/_authgate/account')
+  t.match(page.body, /<form method="post" action="\/_authgate\/account\/totp"><input type="hidden" name="csrf_token" value="[^"]+"><div class="field">\n<label for="totp-password">Your current password<\/label>\n<input type="password" id="totp-password" name="password" autocomplete="current-password" required>/, 'the form asks for the password')
+
+  const forged = await browser.post('/_authgate/account/totp', { csrf_token: 'A'.repeat(43), password: 'wrong password' })
+  t.equal(forged.status, 403, 'the CSRF check comes first')
+  t.equal(reauthFailures().length, 0, 'a forged form is not a password attempt')
+
+  const csrf = csrfTokenFrom(page.body)
+  const missing = await browser.post('/_authgate/account/totp', { csrf_token: csrf })
+  t.equal(missing.status, 400, 'no password: 400')
+  t.match(missing.body, escapeHtml(REAUTH_MESSAGES.missing))
+  t.equal(secretFrom(missing.body), '', 'no secret shown')
+
+  const wrong = await browser.post('/_authgate/account/totp', { csrf_token: csrf, password: 'not the password' })
+  t.equal(wrong.status, 401, 'a wrong password: 401')
+  t.match(wrong.body, escapeHtml(REAUTH_MESSAGES.wrong))
+  t.match(wrong.body, 'id="account-error"', 'on the account page, as an error')
+  t.equal(secretFrom(wrong.body), '', 'no secret shown')
+  t.equal(await pendingRows(), 0, 'no pending authenticator stored')
+  t.equal(reauthFailures().length, 1)
+  t.match(reauthFailures()[0], { user: 'frank', by: 'user', factor: 'totp', reason: 'wrong-password' })
+  t.notOk(capture.lines().some((l) => JSON.stringify(l).includes('not the password')), 'what was typed is never logged')
+
+  const right = await browser.post('/_authgate/account/totp', { csrf_token: csrf, password: PASSWORD })
+  t.equal(right.status, 200, 'the right password: the enrolment page')
+  t.match(secretFrom(right.body), /^[A-Z2-7]{32}$/)
+  t.equal(await pendingRows(), 1, 'one pending authenticator')
+  const confirmed = await browser.post('/_authgate/account/totp/confirm', { csrf_token: csrfTokenFrom(right.body), code: totpCode(secretFrom(right.body), clock.now()) })
+  t.equal(confirmed.status, 200, 'confirming needs no password again: it needs the pending secret the check let through')
+
+  // A second user, from another browser: ten wrong passwords (its device budget), then a wait.
+  await addUser(gw, 'grace')
+  const other = new Browser(gw.url)
+  t.equal((await other.signIn('grace')).status, 303)
+  const token = await other.accountCsrf()
+  for (let i = 0; i < 10; i++) t.equal((await other.post('/_authgate/account/totp', { csrf_token: token, password: `guess ${i}` })).status, 401, `wrong password ${i + 1}`)
+  const throttled = await other.post('/_authgate/account/totp', { csrf_token: token, password: PASSWORD })
+  t.equal(throttled.status, 429, 'then even the right password waits')
+  t.match(throttled.headers['retry-after'], /^\d+$/)
+  t.match(throttled.body, 'Too many wrong passwords.')
+  t.equal(await pendingRows(), 1, 'nothing stored for grace')
+  t.ok(reauthFailures().some((l) => l.user === 'grace' && l.reason === 'throttled' && l.factor === 'totp'), 'the throttled attempt audited')
+  const signIn = await other.post('/login', { username: 'grace', password: PASSWORD, csrf_token: token, next: '/' })
+  t.equal(signIn.status, 429, 'the same throttle as sign-in: this browser\'s password sign-in waits too')
 })

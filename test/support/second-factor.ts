@@ -1,5 +1,6 @@
 // A browser without JavaScript for the second factor's tests: cookies kept, forms posted, the
-// password step, TOTP enrolment through the account page and the second step.
+// password step, TOTP enrolment through the account page (which asks for the password again) and
+// the second step.
 import type { Test } from 'tap'
 import type { TestGateway } from './gateway.js'
 import type { TestClock } from './clock.js'
@@ -57,7 +58,7 @@ export async function enrol (t: Test, gw: TestGateway, clock: TestClock, usernam
   const browser = new Browser(gw.url)
   const signedIn = await browser.signIn(username)
   t.equal(signedIn.status, 303, 'no factor yet: the password signs in')
-  const begun = await browser.post('/_authgate/account/totp', { csrf_token: await browser.accountCsrf() })
+  const begun = await browser.post('/_authgate/account/totp', { csrf_token: await browser.accountCsrf(), password: PASSWORD })
   t.equal(begun.status, 200)
   const secret = secretFrom(begun.body)
   const confirmed = await browser.post('/_authgate/account/totp/confirm', { csrf_token: csrfTokenFrom(begun.body), code: totpCode(secret, clock.now()) })

@@ -120,6 +120,7 @@ t.test('the pages: scripts from the gateway only, the account pages as a destina
   t.match(page, 'aria-label="Remove &lt;img&gt;"')
   t.match(page, 'name="csrf_token" value="tok"')
   t.match(page, 'Second factor only')
+  t.match(page, /<input type="password" id="passkey-password" name="password" autocomplete="current-password" required>/, 'the add form asks for the password again')
   t.notMatch(page, /<script>/)
   t.notMatch(passkeysPage({ appName: 'TT', username: 'a', csrfToken: 't', canAdd: false, passkeys: [] }), /id="passkey-add"/, 'no add form at the cap')
 })

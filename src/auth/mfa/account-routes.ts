@@ -1,7 +1,8 @@
 // The account page (/_authgate/account) and its forms: the signed-in user's second factors (TOTP with
 // its QR code, recovery codes), and "sign out everywhere". A page for the signed-in user only; every
 // form carries the CSRF token; removing the authenticator or replacing recovery codes needs a current
-// code, checked (and counted) like the second sign-in step.
+// code, checked (and counted) like the second sign-in step; adding an authenticator app needs the
+// password again (src/auth/local/reauth.ts: a held session cookie must not be enough to enrol one).
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import QRCode from 'qrcode'
 import type { Config } from '../../config/index.js'
@@ -15,6 +16,7 @@ import { brandOf, messagePage } from '../../pages/layout.js'
 import { accountPage, MFA_MESSAGES, recoveryCodesPage, totpEnrolmentPage, type AccountPageOptions } from '../../pages/second-factor.js'
 import { RETRY_AFTER_SECONDS, SESSIONS_UNAVAILABLE } from '../../pages/unavailable.js'
 import type { Attempt, LoginThrottle } from '../local/throttle.js'
+import { confirmPassword } from '../local/reauth.js'
 import type { SecondFactors } from './service.js'
 import { ACCOUNT_PATH, secondFactorHold } from './gate.js'
 
@@ -31,7 +33,7 @@ export interface AccountDeps {
   revocations: Pick<RevocationList, 'refresh'>
 }
 
-interface CsrfForm { csrf_token?: unknown, code?: unknown }
+interface CsrfForm { csrf_token?: unknown, code?: unknown, password?: unknown }
 
 /** A page request (a navigation, or a form posted from a page) rather than an API call. */
 function wantsPage (request: FastifyRequest): boolean {
@@ -138,6 +140,16 @@ export const accountRoutes: FastifyPluginAsync<AccountDeps> = async (app, deps) 
   app.post<{ Body: CsrfForm }>(ACCOUNT_PATH + '/totp', { bodyLimit: 16 * 1024 }, async (request, reply) => {
     const session = await formSession(request, reply, true)
     if (session === undefined) return reply
+    // The password again, before anything is stored: a session alone (a stolen cookie, a browser left
+    // open) must not enrol an app its owner does not have. A held session (LOCAL_MFA=required) is asked
+    // too: the same form for everyone, and the hold may be hours old.
+    const user = await users.findById(session.uid)
+    if (user === undefined || !user.isActive) return await showAccount(request, reply, session, 401, { error: 'Sign in again to continue.' })
+    const checked = await confirmPassword(deps, request, user, request.body?.password, 'totp')
+    if (!checked.ok) {
+      if (checked.status === 429) reply.header('retry-after', String(checked.retryAfter))
+      return await showAccount(request, reply, session, checked.status, { error: checked.message })
+    }
     const enrolment = await secondFactors.beginTotp(session.uid, session.u, config.appName)
     if (enrolment === undefined) return await showAccount(request, reply, session, 409, { error: MFA_MESSAGES.alreadyEnrolled })
     return await enrolmentPage(request, reply, 200, enrolment)

@@ -2,12 +2,13 @@
 // with a passkey alone from the login page. Registered always (the route table is the same in every
 // configuration), answering 404 unless LOCAL_MFA is on with LOCAL_AUTH=password (availability.ts).
 // The JSON endpoints take the CSRF token in the x-authgate-csrf header; every refusal is a 4xx with
-// a JSON body `{ error, message }`, counted and, where it concerns an account, audited.
+// a JSON body `{ error, message }`, counted and, where it concerns an account, audited. Adding a
+// passkey needs the account's password again, with the options request (src/auth/local/reauth.ts):
+// the challenge the answer must sign is stored only after that check.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/index.js'
 import type { UserRepository, User } from '../../db/users.js'
 import { MAX_PASSKEYS_PER_USER, type PasskeyRepository } from '../../db/passkeys.js'
-import type { Db } from '../../db/index.js'
 import type { Sessions } from '../../session/index.js'
 import type { SessionPayload } from '../../session/session.js'
 import type { Metrics } from '../../ops/metrics.js'
@@ -19,8 +20,8 @@ import { PASSKEYS_PAGE_PATH, passkeysPage } from '../../pages/passkeys.js'
 import { safeNextPath } from '../next-url.js'
 import { clientAddressKey } from '../../net/client-address.js'
 import { RateLimiter } from '../../net/rate-limit.js'
-import { LoginThrottle, type Attempt } from '../local/throttle.js'
-import { LoginThrottleStore } from '../../db/login-throttle.js'
+import type { Attempt, LoginThrottle } from '../local/throttle.js'
+import { confirmPassword } from '../local/reauth.js'
 import { PasskeyCeremonies, type PasskeyFailure } from './ceremonies.js'
 import { passkeyRelyingParty, passkeysEnabled } from './availability.js'
 import { relyingPartyProblem, type RelyingParty } from './relying-party.js'
@@ -39,8 +40,11 @@ export interface PasskeyRouteDeps {
   passkeys: PasskeyRepository
   sessions: Sessions
   metrics: Metrics
-  db: Db
   clock: Clock
+  /** The sign-in throttle (one for the whole gateway): passkey sign-in failures and wrong passwords on the add form count there. */
+  throttle: LoginThrottle
+  /** The throttle's view of an attempt at this username from this request (its address, its device cookie). */
+  attemptFor: (request: FastifyRequest, username: string) => Attempt
   /** Whether the user still has a second factor (an authenticator app or a passkey): LOCAL_MFA=required holds those without. */
   hasSecondFactor: (userId: number) => Promise<boolean>
 }
@@ -71,7 +75,7 @@ export const passkeyRoutes: FastifyPluginAsync<PasskeyRouteDeps> = async (app, d
   const problem = enabled ? relyingPartyProblem(config) : undefined
   if (problem !== undefined) app.log.warn(problem)
   const ceremonies = new PasskeyCeremonies(passkeys, clock, config.appName)
-  const throttle = new LoginThrottle(new LoginThrottleStore(deps.db), clock)
+  const { throttle } = deps
   const brand = brandOf(config)
   const imgSources = config.logo?.origin !== undefined ? [config.logo.origin] : []
   const limitOptions = { limit: PASSKEY_OPTIONS_PER_MINUTE, windowMs: 60_000, maxKeys: RATE_LIMIT_ADDRESSES }
@@ -161,8 +165,19 @@ export const passkeyRoutes: FastifyPluginAsync<PasskeyRouteDeps> = async (app, d
     if (typeof account === 'string') return refuseAccount(reply, account)
     const tooMany = limited(limiters.register, request, reply)
     if (tooMany !== undefined) return tooMany
-    const passwordless = bodyOf(request).passwordless
+    const body = bodyOf(request)
+    const passwordless = body.passwordless
     if (passwordless !== undefined && typeof passwordless !== 'boolean') return refuse(reply, 400, 'bad_request', '`passwordless` must be true or false.')
+    // The password again, before a challenge is stored: a session alone (a stolen cookie, a browser
+    // left open) must not add a passkey, least of all one that signs in without the password. The
+    // registration (POST below) needs no second check: it must answer this challenge, stored for
+    // this user only and used once. Held sessions (LOCAL_MFA=required) are asked too.
+    const checked = await confirmPassword(deps, request, account.user, body.password, 'passkey')
+    if (!checked.ok) {
+      if (checked.status === 429) reply.header('retry-after', String(checked.retryAfter))
+      request.log.info({ reason: checked.reason, user: account.user.username }, 'passkey registration options refused')
+      return refuse(reply, checked.status, checked.reason === 'missing-password' ? 'password_required' : checked.reason === 'wrong-password' ? 'wrong_password' : 'too_many_requests', checked.message)
+    }
     return await reply.header('cache-control', 'no-store').send(await ceremonies.registrationOptions(rp, account.user, passwordless === true))
   })
 

@@ -90,9 +90,11 @@
       const submit = form.querySelector('button[type="submit"]')
       const name = form.querySelector('input[name="name"]').value
       const passwordless = form.querySelector('input[name="passwordless"]').checked
+      // Asked again before a passkey is added: sent with the options request, which checks it.
+      const password = form.querySelector('input[name="password"]').value
       submit.disabled = true
       show(error, '')
-      post('/_authgate/account/passkeys/options', { passwordless })
+      post('/_authgate/account/passkeys/options', { passwordless, password })
         .then(function (options) { return SimpleWebAuthnBrowser.startRegistration({ optionsJSON: options }) })
         .then(function (response) { return post('/_authgate/account/passkeys', { response, name }) })
         .then(function () { window.location.assign('/_authgate/account/passkeys?added=1') })
