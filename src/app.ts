@@ -16,6 +16,7 @@ import { LoginThrottle } from './auth/local/throttle.js'
 import { LoginThrottleStore } from './db/login-throttle.js'
 import { SecondFactorRepository } from './db/second-factors.js'
 import { SecondFactors } from './auth/mfa/service.js'
+import { loadDataKey, type DataKeyOutcome } from './auth/mfa/data-key.js'
 import { accountRoutes } from './auth/mfa/account-routes.js'
 import { passkeyRoutes } from './auth/passkeys/routes.js'
 import { PasskeyRepository } from './db/passkeys.js'
@@ -109,8 +110,10 @@ const INVALID_TARGET = '/_authgate/invalid-request-target'
  * @param options - the configuration, an open and migrated database, the upstream; see {@link AppOptions}.
  * @returns the gateway, not listening yet; call `close()` when done.
  * @throws Error when the database is not usable: not migrated, or without exactly one deployment id
- *   (src/db/sessions.ts), or unreachable for the revocation list's first read. Nothing is left
- *   listening then; the caller still owns (and closes) the database.
+ *   (src/db/sessions.ts), or unreachable for the revocation list's first read; with LOCAL_MFA on,
+ *   when the second factors' data key is sealed under no configured SECRET_KEY (the message names
+ *   the fix: src/auth/mfa/data-key.ts). Nothing is left listening then; the caller still owns (and
+ *   closes) the database.
  *
  * @example
  * ```ts
@@ -165,6 +168,12 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   const sessionRecords = new SessionRepository(db)
   // Read once: every key of this instance is bound to the deployment (session/keys.ts).
   const deploymentId = await readDeploymentId(db)
+  // The second factors' data key, read (made, re-sealed) before anything starts: a key no configured
+  // SECRET_KEY opens stops the start here, with the fix in the message, rather than failing each
+  // user's sign-in later (data-key.ts). Not read with LOCAL_MFA=off: nothing uses it then.
+  const secondFactorRepository = new SecondFactorRepository(db)
+  const secondFactorKey = config.localMfa === 'off' ? undefined : await loadDataKey(secondFactorRepository, config.secretKeys, deploymentId)
+  if (secondFactorKey !== undefined && secondFactorKey.outcome !== 'opened') app.log.info({ outcome: secondFactorKey.outcome }, SECOND_FACTOR_KEY_LOG[secondFactorKey.outcome])
   // SSO identities changed by a re-validation with the IdP, read with the revocations (identities.ts).
   const identities = new SessionIdentities(sessionRecords, clock)
   const revocations = new RevocationList(users, sessionRecords, app.log, options.revocationRefreshMs, clock, identities, config.revocationMaxStaleness * 1000)
@@ -261,7 +270,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
     gateway.all(INVALID_TARGET, async (_request, reply) => await reply.code(400).send({ error: 'bad_request', message: 'request target must be an absolute path' }))
     // One throttle for passwords (at sign-in and asked again to add a factor), second-step codes, passkeys and the account page's code checks.
     const throttle = new LoginThrottle(new LoginThrottleStore(db), clock)
-    const secondFactors = new SecondFactors(new SecondFactorRepository(db), config.secretKeys, deploymentId, clock)
+    const secondFactors = new SecondFactors(secondFactorRepository, secondFactorKey?.dataKey, clock)
     await gateway.register(localLoginRoutes, { config, users, sessions, metrics, deploymentId, clock, providers, secondFactors, throttle, passkeys })
     const attemptFor = throttleAttempts(config, sessions, deploymentId, clock)
     await gateway.register(accountRoutes, { config, users, sessions, metrics, secondFactors, throttle, revocations, attemptFor })
@@ -299,4 +308,11 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
       await metricsApp?.close()
     }
   }
+}
+
+/** What the start did with the second factors' data key, when it did more than open it. */
+const SECOND_FACTOR_KEY_LOG: Record<Exclude<DataKeyOutcome, 'opened'>, string> = {
+  created: 'second factors: a new data key was made and stored, sealed under SECRET_KEY',
+  resealed: 'second factors: the data key was sealed under SECRET_KEY_PREVIOUS and is now sealed under SECRET_KEY; SECRET_KEY_PREVIOUS is no longer needed for it',
+  replaced: 'second factors: the stored data key was sealed under a SECRET_KEY no longer configured and nothing depended on it; a new one replaced it'
 }

@@ -69,10 +69,18 @@ export interface DeploymentTable {
   created_at: Timestamp
 }
 
+/** The second factors' data key, sealed under SECRET_KEY (src/auth/mfa/data-key.ts): one row, singleton = 1. */
+export interface SecondFactorKeyTable {
+  singleton: number
+  sealed_key: string
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
 /** A user's TOTP authenticator (src/auth/mfa/totp.ts): one per user, pending until confirmed. */
 export interface UserTotpTable {
   user_id: number
-  /** Sealed (src/auth/mfa/sealing.ts), never the base32 secret itself. */
+  /** Sealed under a key derived from the second-factor data key (src/auth/mfa/data-key.ts), never the base32 secret itself. */
   secret: string
   confirmed_at: Timestamp | null
   /** The time step of the last code accepted (replays refused); PostgreSQL reads bigint back as a string. */
@@ -131,6 +139,7 @@ export interface Database {
   sessions: SessionsTable
   logout_token_ids: LogoutTokenIdsTable
   deployment: DeploymentTable
+  second_factor_key: SecondFactorKeyTable
   user_totp: UserTotpTable
   recovery_codes: RecoveryCodesTable
   mfa_tokens: MfaTokensTable

@@ -7,7 +7,7 @@ import type { Db } from './index.js'
 
 export interface TotpRecord {
   userId: number
-  /** Sealed (src/auth/mfa/sealing.ts). */
+  /** Sealed under a key derived from the second-factor data key (src/auth/mfa/data-key.ts). */
   sealedSecret: string
   /** Null: an enrolment still pending (no code confirmed yet). */
   confirmedAt: Date | null
@@ -32,6 +32,50 @@ const toDate = (value: Date | string): Date => value instanceof Date ? value : n
 
 export class SecondFactorRepository {
   constructor (private readonly db: Db) {}
+
+  /** The data key as stored (sealed under SECRET_KEY), or undefined before the first start with LOCAL_MFA on. */
+  async sealedDataKey (): Promise<string | undefined> {
+    const row = await this.db.kysely.selectFrom('second_factor_key').select('sealed_key').where('singleton', '=', 1).executeTakeFirst()
+    return row?.sealed_key
+  }
+
+  /** Store the data key unless one is there already: true when this call's went in (replicas starting at once: one wins). */
+  async insertDataKeyIfAbsent (sealedKey: string, at: Date): Promise<boolean> {
+    const row = await this.db.kysely.insertInto('second_factor_key')
+      .values({ singleton: 1, sealed_key: sealedKey, created_at: at.toISOString(), updated_at: at.toISOString() })
+      .onConflict((oc) => oc.column('singleton').doNothing())
+      .returning('singleton')
+      .executeTakeFirst()
+    return row !== undefined
+  }
+
+  /** The same data key sealed anew (a rotation), if the stored value is still `expected`: whether this call's write went in. */
+  async replaceDataKey (expected: string, sealedKey: string, at: Date): Promise<boolean> {
+    const result = await this.db.kysely.updateTable('second_factor_key').set({ sealed_key: sealedKey, updated_at: at.toISOString() })
+      .where('singleton', '=', 1).where('sealed_key', '=', expected).executeTakeFirst()
+    return Number(result.numUpdatedRows) === 1
+  }
+
+  /**
+   * A new data key in place of `expected` (one no configured SECRET_KEY opens), only while no TOTP
+   * secret (pending or not) or recovery code depends on it, checked in the same statement.
+   */
+  async replaceUnusedDataKey (expected: string, sealedKey: string, at: Date): Promise<boolean> {
+    const result = await this.db.kysely.updateTable('second_factor_key').set({ sealed_key: sealedKey, updated_at: at.toISOString() })
+      .where('singleton', '=', 1).where('sealed_key', '=', expected)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('user_totp').select('user_id'))))
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('recovery_codes').select('user_id'))))
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows) === 1
+  }
+
+  /** Whether any TOTP secret or recovery code is stored (sealed or hashed under the data key). */
+  async hasSealedSecondFactors (): Promise<boolean> {
+    const totp = await this.db.kysely.selectFrom('user_totp').select('user_id').limit(1).executeTakeFirst()
+    if (totp !== undefined) return true
+    const code = await this.db.kysely.selectFrom('recovery_codes').select('user_id').limit(1).executeTakeFirst()
+    return code !== undefined
+  }
 
   async totpOf (userId: number): Promise<TotpRecord | undefined> {
     const row = await this.db.kysely.selectFrom('user_totp').selectAll().where('user_id', '=', userId).executeTakeFirst()

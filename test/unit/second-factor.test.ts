@@ -40,24 +40,22 @@ t.test('the otpauth URI names the issuer and account, and carries the secret', a
   t.equal(uri.searchParams.get('issuer'), 'My App')
 })
 
-t.test('recovery codes: ten distinct, typed loosely, hashed per user and key, matched in any key', async (t) => {
+t.test('recovery codes: ten distinct, typed loosely, hashed per user and key', async (t) => {
   const codes = newRecoveryCodes()
   t.equal(codes.length, RECOVERY_CODE_COUNT)
   t.equal(new Set(codes).size, RECOVERY_CODE_COUNT)
   for (const c of codes) t.match(c, /^[a-z2-9]{5}-[a-z2-9]{5}$/)
   t.equal(normaliseRecoveryCode(' ' + codes[0]!.toUpperCase().replace('-', ' ') + ' '), codes[0])
   for (const bad of [undefined, '', '123456', 'abcde-abcd', 'abcde-abcd0', 'x'.repeat(100)]) t.equal(normaliseRecoveryCode(bad), undefined, String(bad))
-  const hasher = new RecoveryCodeHasher(['key-one-0123456789abcdef0123456789'], 'deployment')
+  const hasher = new RecoveryCodeHasher(Buffer.alloc(32, 1))
   const stored = codes.map((c) => hasher.hash(7, c))
   t.notOk(stored.some((h, i) => h.includes(codes[i]!.replace('-', ''))), 'no code in its hash')
   t.equal(hasher.match(7, codes[3], stored), stored[3])
+  t.equal(hasher.match(7, codes[3]!.toUpperCase(), stored), stored[3], 'typed loosely')
   t.equal(hasher.match(8, codes[3], stored), undefined, 'bound to the user')
   t.equal(hasher.match(7, 'zzzzz-zzzzz', stored), undefined)
   t.equal(hasher.match(7, codes[3], []), undefined)
-  const rotated = new RecoveryCodeHasher(['key-two-0123456789abcdef0123456789', 'key-one-0123456789abcdef0123456789'], 'deployment')
-  t.equal(rotated.match(7, codes[3], stored), stored[3], 'a previous key still matches')
-  t.not(rotated.hash(7, codes[3]!), stored[3], 'the first key hashes')
-  t.equal(new RecoveryCodeHasher(['key-one-0123456789abcdef0123456789'], 'other').match(7, codes[3], stored), undefined, 'bound to the deployment')
+  t.equal(new RecoveryCodeHasher(Buffer.alloc(32, 2)).match(7, codes[3], stored), undefined, 'bound to the key')
 })
 
 t.test('step tokens: random, stored as a hash, anything else never looked up', async (t) => {

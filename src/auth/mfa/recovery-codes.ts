@@ -1,8 +1,9 @@
 // Recovery codes: ten one-time codes shown once at enrolment, for the day the authenticator is lost.
-// Stored as keyed hashes (HMAC-SHA-256 under a key derived from SECRET_KEY, bound to the user), so
-// the table alone gives nothing away and cannot be checked offline; compared in constant time.
+// Stored as keyed hashes (HMAC-SHA-256 under a key derived from the second-factor data key, bound
+// to the user), so the table alone gives nothing away and cannot be checked offline; compared in
+// constant time. The data key (data-key.ts), not SECRET_KEY: a SECRET_KEY rotation leaves the
+// hashes as they are.
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto'
-import { deriveKeys } from '../../session/keys.js'
 
 export const RECOVERY_CODE_COUNT = 10
 /** No 0/o, 1/l/i: codes are read off paper and typed by hand. 31 symbols, 10 of them: ~49.5 bits. */
@@ -35,32 +36,24 @@ export function looksLikeRecoveryCode (input: unknown): boolean {
 }
 
 export class RecoveryCodeHasher {
-  private readonly keys: Buffer[]
+  /** `key`: 32 bytes derived from the data key for this purpose (data-key.ts, RECOVERY_CODE_PURPOSE). */
+  constructor (private readonly key: Buffer) {}
 
-  constructor (secretKeys: string[], deploymentId: string) {
-    this.keys = deriveKeys(secretKeys, deploymentId, 'recovery-code-v1')
-  }
-
-  /** The stored form of a canonical code: the first key's hash, bound to the user. */
+  /** The stored form of a canonical code, bound to the user. */
   hash (userId: number, code: string): string {
-    return hashWith(this.keys[0]!, userId, code)
+    return hashWith(this.key, userId, code)
   }
 
-  /**
-   * Which stored hash (unused codes of the user) this input is, under any configured key (rotation),
-   * compared in constant time; undefined: none.
-   */
+  /** Which stored hash (unused codes of the user) this input is, compared in constant time; undefined: none. */
   match (userId: number, input: unknown, storedHashes: readonly string[]): string | undefined {
     const code = normaliseRecoveryCode(input)
     if (code === undefined) return undefined
-    const candidates = this.keys.map((key) => Buffer.from(hashWith(key, userId, code)))
+    const candidate = Buffer.from(hashWith(this.key, userId, code))
     let found: string | undefined
-    // Every pair is compared (no early exit): the time does not say which code, or whether one, matched.
+    // Every stored hash is compared (no early exit): the time does not say which code, or whether one, matched.
     for (const stored of storedHashes) {
       const bytes = Buffer.from(stored)
-      for (const candidate of candidates) {
-        if (bytes.length === candidate.length && timingSafeEqual(bytes, candidate)) found = stored
-      }
+      if (bytes.length === candidate.length && timingSafeEqual(bytes, candidate)) found = stored
     }
     return found
   }

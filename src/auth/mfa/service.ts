@@ -1,6 +1,7 @@
 // The second factors as the routes use them: TOTP enrolment and checks, recovery codes, the
-// second-step tokens. Secrets are sealed and codes hashed here, with keys derived from SECRET_KEY
-// and the deployment id; single use is the repository's (an UPDATE judged by the rows it changed).
+// second-step tokens. Secrets are sealed and codes hashed here, with keys derived from the
+// deployment's second-factor data key (data-key.ts; never directly under SECRET_KEY, so a SECRET_KEY
+// rotation leaves them working); single use is the repository's (an UPDATE judged by the rows it changed).
 import type { Clock } from '../../clock.js'
 import type { SecondFactorRepository, SecondFactorSummary } from '../../db/second-factors.js'
 import { SealedBox } from '../../session/sealed-box.js'
@@ -8,6 +9,7 @@ import type { SecondFactorKind } from '../../session/session.js'
 import { matchTotp, newTotpSecret, otpauthUri } from './totp.js'
 import { newRecoveryCodes, RecoveryCodeHasher } from './recovery-codes.js'
 import { MFA_TOKEN_TTL_MS, newStepToken, stepTokenHashOf } from './step-token.js'
+import { deriveFromDataKey, RECOVERY_CODE_PURPOSE, TOTP_SECRET_PURPOSE } from './data-key.js'
 
 /** A code checked: the factor it passed, or why not (`replayed`: a TOTP code of a step already used). */
 export type CodeCheck = { ok: true, factor: Extract<SecondFactorKind, 'totp' | 'recovery'> } | { ok: false, reason: 'wrong-code' | 'replayed' | 'no-factor' }
@@ -17,12 +19,27 @@ const SWEEP_INTERVAL_MS = 60_000
 
 export class SecondFactors {
   private lastSweep = 0
-  private readonly box: SealedBox
-  private readonly hasher: RecoveryCodeHasher
+  private readonly keyed: { box: SealedBox, hasher: RecoveryCodeHasher } | undefined
 
-  constructor (readonly repository: SecondFactorRepository, secretKeys: string[], deploymentId: string, private readonly clock: Clock) {
-    this.box = new SealedBox(secretKeys, deploymentId, 'totp-secret-v1', 'totp secret')
-    this.hasher = new RecoveryCodeHasher(secretKeys, deploymentId)
+  /**
+   * `dataKey`: the deployment's second-factor data key (loadDataKey, at start); undefined with
+   * LOCAL_MFA=off, where no route reaches what needs it.
+   */
+  constructor (readonly repository: SecondFactorRepository, dataKey: Buffer | undefined, private readonly clock: Clock) {
+    this.keyed = dataKey === undefined
+      ? undefined
+      : { box: SealedBox.withKeys([deriveFromDataKey(dataKey, TOTP_SECRET_PURPOSE)], 'totp secret'), hasher: new RecoveryCodeHasher(deriveFromDataKey(dataKey, RECOVERY_CODE_PURPOSE)) }
+  }
+
+  private get box (): SealedBox {
+    // Every route that seals or checks is behind LOCAL_MFA (404 when off): reaching here without a key is a bug.
+    if (this.keyed === undefined) throw new Error('second factors used without their data key (LOCAL_MFA=off)')
+    return this.keyed.box
+  }
+
+  private get hasher (): RecoveryCodeHasher {
+    if (this.keyed === undefined) throw new Error('second factors used without their data key (LOCAL_MFA=off)')
+    return this.keyed.hasher
   }
 
   async summaryOf (userId: number): Promise<SecondFactorSummary> {
@@ -72,7 +89,7 @@ export class SecondFactors {
     const record = await this.repository.totpOf(userId)
     if (record === undefined || record.confirmedAt === null) return { ok: false, reason: 'no-factor' }
     const secret = this.box.open(String(userId), record.sealedSecret)
-    // A secret no configured key opens (SECRET_KEY replaced without SECRET_KEY_PREVIOUS): no code can match.
+    // A secret the data key does not open (an altered row): no code can match.
     if (secret === undefined) return { ok: false, reason: 'wrong-code' }
     const now = this.clock.now() / 1000
     const step = await matchTotp(secret, code, now)
