@@ -19,9 +19,9 @@ if (TEST_DATABASE_URL === undefined) {
 
   t.test('GET /_authgate/account with the database down: a 503 page, not cached, with Retry-After', async (t) => {
     const schema = await createPostgresSchema()
-    const target = new URL(TEST_DATABASE_URL)
+    const target = new URL(TEST_DATABASE_URL!)
     const relay = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) })
-    const db = openDatabase(relay.through(TEST_DATABASE_URL), { schema: schema.schema })
+    const db = openDatabase(relay.through(TEST_DATABASE_URL!), { schema: schema.schema })
     const gw = await startGateway({ LOCAL_AUTH: 'password', LOCAL_MFA: 'optional' }, { db, upstream: upstream.url, revocationRefreshMs: 100 })
     t.teardown(async () => { await gw.close(); await db.close(); await relay.close(); await schema.drop() })
     await addUser(gw, 'alice')
