@@ -50,7 +50,7 @@ if (requireChromium(t)) {
     const account = await page.goto(`${gw.url}/_authgate/account`)
     t.equal(account?.status(), 200)
     t.equal(await page.title(), 'Your account · TimeTracker')
-    t.ok(await page.getByRole('link', { name: 'Passkeys' }).isVisible())
+    t.ok(await page.getByRole('link', { name: 'Add a passkey' }).isVisible(), 'the link to the passkeys page (no passkey yet)')
     t.ok(await page.getByRole('button', { name: 'Sign out everywhere' }).isVisible())
     await shoot(t, page, 'mfa-account')
 
