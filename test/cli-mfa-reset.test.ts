@@ -1,5 +1,5 @@
 // `authgate users mfa-reset <username>` as a real process on the database of a running gateway: the
-// user's second factors go (authenticator, recovery codes), their sessions end on the gateway, the
+// user's second factors go (authenticator, recovery codes, passkeys), their sessions end on the gateway, the
 // password alone signs in again, and the reset is an audit event. Usage mistakes exit 2, nothing done.
 import t from 'tap'
 import { resolve } from 'node:path'
@@ -7,7 +7,9 @@ import { startGateway } from './support/gateway.js'
 import { startUpstream } from './support/upstream.js'
 import { TestClock } from './support/clock.js'
 import { runNode, type ProcessResult } from './support/process.js'
-import { addUser, Browser, enrol } from './support/second-factor.js'
+import { addUser, Browser, enrol, PASSWORD } from './support/second-factor.js'
+import { SoftAuthenticator } from './support/soft-authenticator.js'
+import { cookieHeader, csrfTokenFrom, http, setCookies, type Response } from './support/http.js'
 
 const BIN = resolve('src/cli/bin.ts')
 const upstream = await startUpstream()
@@ -68,4 +70,42 @@ t.test('mfa-reset removes the second factors and ends the sessions', async (t) =
   const none = await cli('users', 'mfa-reset', 'bob')
   t.equal(none.code, 0)
   t.match(none.stdout, /bob had no second factor/)
+})
+
+t.test('mfa-reset removes the user\'s passkeys too (a passkey is a second factor)', async (t) => {
+  const gw = await startGateway({ LOCAL_AUTH: 'password', LOCAL_MFA: 'optional', DATABASE_URL: 'sqlite:./authgate.db' }, { upstream: upstream.url, revocationRefreshMs: 100 })
+  t.teardown(gw.close)
+  const cli = async (...args: string[]): Promise<ProcessResult> =>
+    await runNode(BIN, args, { cwd: gw.dir, env: { PATH: process.env.PATH ?? '', DATABASE_URL: 'sqlite:./authgate.db' } })
+  await addUser(gw, 'carol')
+  await addUser(gw, 'dan')
+  // Passkeys are offered at localhost (no PUBLIC_URL): requests carry that host.
+  const host = `localhost:${new URL(gw.url).port}`
+  const authenticator = new SoftAuthenticator(`http://${host}`)
+  const addPasskey = async (username: string): Promise<void> => {
+    let cookies: Record<string, string> = {}
+    const send = async (path: string, init: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<Response> => {
+      const res = await http(gw.url + path, { ...init, headers: { host, cookie: cookieHeader(cookies), ...init.headers } })
+      cookies = { ...cookies, ...setCookies(res.headers) }
+      return res
+    }
+    const page = await send('/login')
+    t.equal((await send('/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username, password: PASSWORD, csrf_token: csrfTokenFrom(page.body), next: '/' }).toString() })).status, 303)
+    const csrf = csrfTokenFrom((await send('/_authgate/account/passkeys')).body)
+    const json = { 'content-type': 'application/json', accept: 'application/json', 'x-authgate-csrf': csrf }
+    const options = JSON.parse((await send('/_authgate/account/passkeys/options', { method: 'POST', headers: json, body: JSON.stringify({ passwordless: true }) })).body)
+    const added = await send('/_authgate/account/passkeys', { method: 'POST', headers: json, body: JSON.stringify({ response: authenticator.register(options).answer, name: 'Key' }) })
+    t.equal(added.status, 201, `${username}: a passkey added`)
+  }
+  await addPasskey('carol')
+  await addPasskey('dan')
+  t.equal((await new Browser(gw.url).signIn('carol')).status, 200, 'the passkey is asked for after the password')
+
+  const reset = await cli('users', 'mfa-reset', 'carol')
+  t.equal(reset.code, 0, reset.stderr)
+  t.match(reset.stdout, /second factors of carol removed/, 'a user whose only factor is a passkey had one')
+  const left = await gw.db.kysely.selectFrom('passkeys').select('user_id').execute()
+  const dan = await gw.users.findByUsername('dan')
+  t.same(left.map((r) => Number(r.user_id)), [dan?.id], 'carol\'s passkey is gone, dan\'s stays')
+  t.equal((await new Browser(gw.url).signIn('carol')).status, 303, 'the password alone signs in again')
 })

@@ -31,26 +31,35 @@ export interface SecondStepPageOptions extends Brand {
   error?: string
   /** The user has passkeys and they can be used at this address: a button for them (passkeys.js). */
   passkey?: boolean
+  /**
+   * false: the user has no authenticator app (so no recovery codes either): with `passkey`, the code
+   * field is left out, since no code could be right, and the page asks for the passkey.
+   */
+  codes?: boolean
 }
 
 /** The second sign-in step: one field for an authenticator code or a recovery code, and a passkey button when the user has one. */
 export function secondStepPage (o: SecondStepPageOptions): string {
   const invalid = o.error !== undefined ? html` aria-invalid="true" aria-describedby="mfa-error"` : ''
+  // A passkey is this user's only factor: no code field (the form keeps the step's fields for passkeys.js).
+  const passkeyOnly = o.passkey === true && o.codes === false
   return page({
     ...brandOf(o),
     title: 'Two-step verification',
     body: html`<h1>Two-step verification</h1>
-<p class="lead">Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>
+<p class="lead">${passkeyOnly ? 'Use your passkey to finish signing in.' : 'Enter the 6-digit code from your authenticator app, or one of your recovery codes.'}</p>
 ${o.error !== undefined ? messageBox('error', o.error, 'mfa-error') : ''}
-<form method="post" action="/login/mfa" novalidate>
+<form method="post" action="/login/mfa" novalidate${passkeyOnly ? ' hidden' : ''}>
 <input type="hidden" name="csrf_token" value="${o.csrfToken}">
 <input type="hidden" name="mfa_token" value="${o.mfaToken}">
 <input type="hidden" name="next" value="${o.next}">
-<div class="field">
+${passkeyOnly
+      ? ''
+      : html`<div class="field">
 <label for="code">Code</label>
 <input type="text" class="code" id="code" name="code" inputmode="text" autocomplete="one-time-code" autocapitalize="none" spellcheck="false" maxlength="32" required autofocus${invalid}>
 </div>
-<button class="button" type="submit">Verify</button>
+<button class="button" type="submit">Verify</button>`}
 </form>
 ${o.passkey === true
       // Hidden until the script finds WebAuthn: without it the page is the code form alone.

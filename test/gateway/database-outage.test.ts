@@ -54,6 +54,7 @@ const linesWith = (logs: Logs, msg: RegExp): Array<Record<string, unknown>> => l
 function assertUnavailablePage (t: Test, res: { status: number, headers: Record<string, unknown>, body: string }, what: string): void {
   t.equal(res.status, 503, `${what}: 503`)
   t.match(String(res.headers['content-type']), /^text\/html/, `${what}: a page`)
+  t.equal(res.headers['cache-control'], 'no-store', `${what}: not cached`)
   t.match(res.body, /cannot reach its database/, `${what}: says why`)
   t.match(res.body, /[Tt]ry again/, `${what}: and what to do`)
   t.notMatch(res.body, /\bat \S+ \(|node_modules|ECONNREFUSED|Connection terminated|SQLITE_|stack/i, `${what}: nothing internal`)

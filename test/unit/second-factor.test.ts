@@ -10,6 +10,7 @@ import { RefreshTokenCipher } from '../../src/session/refresh-token-cipher.js'
 import { secondFactorHold } from '../../src/auth/mfa/gate.js'
 import { newSessionPayload, parseSessionPayload } from '../../src/session/session.js'
 import { base32Decode, totpCode } from '../support/totp.js'
+import { secondStepPage } from '../../src/pages/second-factor.js'
 
 // RFC 6238 appendix B: the SHA-1 seed "12345678901234567890"; at T=59 s the 8-digit code is 94287082.
 const RFC_SECRET = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
@@ -107,4 +108,24 @@ t.test('LOCAL_MFA=required holds sessions without a second factor; SSO and optio
   t.equal(secondFactorHold('required', { m: 'oidc' }), undefined, 'the IdP handles SSO users\' factors')
   t.equal(secondFactorHold('optional', { m: 'local' }), undefined)
   t.equal(secondFactorHold('off', { m: 'local' }), undefined)
+})
+
+t.test('the second step page: a code field unless a passkey is the only factor', async (t) => {
+  const base = { appName: 'Acme', csrfToken: 'c'.repeat(43), mfaToken: 'm'.repeat(43), next: '/x?y=1' }
+  const codesOnly = secondStepPage(base)
+  t.match(codesOnly, 'name="code"')
+  t.notMatch(codesOnly, /passkey|<script/i)
+  const both = secondStepPage({ ...base, passkey: true, codes: true })
+  t.match(both, 'name="code"')
+  t.match(both, 'id="passkey-second-factor"')
+  t.match(both, '<script src="/_authgate/static/passkeys.js" defer></script>')
+  const passkeyOnly = secondStepPage({ ...base, passkey: true, codes: false })
+  t.notMatch(passkeyOnly, 'name="code"', 'no code could be right')
+  t.notMatch(passkeyOnly, '>Verify</button>')
+  t.match(passkeyOnly, 'Use your passkey to finish signing in.')
+  t.match(passkeyOnly, /<form method="post" action="\/login\/mfa" novalidate hidden>/)
+  for (const field of ['csrf_token', 'mfa_token', 'next']) t.match(passkeyOnly, `name="${field}"`, `${field} kept for passkeys.js`)
+  t.match(passkeyOnly, 'id="passkey-second-factor"')
+  // Without a usable passkey the code form stays, whatever `codes` says: the page is never empty.
+  t.match(secondStepPage({ ...base, passkey: false, codes: false }), 'name="code"')
 })

@@ -8,7 +8,7 @@ import QRCode from 'qrcode'
 import type { Config } from '../../config/index.js'
 import type { UserRepository } from '../../db/users.js'
 import type { Sessions } from '../../session/index.js'
-import type { SessionPayload } from '../../session/session.js'
+import type { SecondFactorKind, SessionPayload } from '../../session/session.js'
 import type { RevocationList } from '../../session/revocations.js'
 import type { Metrics } from '../../ops/metrics.js'
 import { auditRequest } from '../../ops/audit.js'
@@ -125,7 +125,7 @@ export const accountRoutes: FastifyPluginAsync<AccountDeps> = async (app, deps) 
   }
 
   /** A new session for the same user (the current one ends): after enrolling, or removing, a factor. */
-  const restart = async (request: FastifyRequest, session: SessionPayload, outcome: { secondFactor?: 'totp', enrolmentPending?: boolean }): Promise<void> => {
+  const restart = async (request: FastifyRequest, session: SessionPayload, outcome: { secondFactor?: SecondFactorKind, enrolmentPending?: boolean }): Promise<void> => {
     const user = await users.findById(session.uid)
     if (user === undefined) return
     await sessions.start(request, user, 'local', outcome)
@@ -174,13 +174,18 @@ export const accountRoutes: FastifyPluginAsync<AccountDeps> = async (app, deps) 
   app.post<{ Body: CsrfForm }>(ACCOUNT_PATH + '/totp/remove', { bodyLimit: 16 * 1024 }, async (request, reply) => {
     const session = await formSession(request, reply, true)
     if (session === undefined) return reply
-    if (await currentCode(request, reply, session) === undefined) return reply
+    const factor = await currentCode(request, reply, session)
+    if (factor === undefined) return reply
     await secondFactors.removeTotp(session.uid)
     auditRequest(request, { audit: 'second-factor-removed', user: session.u, by: 'user', factor: 'totp' })
     // With LOCAL_MFA=required and no factor left (no passkey either), its session is held until it enrols again.
-    const required = config.localMfa === 'required' && !(await secondFactors.hasConfirmedFactor(session.uid))
-    await restart(request, session, required ? { enrolmentPending: true } : {})
-    const next = { ...session, f: undefined, ...(required ? { pe: true as const } : {}) }
+    // With a passkey left, the new session stays one that passed a factor (the one it signed in with, or
+    // the code just checked): started without one, LOCAL_MFA=required would hold it although the user has a factor.
+    const factorLeft = await secondFactors.hasConfirmedFactor(session.uid)
+    const required = config.localMfa === 'required' && !factorLeft
+    const outcome = required ? { enrolmentPending: true } : factorLeft ? { secondFactor: session.f ?? factor } : {}
+    await restart(request, session, outcome)
+    const next = { ...session, f: outcome.secondFactor, ...(required ? { pe: true as const } : {}) }
     return await showAccount(request, reply, next, 200, { notice: MFA_MESSAGES.totpRemoved })
   })
 

@@ -57,7 +57,9 @@ export async function secondStepRoutes (app: FastifyInstance, deps: SecondStepDe
   const renderSecondStep: SecondStepRenderer = async (request, reply, status, { userId, ...o }) => {
     const passkey = userId !== undefined && passkeyRelyingParty(config, request) !== undefined && (await deps.passkeys.listForUser(userId)).length > 0
     if (passkey) allowOwnScripts(reply, imgSources)
-    return await reply.code(status).type('text/html; charset=utf-8').send(secondStepPage({ ...brand, csrfToken: sessions.csrfToken(request, reply), ...o, passkey }))
+    // Without an authenticator app there are no codes to type (recovery codes come with the app).
+    const codes = !passkey || userId === undefined || (await secondFactors.summaryOf(userId).then((s) => s.totp === 'confirmed'))
+    return await reply.code(status).type('text/html; charset=utf-8').send(secondStepPage({ ...brand, csrfToken: sessions.csrfToken(request, reply), ...o, passkey, codes }))
   }
 
   app.post<{ Body: SecondStepForm }>('/login/mfa', { bodyLimit: 16 * 1024 }, async (request, reply) => {
