@@ -93,7 +93,7 @@ t.test('mfa-reset removes the user\'s passkeys too (a passkey is a second factor
     t.equal((await send('/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username, password: PASSWORD, csrf_token: csrfTokenFrom(page.body), next: '/' }).toString() })).status, 303)
     const csrf = csrfTokenFrom((await send('/_authgate/account/passkeys')).body)
     const json = { 'content-type': 'application/json', accept: 'application/json', 'x-authgate-csrf': csrf }
-    const options = JSON.parse((await send('/_authgate/account/passkeys/options', { method: 'POST', headers: json, body: JSON.stringify({ passwordless: true }) })).body)
+    const options = JSON.parse((await send('/_authgate/account/passkeys/options', { method: 'POST', headers: json, body: JSON.stringify({ passwordless: true, password: PASSWORD }) })).body)
     const added = await send('/_authgate/account/passkeys', { method: 'POST', headers: json, body: JSON.stringify({ response: authenticator.register(options).answer, name: 'Key' }) })
     t.equal(added.status, 201, `${username}: a passkey added`)
   }

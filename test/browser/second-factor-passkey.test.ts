@@ -43,6 +43,7 @@ if (requireChromium(t)) {
     await page.waitForURL(`${base}/_authgate/account/passkeys`)
     await page.getByLabel('Name').fill('Security key')
     await page.getByLabel('Use it to sign in without a password').setChecked(false)
+    await page.getByLabel('Your current password').fill(PASSWORD)
     await Promise.all([page.waitForURL(`${base}/_authgate/account/passkeys?added=1`), page.getByRole('button', { name: 'Add a passkey' }).click()])
     t.match(await page.locator('.passkeys').textContent(), /Security key[\s\S]*Second factor only/)
     await page.goto(`${base}/_authgate/account`)

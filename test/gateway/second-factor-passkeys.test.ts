@@ -54,7 +54,7 @@ class Browser {
   /** Register a passkey through the passkeys page (signed in). */
   async addPasskey (authenticator: SoftAuthenticator, name: string, passwordless = false): Promise<{ status: number, credential: SoftCredential, headers: Response['headers'] }> {
     await this.request('/_authgate/account/passkeys')
-    const options = await this.json('/_authgate/account/passkeys/options', { passwordless })
+    const options = await this.json('/_authgate/account/passkeys/options', { passwordless, password: PASSWORD })
     if (options.status !== 200) throw new Error(`registration options: ${options.status}`)
     const { answer, credential } = authenticator.register(options.body)
     const added = await this.json('/_authgate/account/passkeys', { response: answer, name })
@@ -146,7 +146,7 @@ t.test('LOCAL_MFA=optional: a passkey as the only second factor', async (t) => {
     const first = await browser.signIn('carol')
     t.equal(first.status, 303, 'no factor: the password signs in')
     // carol enrols an authenticator app: the second step, without a passkey button.
-    const begun = await browser.form('/_authgate/account/totp', { csrf_token: browser.csrf })
+    const begun = await browser.form('/_authgate/account/totp', { csrf_token: browser.csrf, password: PASSWORD })
     const secret = secretFrom(begun.body)
     t.equal((await browser.form('/_authgate/account/totp/confirm', { csrf_token: csrfTokenFrom(begun.body), code: totpCode(secret, clock.now()) })).status, 200)
     const step = await new Browser(gw).signIn('carol')
@@ -288,7 +288,7 @@ t.test('LOCAL_MFA=required: a passkey frees a held session, removing the last fa
   await t.test('with TOTP and a passkey, removing TOTP does not hold', async (t) => {
     const erin = new Browser(gw)
     t.equal((await erin.signIn('erin')).headers.location, '/_authgate/account')
-    const begun = await erin.form('/_authgate/account/totp', { csrf_token: csrfTokenFrom((await erin.request('/_authgate/account')).body) })
+    const begun = await erin.form('/_authgate/account/totp', { csrf_token: csrfTokenFrom((await erin.request('/_authgate/account')).body), password: PASSWORD })
     const secret = secretFrom(begun.body)
     const confirmed = await erin.form('/_authgate/account/totp/confirm', { csrf_token: csrfTokenFrom(begun.body), code: totpCode(secret, clock.now()) })
     t.equal(recoveryCodesFrom(confirmed.body).length, 10)
