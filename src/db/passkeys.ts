@@ -8,7 +8,8 @@ import type { PasskeysTable } from './schema.js'
 
 export type ChallengePurpose = 'register' | 'register-passwordless' | 'sign-in' | 'second-factor'
 
-export interface Passkey {
+/** A passkey as registration stores it. */
+export interface NewPasskey {
   /** The credential id, base64url. */
   id: string
   userId: number
@@ -18,18 +19,11 @@ export interface Passkey {
   transports: string[]
   name: string
   passwordless: boolean
-  createdAt: Date
-  lastUsedAt: Date | null
 }
 
-export interface NewPasskey {
-  id: string
-  userId: number
-  publicKey: Uint8Array<ArrayBuffer>
-  counter: number
-  transports: string[]
-  name: string
-  passwordless: boolean
+export interface Passkey extends NewPasskey {
+  createdAt: Date
+  lastUsedAt: Date | null
 }
 
 /** Passkeys one user may hold: enough for every device they own, not a table anyone can fill. */
@@ -115,12 +109,6 @@ export class PasskeyRepository {
   async remove (userId: number, id: string): Promise<Passkey | undefined> {
     const row = await this.db.kysely.deleteFrom('passkeys').where('id', '=', id).where('user_id', '=', userId).returningAll().executeTakeFirst()
     return row === undefined ? undefined : toPasskey(row)
-  }
-
-  /** Remove all the user's passkeys (`authgate users mfa-reset`); returns how many. */
-  async removeAllForUser (userId: number): Promise<number> {
-    const result = await this.db.kysely.deleteFrom('passkeys').where('user_id', '=', userId).executeTakeFirst()
-    return Number(result.numDeletedRows)
   }
 
   /** A challenge issued now, valid until `expiresAt` (ms), for one purpose (and user, when known). */

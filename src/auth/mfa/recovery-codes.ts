@@ -30,11 +30,6 @@ export function normaliseRecoveryCode (input: unknown): string | undefined {
   return `${s.slice(0, GROUP)}-${s.slice(GROUP)}`
 }
 
-/** Whether the input looks like a recovery code rather than a TOTP code (the one field takes both). */
-export function looksLikeRecoveryCode (input: unknown): boolean {
-  return normaliseRecoveryCode(input) !== undefined
-}
-
 export class RecoveryCodeHasher {
   /** `key`: 32 bytes derived from the data key for this purpose (data-key.ts, RECOVERY_CODE_PURPOSE). */
   constructor (private readonly key: Buffer) {}

@@ -28,37 +28,30 @@ export function knownTransports (v: unknown): AuthenticatorTransportFuture[] {
   return [...new Set(v.filter((t): t is AuthenticatorTransportFuture => typeof t === 'string' && TRANSPORTS.has(t)))].slice(0, TRANSPORTS.size)
 }
 
+/** The answer rebuilt from the checked fields only: nothing else the request carried goes on to the library. */
+function rebuilt<R> (id: string, response: R): { id: string, rawId: string, type: 'public-key', clientExtensionResults: Record<string, never>, response: R } {
+  return { id, rawId: id, type: 'public-key', clientExtensionResults: {}, response }
+}
+
 export function parseRegistrationResponse (v: unknown): RegistrationResponseJSON | undefined {
   if (!common(v) || !b64(v.response.attestationObject, 16_384)) return undefined
   const r = v.response
-  return {
-    id: v.id,
-    rawId: v.id,
-    type: 'public-key',
-    clientExtensionResults: {},
-    response: {
-      clientDataJSON: r.clientDataJSON as string,
-      attestationObject: r.attestationObject as string,
-      transports: knownTransports(r.transports)
-    }
-  }
+  return rebuilt(v.id, {
+    clientDataJSON: r.clientDataJSON as string,
+    attestationObject: r.attestationObject as string,
+    transports: knownTransports(r.transports)
+  })
 }
 
 export function parseAuthenticationResponse (v: unknown): AuthenticationResponseJSON | undefined {
   if (!common(v) || !b64(v.response.authenticatorData, 4096) || !b64(v.response.signature, 2048)) return undefined
   const r = v.response
   if (r.userHandle !== undefined && r.userHandle !== null && !b64(r.userHandle, 128, 0)) return undefined
-  return {
-    id: v.id,
-    rawId: v.id,
-    type: 'public-key',
-    clientExtensionResults: {},
-    response: {
-      clientDataJSON: r.clientDataJSON as string,
-      authenticatorData: r.authenticatorData as string,
-      signature: r.signature as string
-    }
-  }
+  return rebuilt(v.id, {
+    clientDataJSON: r.clientDataJSON as string,
+    authenticatorData: r.authenticatorData as string,
+    signature: r.signature as string
+  })
 }
 
 /** The name a user gives a passkey: trimmed, 1 to 64 characters, no control characters. */
