@@ -36,7 +36,7 @@ import { IdentityIssuer } from './identity/issuer.js'
 import { AssertionSigner } from './identity/jwt.js'
 import { jwksRoute } from './identity/jwks-route.js'
 import { normalizeRequestTarget } from './proxy/access.js'
-import { brandOf, messagePage } from './pages/layout.js'
+import { brandOf, logoImgSources, messagePage } from './pages/layout.js'
 import { setPageSecurityHeaders } from './pages/security-headers.js'
 import { staticRoutes } from './pages/static.js'
 import { headerTimeoutServerOptions, logHeaderTimeouts } from './proxy/client-limits.js'
@@ -156,7 +156,7 @@ export async function buildApp (options: AppOptions): Promise<Gateway> {
   })
 
   // A LOGO_URL on another origin must be allowed to load on every gateway page.
-  const imgSources = config.logo?.origin !== undefined ? [config.logo.origin] : []
+  const imgSources = logoImgSources(config)
   const brand = brandOf(config)
   const metrics = new Metrics()
   logHeaderTimeouts(app.server, app.log, metrics.clientsRefused)

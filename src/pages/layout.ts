@@ -18,6 +18,11 @@ export function brandOf (config: { appName: string, logo?: { src: string } | und
   return { appName: config.appName, logo: config.logo?.src }
 }
 
+/** The image origins the pages' CSP must allow besides their own: a LOGO_URL on another origin. */
+export function logoImgSources (config: { logo?: { origin?: string } | undefined }): string[] {
+  return config.logo?.origin !== undefined ? [config.logo.origin] : []
+}
+
 export interface PageOptions extends Brand {
   title: string
   body: SafeHtml

@@ -4,7 +4,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config/index.js'
 import type { Sessions } from '../session/index.js'
-import { brandOf } from './layout.js'
+import { brandOf, logoImgSources } from './layout.js'
 import { loginPage, type SsoButton } from './login.js'
 import { allowOwnScripts } from './security-headers.js'
 import { passkeyRelyingParty } from '../auth/passkeys/availability.js'
@@ -31,7 +31,7 @@ export function loginRenderer (config: Config, sessions: Pick<Sessions, 'csrfTok
     // One provider down with others up: its button says so. The only provider's says so when clicked.
     unavailable: config.multipleProviders && client.unavailable
   }))
-  const imgSources = config.logo?.origin !== undefined ? [config.logo.origin] : []
+  const imgSources = logoImgSources(config)
   return (request, reply, status, next, extra = {}) => {
     // Passkeys where this request can have a relying party (PUBLIC_URL, or localhost in development).
     const passkey = passkeyRelyingParty(config, request) !== undefined

@@ -10,7 +10,7 @@ import type { User, UserRepository } from '../../db/users.js'
 import type { Sessions } from '../../session/index.js'
 import type { Metrics } from '../../ops/metrics.js'
 import { auditRequest } from '../../ops/audit.js'
-import { brandOf, messagePage } from '../../pages/layout.js'
+import { brandOf, logoImgSources, messagePage } from '../../pages/layout.js'
 import { MESSAGES } from '../../pages/login.js'
 import type { LoginRenderer } from '../../pages/login-renderer.js'
 import { MFA_MESSAGES, SECOND_STEP_PASSKEY_PATH, secondStepPage } from '../../pages/second-factor.js'
@@ -53,7 +53,7 @@ const PASSKEY_BODY_LIMIT = 32 * 1024
 export async function secondStepRoutes (app: FastifyInstance, deps: SecondStepDeps): Promise<{ renderSecondStep: SecondStepRenderer }> {
   const { config, users, sessions, metrics, secondFactors, throttle } = deps
   const brand = brandOf(config)
-  const imgSources = config.logo?.origin !== undefined ? [config.logo.origin] : []
+  const imgSources = logoImgSources(config)
   const renderSecondStep: SecondStepRenderer = async (request, reply, status, { userId, ...o }) => {
     const passkey = userId !== undefined && passkeyRelyingParty(config, request) !== undefined && (await deps.passkeys.listForUser(userId)).length > 0
     if (passkey) allowOwnScripts(reply, imgSources)

@@ -14,7 +14,7 @@ import type { SessionPayload } from '../../session/session.js'
 import type { Metrics } from '../../ops/metrics.js'
 import type { Clock } from '../../clock.js'
 import { auditRequest } from '../../ops/audit.js'
-import { brandOf, messagePage } from '../../pages/layout.js'
+import { brandOf, logoImgSources, messagePage } from '../../pages/layout.js'
 import { allowOwnScripts } from '../../pages/security-headers.js'
 import { PASSKEYS_PAGE_PATH, passkeysPage } from '../../pages/passkeys.js'
 import { safeNextPath } from '../next-url.js'
@@ -77,7 +77,7 @@ export const passkeyRoutes: FastifyPluginAsync<PasskeyRouteDeps> = async (app, d
   const ceremonies = new PasskeyCeremonies(passkeys, clock, config.appName)
   const { throttle } = deps
   const brand = brandOf(config)
-  const imgSources = config.logo?.origin !== undefined ? [config.logo.origin] : []
+  const imgSources = logoImgSources(config)
   const limitOptions = { limit: PASSKEY_OPTIONS_PER_MINUTE, windowMs: 60_000, maxKeys: RATE_LIMIT_ADDRESSES }
   const limiters = { signIn: new RateLimiter(limitOptions), register: new RateLimiter(limitOptions) }
 
